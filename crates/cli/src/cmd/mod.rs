@@ -1,0 +1,24 @@
+use std::path::Path;
+
+use crate::cli::{Cli, Command};
+
+mod plan;
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Plan(args) => plan::run(args),
+    }
+}
+
+/// Loads and validates a config file. Its errors keep their [`lennonnet_config::ConfigError`]
+/// type so that `main` can give them the usage exit code.
+pub fn load_config(path: &Path) -> anyhow::Result<lennonnet_config::Config> {
+    let config = lennonnet_config::load(path)?;
+    tracing::debug!(path = %path.display(), groups = config.groups.len(), "config loaded");
+    Ok(config)
+}
+
+/// Writes to stdout with a context that names it, so a closed pipe is recognised.
+pub fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    anyhow::Error::new(e).context("cannot write to stdout")
+}

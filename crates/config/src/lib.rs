@@ -1,0 +1,77 @@
+//! Lennonnet's configuration: the TOML schema, its defaults and its validation.
+//!
+//! Loading is strict. Unknown keys are errors, names carry their units (`timeout_secs`,
+//! `max_bytes`), and every error names the file, the line, the column and the key, and says
+//! what was expected and what was found. Cross-field checks (a group's label is a declared
+//! class, group names are unique, counts are positive, ...) are made after parsing and point at
+//! the offending key in the same way.
+//!
+//! Relative paths in a config file (`dataset.root_dir`, `words.file`) are relative to the
+//! folder that holds the config file, so a config means the same thing from any working
+//! directory.
+
+mod error;
+mod schema;
+mod validate;
+mod words;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, Location};
+pub use schema::*;
+pub use words::{WORDS_COMMENT, parse_word_list};
+
+/// Reads, parses and validates the config file at `path`, and loads the word list it names.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut config = parse(&src, path)?;
+    config.resolve_paths(&base);
+    if let Some(words) = &mut config.words {
+        let text = std::fs::read_to_string(&words.file).map_err(|source| ConfigError::Read {
+            path: words.file.clone(),
+            source,
+        })?;
+        words.list = parse_word_list(&text, &words.file)?;
+        validate::check_words(words, &src, path)?;
+    }
+    Ok(config)
+}
+
+/// Parses and validates config text. `path` is only used in error messages. Word lists are not
+/// read: [`Config::words`]'s `list` stays empty.
+pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
+    let de =
+        toml::de::Deserializer::parse(src).map_err(|e| error::from_toml(e, None, src, path))?;
+    let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key_path = e.path().clone();
+        error::from_toml(e.into_inner(), Some(&key_path), src, path)
+    })?;
+    validate::check(&config, src, path)?;
+    Ok(config)
+}
+
+impl Config {
+    fn resolve_paths(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.dataset.root_dir);
+        if let Some(words) = &mut self.words {
+            join(&mut words.file);
+        }
+    }
+
+    /// The folder of this config's dataset: `<root_dir>/<name>`.
+    pub fn dataset_dir(&self) -> PathBuf {
+        self.dataset.root_dir.join(self.dataset.name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,365 @@
+//! The config schema. Every struct denies unknown keys; every section but `dataset`, `class`,
+//! `group` and `split` has defaults. The README's config reference follows this file.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use lennonnet_core::{EngineKind, Group, Label, Purpose};
+use serde::{Deserialize, Deserializer};
+
+/// A whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub dataset: DatasetConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub engines: EnginesConfig,
+    #[serde(default)]
+    pub fetch: FetchConfig,
+    #[serde(default)]
+    pub image: ImageConfig,
+    /// `[[class]]`: the labels the model learns. At least two.
+    #[serde(rename = "class")]
+    pub classes: Vec<ClassConfig>,
+    /// `[[group]]`: named sets of queries, each for one class.
+    #[serde(rename = "group", default)]
+    pub groups: Vec<GroupConfig>,
+    /// `[words]`: many small groups, one per word chosen from a word list by a seed.
+    #[serde(default)]
+    pub words: Option<WordsConfig>,
+    pub split: SplitConfig,
+}
+
+/// `[dataset]`: what the dataset is called and where it lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    /// The dataset's folder name under `root_dir`.
+    pub name: Group,
+    /// The folder that holds datasets, relative to the config file. Default `../datasets`.
+    #[serde(default = "default_root_dir")]
+    pub root_dir: PathBuf,
+}
+
+fn default_root_dir() -> PathBuf {
+    PathBuf::from("../datasets")
+}
+
+/// `[http]`: settings shared by every HTTP request, to engines and to image hosts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// An honest, descriptive User-Agent. Wikimedia Commons refuses generic ones.
+    pub user_agent: String,
+    /// A proxy URL for all requests (`http://`, `https://` or `socks5://`). When absent, the
+    /// usual `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` environment variables apply.
+    pub proxy: Option<String>,
+    /// Allow targets that resolve to loopback, private, link-local, multicast or unspecified
+    /// addresses. Off for the real web; the offline mirror and the tests turn it on.
+    pub allow_private_addresses: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            user_agent: concat!(
+                "lennonnet/",
+                env!("CARGO_PKG_VERSION"),
+                " (image dataset builder; one request at a time per engine; +https://example.invalid/lennonnet)"
+            )
+            .to_string(),
+            proxy: None,
+            allow_private_addresses: false,
+        }
+    }
+}
+
+/// How several engines are combined for one query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineStrategy {
+    /// Use the first engine in `order`; the next ones only for groups still short of images.
+    Fallback,
+    /// Use every engine in `order` for every query.
+    All,
+}
+
+/// `[engines]`: which search engines to use, in what order, and how politely.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnginesConfig {
+    /// Engines in order of preference. Default `["duckduckgo", "bing", "wikimedia_commons"]`.
+    pub order: Vec<EngineKind>,
+    /// `fallback` (default) or `all`.
+    pub strategy: EngineStrategy,
+    /// Retries of one engine request after a rate limit, a 5xx or a network error.
+    pub max_retries: u32,
+    pub duckduckgo: EngineConfig,
+    pub bing: EngineConfig,
+    pub wikimedia_commons: EngineConfig,
+}
+
+impl Default for EnginesConfig {
+    fn default() -> Self {
+        Self {
+            order: EngineKind::ALL.to_vec(),
+            strategy: EngineStrategy::Fallback,
+            max_retries: 5,
+            duckduckgo: EngineConfig::default(),
+            bing: EngineConfig::default(),
+            wikimedia_commons: EngineConfig::default(),
+        }
+    }
+}
+
+impl EnginesConfig {
+    pub fn engine(&self, kind: EngineKind) -> &EngineConfig {
+        match kind {
+            EngineKind::DuckDuckGo => &self.duckduckgo,
+            EngineKind::Bing => &self.bing,
+            EngineKind::WikimediaCommons => &self.wikimedia_commons,
+        }
+    }
+
+    /// The base URL requests to `kind` go to: the configured one, or the real engine's.
+    pub fn base_url(&self, kind: EngineKind) -> &str {
+        self.engine(kind).base_url.as_deref().unwrap_or(match kind {
+            EngineKind::DuckDuckGo => "https://duckduckgo.com",
+            EngineKind::Bing => "https://www.bing.com",
+            EngineKind::WikimediaCommons => "https://commons.wikimedia.org",
+        })
+    }
+}
+
+/// `[engines.<name>]`: one engine's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Where the engine is. Default: the real engine. Point it at the offline mirror to test.
+    pub base_url: Option<String>,
+    /// Pacing: at most this many requests per second to this engine.
+    pub requests_per_sec: f64,
+    /// Stop paging a query after this many results (the engines stop near 1,000 anyway).
+    pub max_results: u32,
+    /// Timeout of one request to the engine.
+    pub timeout_secs: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            requests_per_sec: 1.0,
+            max_results: 1000,
+            timeout_secs: 30,
+        }
+    }
+}
+
+/// `[fetch]`: download limits for images.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchConfig {
+    /// Downloads in flight at once, over all hosts.
+    pub concurrency: u32,
+    /// Downloads in flight at once to one host.
+    pub per_host_concurrency: u32,
+    /// Pacing: at most this many new requests per second to one host.
+    pub per_host_requests_per_sec: f64,
+    pub connect_timeout_secs: u64,
+    /// Time allowed from the request to the response headers.
+    pub first_byte_timeout_secs: u64,
+    /// Time allowed for a whole download.
+    pub total_timeout_secs: u64,
+    /// A body that arrives slower than this, measured over `stall_window_secs`, is abandoned.
+    pub stall_min_bytes_per_sec: u64,
+    pub stall_window_secs: u64,
+    /// Larger bodies are refused, from Content-Length or while streaming.
+    pub max_bytes: u64,
+    pub max_redirects: u32,
+    /// Retries of one download after a transient failure (connect error, timeout, 5xx, 429).
+    pub max_retries: u32,
+    /// First backoff delay; it doubles on each retry, with jitter.
+    pub retry_base_delay_ms: u64,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            per_host_concurrency: 4,
+            per_host_requests_per_sec: 8.0,
+            connect_timeout_secs: 10,
+            first_byte_timeout_secs: 20,
+            total_timeout_secs: 60,
+            stall_min_bytes_per_sec: 2048,
+            stall_window_secs: 10,
+            max_bytes: 20_000_000,
+            max_redirects: 5,
+            max_retries: 3,
+            retry_base_delay_ms: 500,
+        }
+    }
+}
+
+/// What to do with animated images (GIF, WebP, APNG).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnimatedPolicy {
+    /// Keep the image; its first frame is what is hashed and trained on.
+    FirstFrame,
+    /// Refuse it with a recorded reason.
+    Reject,
+}
+
+/// `[image]`: which downloaded images are accepted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImageConfig {
+    /// Images whose shorter side is below this are refused (read from the header, before decoding).
+    pub min_side_px: u32,
+    /// Images with more pixels than this are refused before decoding: the decompression-bomb guard.
+    pub max_pixels: u64,
+    /// `first_frame` (default) or `reject`.
+    pub animated: AnimatedPolicy,
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        Self {
+            min_side_px: 64,
+            max_pixels: 40_000_000,
+            animated: AnimatedPolicy::FirstFrame,
+        }
+    }
+}
+
+/// `[[class]]`: one label the model learns.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassConfig {
+    pub name: Label,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `[[group]]`: a named set of queries for one class, with a wanted number of images.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    pub name: Group,
+    /// The class its images are labelled with; must be a declared `[[class]]`.
+    pub label: Label,
+    /// `train` (default): curated into train/val/test. `eval`: a held-out evaluation set.
+    #[serde(default = "default_purpose")]
+    pub purpose: Purpose,
+    /// Distinct valid images wanted. The group's queries are worked until it has them.
+    pub wanted: Count,
+    /// Search texts, most specific first.
+    pub queries: Vec<String>,
+    /// Engines for this group, overriding `engines.order`.
+    #[serde(default)]
+    pub engines: Option<Vec<EngineKind>>,
+}
+
+fn default_purpose() -> Purpose {
+    Purpose::Train
+}
+
+/// `[words]`: random-word groups. `count` words are chosen from the word list by `seed`; each
+/// becomes a group `<group_prefix><word>` with `wanted` images and one query per template.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WordsConfig {
+    /// The word list: one lowercase word per line, `#` comments. Relative to the config file.
+    pub file: PathBuf,
+    /// The same seed picks the same words on every machine and release.
+    pub seed: u64,
+    /// How many words to pick.
+    pub count: Count,
+    /// Images wanted per word.
+    pub wanted: Count,
+    /// The class of every word group.
+    pub label: Label,
+    #[serde(default = "default_purpose")]
+    pub purpose: Purpose,
+    /// Word groups are named `<group_prefix><word>`. Default `word_`.
+    #[serde(default = "default_group_prefix")]
+    pub group_prefix: String,
+    /// Query texts; `{word}` is replaced by the word. Default `["{word}"]`.
+    #[serde(default = "default_templates")]
+    pub query_templates: Vec<String>,
+    /// Engines for word groups, overriding `engines.order`.
+    #[serde(default)]
+    pub engines: Option<Vec<EngineKind>>,
+    /// The words read from `file` (filled in by [`crate::load`]).
+    #[serde(skip)]
+    pub list: Vec<String>,
+}
+
+fn default_group_prefix() -> String {
+    "word_".to_string()
+}
+
+fn default_templates() -> Vec<String> {
+    vec!["{word}".to_string()]
+}
+
+/// `[split]`: how the curated images are split into train, validation and test.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitConfig {
+    /// The key of the split hash. Another key gives another split; keep it to keep the split.
+    pub key: String,
+    /// Share of the remaining (non-test) clusters put in validation, in `[0, 1)`.
+    pub val_fraction: f64,
+    /// Exact number of test images per class, e.g. `{ john = 100, not_john = 100 }`.
+    #[serde(default)]
+    pub test_per_class: std::collections::BTreeMap<String, u32>,
+}
+
+/// A positive whole number of images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Count(u32);
+
+impl Count {
+    pub fn new(n: u32) -> Option<Self> {
+        (n > 0).then_some(Self(n))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a positive whole number of images")
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Count, E> {
+                u32::try_from(n).ok().and_then(Count::new).ok_or_else(|| {
+                    E::custom(format!(
+                        "expected a positive whole number of images (1 to {}), found {n}",
+                        u32::MAX
+                    ))
+                })
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Count, E> {
+                self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+        }
+        d.deserialize_i64(V)
+    }
+}

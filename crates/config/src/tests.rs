@@ -1,0 +1,212 @@
+use std::path::Path;
+
+use crate::{ConfigError, parse};
+
+/// A minimal valid config; tests splice one change into it.
+const BASE: &str = r#"[dataset]
+name = "t"
+
+[[class]]
+name = "a"
+
+[[class]]
+name = "b"
+
+[[group]]
+name = "ga"
+label = "a"
+wanted = 10
+queries = ["apple"]
+
+[[group]]
+name = "gb"
+label = "b"
+wanted = 10
+queries = ["pear"]
+
+[split]
+key = "k"
+val_fraction = 0.1
+"#;
+
+/// Parses `src` and compares the error message (or "ok") with `expected`.
+fn check(src: &str, expected: &str) {
+    let got = match parse(src, Path::new("t.toml")) {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(got, expected, "\n--- config ---\n{src}");
+}
+
+fn with(from: &str, to: &str) -> String {
+    assert!(BASE.contains(from), "{from:?} not in BASE");
+    BASE.replacen(from, to, 1)
+}
+
+#[test]
+fn base_is_valid() {
+    check(BASE, "ok");
+}
+
+#[test]
+fn misspelt_keys_name_file_line_and_key() {
+    check(
+        &with("val_fraction = 0.1", "val_fraktion = 0.1"),
+        "t.toml:24:1: key `split.val_fraktion`: unknown field `val_fraktion`, expected one of `key`, `val_fraction`, `test_per_class`",
+    );
+    check(
+        &with("[split]", "[fetch]\ntimeot_secs = 3\n\n[split]"),
+        "t.toml:23:1: key `fetch.timeot_secs`: unknown field `timeot_secs`, expected one of `concurrency`, `per_host_concurrency`, `per_host_requests_per_sec`, `connect_timeout_secs`, `first_byte_timeout_secs`, `total_timeout_secs`, `stall_min_bytes_per_sec`, `stall_window_secs`, `max_bytes`, `max_redirects`, `max_retries`, `retry_base_delay_ms`",
+    );
+    check(
+        &with("[split]", "[splits]\n[split]"),
+        "t.toml:22:2: key `splits`: unknown field `splits`, expected one of `dataset`, `http`, `engines`, `fetch`, `image`, `class`, `group`, `words`, `split`",
+    );
+    check(
+        &with("queries = [\"pear\"]", "querys = [\"pear\"]"),
+        "t.toml:20:1: key `group[1].querys`: unknown field `querys`, expected one of `name`, `label`, `purpose`, `wanted`, `queries`, `engines`",
+    );
+}
+
+#[test]
+fn bad_values_say_what_was_expected_and_found() {
+    check(
+        &with(
+            "wanted = 10\nqueries = [\"pear\"]",
+            "wanted = -5\nqueries = [\"pear\"]",
+        ),
+        "t.toml:19:10: key `group[1].wanted`: expected a positive whole number of images (1 to 4294967295), found -5",
+    );
+    check(
+        &with(
+            "wanted = 10\nqueries = [\"apple\"]",
+            "wanted = 0\nqueries = [\"apple\"]",
+        ),
+        "t.toml:13:10: key `group[0].wanted`: expected a positive whole number of images (1 to 4294967295), found 0",
+    );
+    check(
+        &with(
+            "wanted = 10\nqueries = [\"apple\"]",
+            "wanted = \"ten\"\nqueries = [\"apple\"]",
+        ),
+        "t.toml:13:10: key `group[0].wanted`: invalid type: string \"ten\", expected a positive whole number of images",
+    );
+    check(
+        &with("name = \"ga\"", "name = \"Ga\""),
+        "t.toml:11:8: key `group[0].name`: \"Ga\" has 'G'; names use lowercase ASCII letters, digits, '_' and '-', and start with a letter or digit",
+    );
+    check(
+        &with("[split]", "[engines]\norder = [\"google\"]\n\n[split]"),
+        "t.toml:23:10: key `engines.order[0]`: unknown variant `google`, expected one of `duckduckgo`, `bing`, `wikimedia_commons`",
+    );
+    check(
+        &with("val_fraction = 0.1", "val_fraction = 1.5"),
+        "t.toml:24:16: key `split.val_fraction`: expected a fraction in [0, 1), found 1.5",
+    );
+    check(
+        &with("name = \"t\"", "name = "),
+        "t.toml:2:8: invalid TOML: string values must be quoted, expected literal string",
+    );
+}
+
+#[test]
+fn cross_field_checks_point_at_the_key() {
+    check(
+        &with("label = \"b\"", "label = \"c\""),
+        "t.toml:18:9: key `group[1].label`: expected a declared class (`a`, `b`), found `c`",
+    );
+    check(
+        &with("name = \"gb\"", "name = \"ga\""),
+        "t.toml:17:8: key `group[1].name`: group `ga` is declared twice (first as group[0])",
+    );
+    check(
+        &with("name = \"b\"", "name = \"a\""),
+        "t.toml:8:8: key `class[1].name`: class `a` is declared twice (first as class[0])",
+    );
+    check(
+        &with("queries = [\"pear\"]", "queries = []"),
+        "t.toml:20:11: key `group[1].queries`: expected at least one query, found none",
+    );
+    check(
+        &with("queries = [\"pear\"]", "queries = [\"pear\", \" pear\"]"),
+        "t.toml:20:20: key `group[1].queries[1]`: query \" pear\" appears twice in this group",
+    );
+    check(
+        &with("label = \"b\"", "label = \"a\""),
+        "t.toml:8:8: key `class[1].name`: class `b` has no group with purpose `train`",
+    );
+    check(
+        &with(
+            "val_fraction = 0.1",
+            "val_fraction = 0.1\ntest_per_class = { a = 1, c = 2 }",
+        ),
+        "t.toml:25:31: key `split.test_per_class.c`: expected a declared class (`a`, `b`), found `c`",
+    );
+    check(
+        &with(
+            "[split]",
+            "[fetch]\nconcurrency = 2\nper_host_concurrency = 4\n\n[split]",
+        ),
+        "t.toml:24:24: key `fetch.per_host_concurrency`: expected at most fetch.concurrency (2), found 4",
+    );
+    check(
+        &with(
+            "[split]",
+            "[engines.bing]\nrequests_per_sec = 0.0\n\n[split]",
+        ),
+        "t.toml:23:20: key `engines.bing.requests_per_sec`: expected a positive number, found 0",
+    );
+    check(
+        &with(
+            "[split]",
+            "[words]\nfile = \"w\"\nseed = 1\ncount = 2\nwanted = 3\nlabel = \"b\"\ngroup_prefix = \"g\"\n\n[split]",
+        ),
+        "t.toml:11:8: key `group[0].name`: group `ga` starts with `g`, the prefix words.group_prefix reserves for word groups",
+    );
+}
+
+#[test]
+fn every_shipped_config_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => {
+                let config = crate::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                if let Some(w) = &config.words {
+                    assert!(w.list.len() >= w.count.get() as usize);
+                }
+                n += 1;
+            }
+            Some("txt") => {
+                let text = std::fs::read_to_string(&path).unwrap();
+                crate::parse_word_list(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+            }
+            _ => {}
+        }
+    }
+    assert!(n >= 1, "no config in {}", dir.display());
+}
+
+#[test]
+fn words_count_above_list_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("w.txt"), "apple\npear\n").unwrap();
+    let src = BASE.replace(
+        "[split]",
+        "[words]\nfile = \"w.txt\"\nseed = 1\ncount = 3\nwanted = 3\nlabel = \"b\"\n\n[split]",
+    );
+    let path = dir.path().join("t.toml");
+    std::fs::write(&path, &src).unwrap();
+    let err = crate::load(&path).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Key { key, .. } if key == "words.count"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains(":25:9: key `words.count`: expected at most the 2 words of"),
+        "{err}"
+    );
+}

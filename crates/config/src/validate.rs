@@ -1,0 +1,321 @@
+//! Cross-field checks, made after parsing. Each error points at the offending key.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use lennonnet_core::{EngineKind, Label, validate_name};
+
+use crate::error::{ConfigError, PathPart as P, key_error};
+use crate::schema::{Config, WordsConfig};
+
+pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigError> {
+    let err = |path: &[P<'_>], message: String| key_error(src, file, path, message);
+
+    // Classes.
+    if c.classes.len() < 2 {
+        return Err(err(
+            &[P::Key("class")],
+            format!(
+                "expected at least 2 [[class]] entries, found {}",
+                c.classes.len()
+            ),
+        ));
+    }
+    let mut classes: HashMap<&Label, usize> = HashMap::new();
+    for (i, class) in c.classes.iter().enumerate() {
+        if let Some(first) = classes.insert(&class.name, i) {
+            return Err(err(
+                &[P::Key("class"), P::Index(i), P::Key("name")],
+                format!(
+                    "class `{}` is declared twice (first as class[{first}])",
+                    class.name
+                ),
+            ));
+        }
+    }
+    let declared = || {
+        c.classes
+            .iter()
+            .map(|c| format!("`{}`", c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+
+    // Groups.
+    let mut groups: HashMap<&str, usize> = HashMap::new();
+    for (i, g) in c.groups.iter().enumerate() {
+        let at = |key| [P::Key("group"), P::Index(i), P::Key(key)];
+        if let Some(first) = groups.insert(g.name.as_str(), i) {
+            return Err(err(
+                &at("name"),
+                format!(
+                    "group `{}` is declared twice (first as group[{first}])",
+                    g.name
+                ),
+            ));
+        }
+        if !classes.contains_key(&g.label) {
+            return Err(err(
+                &at("label"),
+                format!(
+                    "expected a declared class ({}), found `{}`",
+                    declared(),
+                    g.label
+                ),
+            ));
+        }
+        if g.queries.is_empty() {
+            return Err(err(
+                &at("queries"),
+                "expected at least one query, found none".into(),
+            ));
+        }
+        let mut texts = BTreeSet::new();
+        for (j, q) in g.queries.iter().enumerate() {
+            let qpath = [P::Key("group"), P::Index(i), P::Key("queries"), P::Index(j)];
+            if q.trim().is_empty() {
+                return Err(err(
+                    &qpath,
+                    "expected a search text, found an empty string".into(),
+                ));
+            }
+            if !texts.insert(q.trim()) {
+                return Err(err(
+                    &qpath,
+                    format!("query {q:?} appears twice in this group"),
+                ));
+            }
+        }
+        if let Some(engines) = &g.engines {
+            check_engine_list(engines, &at("engines"), &err)?;
+        }
+    }
+
+    // Words.
+    if let Some(w) = &c.words {
+        let at = |key| [P::Key("words"), P::Key(key)];
+        if !classes.contains_key(&w.label) {
+            return Err(err(
+                &at("label"),
+                format!(
+                    "expected a declared class ({}), found `{}`",
+                    declared(),
+                    w.label
+                ),
+            ));
+        }
+        if let Err(e) = validate_name(&format!("{}word", w.group_prefix)) {
+            return Err(err(
+                &at("group_prefix"),
+                format!("word groups would get bad names: {e}"),
+            ));
+        }
+        if w.query_templates.is_empty() {
+            return Err(err(
+                &at("query_templates"),
+                "expected at least one template, found none".into(),
+            ));
+        }
+        for (j, t) in w.query_templates.iter().enumerate() {
+            if !t.contains("{word}") {
+                return Err(err(
+                    &[P::Key("words"), P::Key("query_templates"), P::Index(j)],
+                    format!("expected a template containing `{{word}}`, found {t:?}"),
+                ));
+            }
+        }
+        if let Some(engines) = &w.engines {
+            check_engine_list(engines, &at("engines"), &err)?;
+        }
+        if let Some((i, g)) = c
+            .groups
+            .iter()
+            .enumerate()
+            .find(|(_, g)| g.name.as_str().starts_with(&w.group_prefix))
+        {
+            return Err(err(
+                &[P::Key("group"), P::Index(i), P::Key("name")],
+                format!(
+                    "group `{}` starts with `{}`, the prefix words.group_prefix reserves for word groups",
+                    g.name, w.group_prefix
+                ),
+            ));
+        }
+    }
+
+    // Every class needs images to learn from.
+    for (i, class) in c.classes.iter().enumerate() {
+        let has_train = c
+            .groups
+            .iter()
+            .any(|g| g.label == class.name && g.purpose.as_str() == "train")
+            || c.words
+                .as_ref()
+                .is_some_and(|w| w.label == class.name && w.purpose.as_str() == "train");
+        if !has_train {
+            return Err(err(
+                &[P::Key("class"), P::Index(i), P::Key("name")],
+                format!("class `{}` has no group with purpose `train`", class.name),
+            ));
+        }
+    }
+
+    // Engines.
+    check_engine_list(
+        &c.engines.order,
+        &[P::Key("engines"), P::Key("order")],
+        &err,
+    )?;
+    for kind in EngineKind::ALL {
+        let e = c.engines.engine(kind);
+        let at = |key| [P::Key("engines"), P::Key(kind.as_str()), P::Key(key)];
+        positive_f64(e.requests_per_sec, &at("requests_per_sec"), &err)?;
+        positive(e.max_results as u64, &at("max_results"), &err)?;
+        positive(e.timeout_secs, &at("timeout_secs"), &err)?;
+        if let Some(url) = &e.base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(err(
+                    &at("base_url"),
+                    format!("expected an http:// or https:// URL, found {url:?}"),
+                ));
+            }
+        }
+    }
+
+    // HTTP.
+    if c.http.user_agent.trim().is_empty() {
+        return Err(err(
+            &[P::Key("http"), P::Key("user_agent")],
+            "expected a descriptive User-Agent (engines refuse empty or generic ones), found an empty string".into(),
+        ));
+    }
+
+    // Fetch.
+    let f = &c.fetch;
+    let at = |key| [P::Key("fetch"), P::Key(key)];
+    for (key, v) in [
+        ("concurrency", f.concurrency as u64),
+        ("per_host_concurrency", f.per_host_concurrency as u64),
+        ("connect_timeout_secs", f.connect_timeout_secs),
+        ("first_byte_timeout_secs", f.first_byte_timeout_secs),
+        ("total_timeout_secs", f.total_timeout_secs),
+        ("stall_window_secs", f.stall_window_secs),
+        ("max_bytes", f.max_bytes),
+    ] {
+        positive(v, &at(key), &err)?;
+    }
+    positive_f64(
+        f.per_host_requests_per_sec,
+        &at("per_host_requests_per_sec"),
+        &err,
+    )?;
+    if f.per_host_concurrency > f.concurrency {
+        return Err(err(
+            &at("per_host_concurrency"),
+            format!(
+                "expected at most fetch.concurrency ({}), found {}",
+                f.concurrency, f.per_host_concurrency
+            ),
+        ));
+    }
+
+    // Image.
+    let at = |key| [P::Key("image"), P::Key(key)];
+    positive(c.image.min_side_px as u64, &at("min_side_px"), &err)?;
+    let min_pixels = c.image.min_side_px as u64 * c.image.min_side_px as u64;
+    if c.image.max_pixels < min_pixels {
+        return Err(err(
+            &at("max_pixels"),
+            format!(
+                "expected at least min_side_px² ({min_pixels}), found {}",
+                c.image.max_pixels
+            ),
+        ));
+    }
+
+    // Split.
+    let at = |key| [P::Key("split"), P::Key(key)];
+    if c.split.key.trim().is_empty() {
+        return Err(err(
+            &at("key"),
+            "expected a non-empty split key, found an empty string".into(),
+        ));
+    }
+    let v = c.split.val_fraction;
+    if !(0.0..1.0).contains(&v) {
+        return Err(err(
+            &at("val_fraction"),
+            format!("expected a fraction in [0, 1), found {v}"),
+        ));
+    }
+    for class in c.split.test_per_class.keys() {
+        if !c.classes.iter().any(|c| c.name.as_str() == class) {
+            return Err(err(
+                &[P::Key("split"), P::Key("test_per_class"), P::Key(class)],
+                format!(
+                    "expected a declared class ({}), found `{class}`",
+                    declared()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks made once the word list is read: enough words, and word group names that are valid
+/// and do not collide with declared groups.
+pub(crate) fn check_words(w: &WordsConfig, src: &str, file: &Path) -> Result<(), ConfigError> {
+    if (w.count.get() as usize) > w.list.len() {
+        return Err(key_error(
+            src,
+            file,
+            &[P::Key("words"), P::Key("count")],
+            format!(
+                "expected at most the {} words of {}, found {}",
+                w.list.len(),
+                w.file.display(),
+                w.count
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_engine_list(
+    engines: &[EngineKind],
+    path: &[P<'_>],
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if engines.is_empty() {
+        return Err(err(path, "expected at least one engine, found none".into()));
+    }
+    let mut seen = BTreeSet::new();
+    for e in engines {
+        if !seen.insert(e) {
+            return Err(err(path, format!("engine `{e}` is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+fn positive(
+    v: u64,
+    path: &[P<'_>],
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if v == 0 {
+        return Err(err(path, "expected a positive number, found 0".into()));
+    }
+    Ok(())
+}
+
+fn positive_f64(
+    v: f64,
+    path: &[P<'_>],
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if !(v.is_finite() && v > 0.0) {
+        return Err(err(path, format!("expected a positive number, found {v}")));
+    }
+    Ok(())
+}

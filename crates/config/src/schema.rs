@@ -59,6 +59,10 @@ pub struct HttpConfig {
     /// Allow targets that resolve to loopback, private, link-local, multicast or unspecified
     /// addresses. Off for the real web; the offline mirror and the tests turn it on.
     pub allow_private_addresses: bool,
+    /// Name-resolution overrides: a host name suffix and the IP address every host under it
+    /// resolves to, e.g. `{ "mirror.test" = "127.0.0.1" }` sends `img07.mirror.test` to loopback.
+    /// Used for the offline mirror's virtual hosts; empty for the real web.
+    pub resolve: std::collections::BTreeMap<String, std::net::IpAddr>,
 }
 
 impl Default for HttpConfig {
@@ -72,6 +76,7 @@ impl Default for HttpConfig {
             .to_string(),
             proxy: None,
             allow_private_addresses: false,
+            resolve: Default::default(),
         }
     }
 }

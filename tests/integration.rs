@@ -1,1 +1,8 @@
+//! Lennonnet's one integration-test binary: runs the built `lennonnet` against temporary
+//! folders and, for later stages, a local mirror on loopback. Never touches the real network.
 
+mod integration {
+    pub mod cli;
+    pub mod plan;
+    pub mod util;
+}

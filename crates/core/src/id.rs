@@ -80,13 +80,31 @@ impl<'de> Deserialize<'de> for ContentId {
 /// collide and a change of scheme is a change of context string; `key` is the user's key or
 /// seed; `parts` are hashed with length prefixes so that `("ab","c")` and `("a","bc")` differ.
 pub fn keyed_hash(context: &str, key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let derived = blake3::derive_key(context, key);
-    let mut h = blake3::Hasher::new_keyed(&derived);
-    for p in parts {
-        h.update(&(p.len() as u64).to_le_bytes());
-        h.update(p);
+    KeyedHasher::new(context, key).hash(parts)
+}
+
+/// [`keyed_hash`] with the key derived once, for hashing many items under one context and key.
+#[derive(Clone)]
+pub struct KeyedHasher {
+    derived: [u8; 32],
+}
+
+impl KeyedHasher {
+    pub fn new(context: &str, key: &[u8]) -> Self {
+        Self {
+            derived: blake3::derive_key(context, key),
+        }
     }
-    *h.finalize().as_bytes()
+
+    /// Same result as `keyed_hash(context, key, parts)`.
+    pub fn hash(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_keyed(&self.derived);
+        for p in parts {
+            h.update(&(p.len() as u64).to_le_bytes());
+            h.update(p);
+        }
+        *h.finalize().as_bytes()
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ mod name;
 mod progress;
 mod query;
 
-pub use id::{ContentId, ParseContentIdError, keyed_hash};
+pub use id::{ContentId, KeyedHasher, ParseContentIdError, keyed_hash};
 pub use name::{Group, Label, NameError, validate_name};
 pub use progress::{NoProgress, Progress};
 pub use query::{Candidate, EngineKind, Licence, Purpose, Query, QueryId, UnknownEngine};

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use lennonnet_config::{Config, EngineStrategy, WordsConfig};
-use lennonnet_core::{EngineKind, Group, Label, Purpose, Query, QueryId, keyed_hash};
+use lennonnet_core::{EngineKind, Group, KeyedHasher, Label, Purpose, Query, QueryId};
 use serde::Serialize;
 
 /// The domain-separation context of the word choice. Changing the scheme means changing this
@@ -18,10 +18,10 @@ const WORD_CHOICE_CONTEXT: &str = "lennonnet word choice v1";
 /// alphabetically. It does not depend on the order of `list`, and a word's chance does not
 /// depend on its neighbours.
 pub fn choose_words(list: &[String], seed: u64, count: usize) -> Vec<String> {
-    let key = seed.to_le_bytes();
+    let hasher = KeyedHasher::new(WORD_CHOICE_CONTEXT, &seed.to_le_bytes());
     let mut scored: Vec<([u8; 32], &String)> = list
         .iter()
-        .map(|w| (keyed_hash(WORD_CHOICE_CONTEXT, &key, &[w.as_bytes()]), w))
+        .map(|w| (hasher.hash(&[w.as_bytes()]), w))
         .collect();
     scored.sort_unstable();
     let mut chosen: Vec<String> = scored

@@ -5,11 +5,13 @@
 //! candidates) and says how they are written down.
 
 mod id;
+mod manifest;
 mod name;
 mod progress;
 mod query;
 
 pub use id::{ContentId, KeyedHasher, ParseContentIdError, keyed_hash};
+pub use manifest::{ManifestRow, Split, UnknownSplit};
 pub use name::{Group, Label, NameError, validate_name};
 pub use progress::{NoProgress, Progress};
 pub use query::{Candidate, EngineKind, Licence, Purpose, Query, QueryId, UnknownEngine};

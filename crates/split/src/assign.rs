@@ -1,0 +1,263 @@
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use lennonnet_core::{ContentId, Group, KeyedHasher, Label, ManifestRow, Purpose, Split};
+use serde::{Deserialize, Serialize};
+
+/// Domain-separation contexts of the two split hashes. Changing the scheme means changing these
+/// strings: the same key then gives another split, never a silently different one.
+const TEST_CONTEXT: &str = "lennonnet split test rank v1";
+const VAL_CONTEXT: &str = "lennonnet split val draw v1";
+
+/// How to split: the `[split]` section of the config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// The key of both split hashes.
+    pub key: String,
+    /// Share of the non-test clusters of each class that go to validation.
+    pub val_fraction: f64,
+    /// Exact number of test images per class.
+    pub test_per_class: BTreeMap<String, u32>,
+}
+
+/// One curated image, as the splitter sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub id: ContentId,
+    pub label: Label,
+    pub group: Group,
+    pub purpose: Purpose,
+    /// Its near-duplicate cluster (the representative's content id).
+    pub cluster: ContentId,
+    pub bytes: u64,
+    pub format: String,
+    /// Set when curation excluded or quarantined the image: the reason.
+    pub excluded: Option<String>,
+}
+
+/// An image kept out of the snapshot, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Exclusion {
+    pub id: ContentId,
+    pub reason: String,
+}
+
+/// An image of the parent snapshot whose split changed, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    pub id: ContentId,
+    pub from: Split,
+    pub to: Split,
+    pub reason: String,
+}
+
+/// What [`assign`] decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    /// Sorted by content id.
+    pub rows: Vec<ManifestRow>,
+    /// Sorted by content id.
+    pub excluded: Vec<Exclusion>,
+    pub moved: Vec<Moved>,
+    /// Classes whose test holdout could not be filled exactly: (class, wanted, got).
+    pub shortfalls: Vec<(String, u32, u32)>,
+}
+
+/// Exclusion reasons the splitter itself gives (curation gives its own).
+pub mod reasons {
+    /// An eval-set image in the same near-duplicate cluster as a training image.
+    pub const EVAL_OVERLAPS_TRAIN: &str = "eval_overlaps_train";
+    /// A cluster whose training images carry more than one label (curation should have resolved it).
+    pub const LABEL_CONFLICT: &str = "label_conflict";
+    /// A new image in the same cluster as a frozen test image of the parent snapshot: taking it
+    /// would change a frozen holdout, and putting it elsewhere would let the cluster straddle splits.
+    pub const HOLDOUT_FROZEN: &str = "holdout_frozen";
+    /// A parent image whose cluster now spans splits: it goes to the strictest one.
+    pub const CLUSTER_MERGED: &str = "cluster_merged";
+}
+
+/// A cluster of the items to split, with its split key.
+struct Cluster<'a> {
+    /// The smallest content id among its members: a function of membership only, unlike the
+    /// representative, which depends on curation's choice.
+    key: ContentId,
+    members: Vec<&'a Item>,
+    label: &'a Label,
+}
+
+/// Splits `items` by `policy`. With a `parent` manifest, every image already in the parent keeps
+/// its split (and the test holdout is frozen); only new images are assigned, and holdout
+/// shortfalls filled.
+pub fn assign(items: &[Item], policy: &Policy, parent: Option<&[ManifestRow]>) -> Assignment {
+    let test_hasher = KeyedHasher::new(TEST_CONTEXT, policy.key.as_bytes());
+    let val_hasher = KeyedHasher::new(VAL_CONTEXT, policy.key.as_bytes());
+    let parent_split: HashMap<ContentId, Split> = parent
+        .unwrap_or_default()
+        .iter()
+        .map(|r| (r.id, r.split))
+        .collect();
+
+    let mut excluded: Vec<Exclusion> = Vec::new();
+    let mut rows: Vec<ManifestRow> = Vec::with_capacity(items.len());
+    let mut moved = Vec::new();
+    let exclude = |excluded: &mut Vec<Exclusion>, item: &Item, reason: &str| {
+        excluded.push(Exclusion {
+            id: item.id,
+            reason: reason.to_string(),
+        })
+    };
+
+    // Group the kept items by cluster; BTreeMap so that nothing depends on hash order.
+    let mut by_cluster: BTreeMap<ContentId, Vec<&Item>> = BTreeMap::new();
+    for item in items {
+        match &item.excluded {
+            Some(reason) => exclude(&mut excluded, item, reason),
+            None => by_cluster.entry(item.cluster).or_default().push(item),
+        }
+    }
+
+    let mut clusters: Vec<Cluster<'_>> = Vec::new();
+    for members in by_cluster.into_values() {
+        let (train, eval): (Vec<&Item>, Vec<&Item>) = members
+            .into_iter()
+            .partition(|i| i.purpose == Purpose::Train);
+        if train.is_empty() {
+            for item in eval {
+                rows.push(row(item, Split::Eval));
+            }
+            continue;
+        }
+        for item in eval {
+            exclude(&mut excluded, item, reasons::EVAL_OVERLAPS_TRAIN);
+        }
+        let labels: BTreeSet<&Label> = train.iter().map(|i| &i.label).collect();
+        if labels.len() > 1 {
+            for item in train {
+                exclude(&mut excluded, item, reasons::LABEL_CONFLICT);
+            }
+            continue;
+        }
+        let key = train.iter().map(|i| i.id).min().expect("non-empty");
+        let label = &train[0].label;
+        clusters.push(Cluster {
+            key,
+            members: train,
+            label,
+        });
+    }
+
+    // Frozen clusters: those with a member in the parent. They go to the strictest parent split
+    // of their members; new members of a frozen test cluster are left out.
+    let mut open: Vec<&Cluster<'_>> = Vec::new();
+    let mut test_count: BTreeMap<&Label, u32> = BTreeMap::new();
+    for c in &clusters {
+        let frozen = c
+            .members
+            .iter()
+            .filter_map(|i| parent_split.get(&i.id))
+            .filter(|s| **s != Split::Eval)
+            .max_by_key(|s| s.holdout_rank());
+        let Some(&split) = frozen else {
+            open.push(c);
+            continue;
+        };
+        for item in &c.members {
+            match parent_split.get(&item.id) {
+                Some(&was) if was != split => {
+                    moved.push(Moved {
+                        id: item.id,
+                        from: was,
+                        to: split,
+                        reason: reasons::CLUSTER_MERGED.to_string(),
+                    });
+                }
+                Some(_) => {}
+                None if split == Split::Test => {
+                    exclude(&mut excluded, item, reasons::HOLDOUT_FROZEN);
+                    continue;
+                }
+                None => {}
+            }
+            if split == Split::Test {
+                *test_count.entry(c.label).or_default() += 1;
+            }
+            rows.push(row(item, split));
+        }
+    }
+
+    // Test holdouts: per class, the lowest-ranked open clusters until the exact count is reached.
+    // A cluster that would overshoot is skipped, so the count stays exact while smaller clusters
+    // remain.
+    let mut ranked: Vec<([u8; 32], &Cluster<'_>)> = open
+        .iter()
+        .map(|c| (test_hasher.hash(&[c.key.as_bytes()]), *c))
+        .collect();
+    ranked.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.key.cmp(&b.1.key)));
+    let mut in_test: BTreeSet<ContentId> = BTreeSet::new();
+    let mut shortfalls = Vec::new();
+    for (class, &wanted) in &policy.test_per_class {
+        let have = test_count
+            .iter()
+            .find(|(l, _)| l.as_str() == class)
+            .map_or(0, |(_, n)| *n);
+        let mut got = have;
+        for (_, c) in ranked.iter().filter(|(_, c)| c.label.as_str() == class) {
+            if got >= wanted {
+                break;
+            }
+            let size = c.members.len() as u32;
+            if got + size <= wanted {
+                got += size;
+                in_test.insert(c.key);
+            }
+        }
+        if got != wanted {
+            shortfalls.push((class.clone(), wanted, got));
+        }
+    }
+
+    // Everything else: validation by a keyed draw per cluster, train otherwise. The draw depends on
+    // the cluster alone, so adding images never moves another cluster.
+    for c in open {
+        let split = if in_test.contains(&c.key) {
+            Split::Test
+        } else if unit(&val_hasher.hash(&[c.key.as_bytes()])) < policy.val_fraction {
+            Split::Val
+        } else {
+            Split::Train
+        };
+        for item in &c.members {
+            rows.push(row(item, split));
+        }
+    }
+
+    rows.sort_unstable_by_key(|r| r.id);
+    excluded.sort_unstable();
+    moved.sort_unstable_by_key(|m| m.id);
+    Assignment {
+        rows,
+        excluded,
+        moved,
+        shortfalls,
+    }
+}
+
+fn row(item: &Item, split: Split) -> ManifestRow {
+    ManifestRow {
+        id: item.id,
+        label: item.label.clone(),
+        group: item.group.clone(),
+        split,
+        cluster: item.cluster,
+        bytes: item.bytes,
+        format: item.format.clone(),
+    }
+}
+
+/// A hash as a number in [0, 1): its first 8 bytes over 2^64.
+fn unit(hash: &[u8; 32]) -> f64 {
+    let n = u64::from_le_bytes(hash[..8].try_into().expect("8 bytes"));
+    (n >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests;

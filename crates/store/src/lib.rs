@@ -1,0 +1,40 @@
+//! Lennonnet's content-addressed image store.
+//!
+//! A dataset folder holds three things (see [`Store`] for the layout):
+//!
+//! - **objects**: the original bytes of every accepted image, named by their blake3 hash
+//!   ([`lennonnet_core::ContentId`]) and written temp → fsync → rename → fsync of the folder;
+//! - **the journal**: append-only JSON Lines, the source of truth ([`record`] lists its record
+//!   types): provenance, fetch outcomes, ingest outcomes and curation decisions. Appends use
+//!   group commit, and nothing is acknowledged before it is durable;
+//! - **the index**: a sled database derived from the journal ([`index`] lists its trees), which
+//!   can be deleted at any time and rebuilt with [`Store::open_with`] (`store reindex`).
+//!
+//! Ingesting validates the bytes ([`validate`]): header checks before decoding, a full decode,
+//! EXIF orientation, and perceptual hashes ([`hash`]) of the upright image. Refused bytes are
+//! a recorded outcome with a typed [`RejectReason`], never an error.
+
+pub mod error;
+pub mod hash;
+pub mod index;
+pub mod journal;
+pub mod objects;
+pub mod record;
+mod store;
+pub mod time;
+pub mod validate;
+mod verify;
+
+pub use error::{Result, StoreError};
+pub use index::{Rejection, UrlIngest, UrlState};
+pub use journal::Ack;
+pub use record::{
+    CurationStatus, Decision, DecisionCode, DecisionReason, FetchOutcome, Format, Hash64, Hash256,
+    ImageMeta, IngestResult, Provenance, Record, RejectReason,
+};
+pub use store::{
+    Counts, ImageEntry, IngestOutcome, Ingested, LAYOUT_VERSION, OpenReport, Stats, Store,
+};
+pub use time::Timestamp;
+pub use validate::{Animated, Rules};
+pub use verify::{GcReport, VerifyReport};

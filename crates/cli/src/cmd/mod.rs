@@ -3,10 +3,14 @@ use std::path::Path;
 use crate::cli::{Cli, Command};
 
 mod plan;
+mod mirror;
+mod sheet;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Plan(args) => plan::run(args),
+        Command::Mirror(args) => mirror::run(args),
+        Command::Sheet(args) => sheet::run(args),
     }
 }
 

@@ -1,0 +1,94 @@
+//! Lennonnet's offline mirror: a local web that behaves like the real one.
+//!
+//! It serves the real engines' wire formats (DuckDuckGo `i.js`, Bing `images/async`, Wikimedia
+//! Commons `api.php`) and hosts images on many virtual hosts of one socket, for a synthetic world
+//! that is deterministic from a seed: rendered faces of four look-alike identities, random
+//! people, word scenes, and the web's noise (copies, dead links, slow hosts, bombs, redirects,
+//! rate limits). Every image URL carries its ground truth. See `docs/mirror.md`.
+//!
+//! Invariants: the same seed and world file give the same bytes for the same URL, on every
+//! machine; nothing here depends on the clock or on hash-map order (decisions come from keyed
+//! blake3 hashes and seeded ChaCha RNGs); the server only listens where it is told (loopback by
+//! default) and never makes a request itself.
+
+pub mod cache;
+pub mod config;
+pub mod corpus;
+pub mod encode;
+pub mod engines;
+pub mod error;
+pub mod font;
+pub mod generate;
+pub mod render;
+pub mod server;
+pub mod sheet;
+pub mod spec;
+pub mod state;
+pub mod world;
+
+pub use config::WorldConfig;
+pub use corpus::Corpus;
+pub use error::{MirrorError, Result};
+pub use server::{Running, start};
+pub use state::{Mirror, Options};
+pub use world::{IMAGE_HOSTS, Truth, World};
+
+use std::path::Path;
+
+/// Builds a world from an optional world file, an optional seed that overrides the file's, and
+/// an optional corpus folder.
+pub fn load_world(world_file: Option<&Path>, seed: Option<u64>, corpus: Option<&Path>) -> Result<World> {
+    let mut config = match world_file {
+        Some(p) => WorldConfig::load(p)?,
+        None => WorldConfig::default(),
+    };
+    if let Some(s) = seed {
+        config.seed = s;
+    }
+    config.validate()?;
+    let corpus = corpus.map(Corpus::load).transpose()?;
+    Ok(World::new(config, corpus))
+}
+
+/// Serves `world` on `addr` until Ctrl-C or SIGTERM, on a runtime of its own.
+/// `on_listening` is called once with the bound address (port 0 resolved).
+pub fn serve_until_signal(
+    world: World,
+    addr: std::net::SocketAddr,
+    options: &Options,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| MirrorError::Bind { addr, source })?;
+    rt.block_on(async {
+        let running = start(world, addr, options).await?;
+        on_listening(running.addr);
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -48,6 +48,26 @@ pub enum Command {
     /// red cell saying why. Use it to eyeball a class: `lennonnet sheet datasets/x/john --out
     /// john.png`.
     Sheet(SheetArgs),
+    /// The dataset's image store: add local files, count, verify, collect garbage, reindex.
+    ///
+    /// The store keeps each accepted image's original bytes once, named by their blake3 hash
+    /// (`objects/`), an append-only journal of where every image came from and what became of
+    /// it (`journal/`, the source of truth), and an index derived from the journal (`index/`).
+    /// Only one process can have a store open at a time.
+    Store(StoreArgs),
+    /// Find near-duplicate clusters, label conflicts and eval leaks; journal every decision.
+    ///
+    /// Clusters are formed from the images' perceptual hashes (thresholds in `[curate]`). A
+    /// cluster found under several labels is relabelled to `curate.prefer_label` (default: the
+    /// first class) or quarantined, per `curate.conflict_policy`. An eval image whose cluster
+    /// holds training images is excluded from eval. Each image gets one decision with its
+    /// reasons; only changed decisions are journaled, so a rerun writes nothing. Prints a summary
+    /// (`--json`: the full report). Objects are never deleted.
+    ///
+    /// `--explain ID` prints instead the story of one image (a content id or a unique prefix of
+    /// at least 4 hex digits): validation, hashes, every provenance, fetch outcomes, cluster
+    /// members with their distances, and every decision with its reasons.
+    Curate(CurateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -178,4 +198,106 @@ pub struct SheetArgs {
     /// Side of a thumbnail cell, in pixels.
     #[arg(long, default_value_t = 160, value_name = "PX")]
     pub thumb_px: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    #[command(subcommand)]
+    pub command: StoreCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Ingest local image files and folders (recursively) into the store.
+    ///
+    /// Each file goes through the same validation as downloads (header checks, full decode,
+    /// EXIF orientation, perceptual hashes) and gets the provenance `local:<absolute path>` in
+    /// the given group and label. Prints one JSON object per file, in path order: path, id,
+    /// status (`accepted` or `rejected`), and `new` or `reason` and `detail`. A refused file is a
+    /// recorded outcome, not a failure; the command fails only when the store cannot be written.
+    Add(StoreAddArgs),
+    /// Count images by format, rejection reason, group, label, fetch outcome and curation status.
+    Stats(StoreStatsArgs),
+    /// Re-hash every object in parallel and compare the objects with the journal.
+    ///
+    /// Reports corrupt objects (bytes that no longer hash to their name), missing objects
+    /// (accepted in the journal, absent on disk), orphans (files nothing references, e.g. left
+    /// by a crash between writing an object and journaling it; `store gc` removes them) and
+    /// unreadable files, one per line, then a summary with the throughput. Exits 1 if it found
+    /// any.
+    Verify(StoreVerifyArgs),
+    /// Remove files under objects/ that nothing references. A dry run unless --yes is given.
+    Gc(StoreGcArgs),
+    /// Delete the index and rebuild it from the journal and the objects alone.
+    ///
+    /// The index is derived data: rebuilding it changes no answer. Opening a store that was not
+    /// closed cleanly (a crash) rebuilds it too.
+    Reindex(StoreReindexArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreAddArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The group the files belong to, e.g. `john`. A group the config declares must be given
+    /// with its own label.
+    #[arg(long, short = 'g', value_name = "GROUP")]
+    pub group: String,
+    /// The label of the files: a class the config declares.
+    #[arg(long, short = 'l', value_name = "LABEL")]
+    pub label: String,
+    /// `train` or `eval`. Default: the group's purpose in the config, else `train`.
+    #[arg(long, value_name = "PURPOSE")]
+    pub purpose: Option<String>,
+    /// Files ingested in parallel.
+    #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
+    pub jobs: usize,
+    /// Image files or folders.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreStatsArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print the counts as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreVerifyArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreGcArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Really delete (otherwise only list what would be deleted).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreReindexArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+#[derive(Debug, Args)]
+pub struct CurateArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Explain one image instead of curating: a content id or a unique prefix of it.
+    #[arg(long, value_name = "ID")]
+    pub explain: Option<String>,
+    /// Print the report (or the explanation) as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -20,6 +20,10 @@ pub struct Config {
     pub fetch: FetchConfig,
     #[serde(default)]
     pub image: ImageConfig,
+    #[serde(default)]
+    pub scrape: ScrapeConfig,
+    #[serde(default)]
+    pub curate: CurateConfig,
     /// `[[class]]`: the labels the model learns. At least two.
     #[serde(rename = "class")]
     pub classes: Vec<ClassConfig>,
@@ -209,6 +213,24 @@ impl Default for FetchConfig {
     }
 }
 
+/// `[scrape]`: how the scrape pipeline spreads its work.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrapeConfig {
+    /// Groups worked at once. Each group is worked in result order, so more groups keep more
+    /// downloads and more CPU busy.
+    pub groups_in_parallel: u32,
+    /// Downloads a group runs ahead of the result it is storing. Results are still stored in
+    /// rank order, so the images a group ends with do not depend on timing.
+    pub prefetch_per_group: u32,
+}
+
+impl Default for ScrapeConfig {
+    fn default() -> Self {
+        Self { groups_in_parallel: 6, prefetch_per_group: 16 }
+    }
+}
+
 /// What to do with animated images (GIF, WebP, APNG).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -237,6 +259,49 @@ impl Default for ImageConfig {
             min_side_px: 64,
             max_pixels: 40_000_000,
             animated: AnimatedPolicy::FirstFrame,
+        }
+    }
+}
+
+/// What curation does with a near-duplicate cluster found under more than one label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// Give the whole cluster `prefer_label` when it is one of its labels, removing it from the
+    /// others ("Paul McCartney" results that show John become `john`); quarantine it otherwise.
+    PreferLabel,
+    /// Leave the whole cluster out of training and evaluation.
+    Quarantine,
+}
+
+/// `[curate]`: near-duplicate clustering and the label-conflict policy. The defaults come from
+/// measurements on known copies (docs/store.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CurateConfig {
+    /// Two images are near-duplicates when their 64-bit pHashes differ in at most this many
+    /// bits (the search radius of the index; at most 16)...
+    pub phash_max_distance: u32,
+    /// ...and their 256-bit PDQ hashes differ in at most this many bits.
+    pub pdq_max_distance: u32,
+    /// Images whose PDQ quality (0-100) is below this are too flat to match on: each stays
+    /// its own cluster.
+    pub min_quality: u8,
+    /// `prefer_label` (default) or `quarantine`.
+    pub conflict_policy: ConflictPolicy,
+    /// The label a conflicting cluster gets under `prefer_label`. Default: the first
+    /// `[[class]]` (the positive class, `john` in the founding plan).
+    pub prefer_label: Option<Label>,
+}
+
+impl Default for CurateConfig {
+    fn default() -> Self {
+        Self {
+            phash_max_distance: 10,
+            pdq_max_distance: 70,
+            min_quality: 30,
+            conflict_policy: ConflictPolicy::PreferLabel,
+            prefer_label: None,
         }
     }
 }

@@ -60,7 +60,7 @@ fn misspelt_keys_name_file_line_and_key() {
     );
     check(
         &with("[split]", "[splits]\n[split]"),
-        "t.toml:22:2: key `splits`: unknown field `splits`, expected one of `dataset`, `http`, `engines`, `fetch`, `image`, `class`, `group`, `words`, `split`",
+        "t.toml:22:2: key `splits`: unknown field `splits`, expected one of `dataset`, `http`, `engines`, `fetch`, `image`, `scrape`, `curate`, `class`, `group`, `words`, `split`",
     );
     check(
         &with("queries = [\"pear\"]", "querys = [\"pear\"]"),
@@ -209,4 +209,25 @@ fn words_count_above_list_is_an_error() {
             .contains(":25:9: key `words.count`: expected at most the 2 words of"),
         "{err}"
     );
+}
+
+#[test]
+fn curate_section_is_checked() {
+    let curate = |body: &str| with("[split]", &format!("[curate]\n{body}\n\n[split]"));
+    check(&curate("conflict_policy = \"quarantine\"\nprefer_label = \"b\""), "ok");
+    check(
+        &curate("prefer_label = \"c\""),
+        "t.toml:23:16: key `curate.prefer_label`: expected a declared class (`a`, `b`), found `c`",
+    );
+    check(
+        &curate("phash_max_distance = 20"),
+        "t.toml:23:22: key `curate.phash_max_distance`: expected at most 16 bits (of 64), found 20",
+    );
+    check(
+        &curate("conflict_policy = \"relabel\""),
+        "t.toml:23:19: key `curate.conflict_policy`: unknown variant `relabel`, expected `prefer_label` or `quarantine`",
+    );
+    let c = parse(BASE, Path::new("t.toml")).unwrap();
+    assert_eq!(c.curate.conflict_policy, crate::ConflictPolicy::PreferLabel);
+    assert_eq!(c.curate.prefer_label, None);
 }

@@ -219,6 +219,11 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
         ));
     }
 
+    // Scrape.
+    let at = |key| [P::Key("scrape"), P::Key(key)];
+    positive(c.scrape.groups_in_parallel as u64, &at("groups_in_parallel"), &err)?;
+    positive(c.scrape.prefetch_per_group as u64, &at("prefetch_per_group"), &err)?;
+
     // Image.
     let at = |key| [P::Key("image"), P::Key(key)];
     positive(c.image.min_side_px as u64, &at("min_side_px"), &err)?;
@@ -231,6 +236,42 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
                 c.image.max_pixels
             ),
         ));
+    }
+
+    // Curate.
+    let at = |key| [P::Key("curate"), P::Key(key)];
+    let cur = &c.curate;
+    if cur.phash_max_distance > 16 {
+        return Err(err(
+            &at("phash_max_distance"),
+            format!(
+                "expected at most 16 bits (of 64), found {}",
+                cur.phash_max_distance
+            ),
+        ));
+    }
+    if cur.pdq_max_distance > 128 {
+        return Err(err(
+            &at("pdq_max_distance"),
+            format!(
+                "expected at most 128 bits (of 256; two unrelated images differ in about 128), found {}",
+                cur.pdq_max_distance
+            ),
+        ));
+    }
+    if cur.min_quality > 100 {
+        return Err(err(
+            &at("min_quality"),
+            format!("expected a quality from 0 to 100, found {}", cur.min_quality),
+        ));
+    }
+    if let Some(label) = &cur.prefer_label {
+        if !classes.contains_key(label) {
+            return Err(err(
+                &at("prefer_label"),
+                format!("expected a declared class ({}), found `{label}`", declared()),
+            ));
+        }
     }
 
     // Split.

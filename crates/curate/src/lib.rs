@@ -1,1 +1,452 @@
-//! curate
+//! Lennonnet's curation: it reads the store, forms near-duplicate clusters, resolves clusters
+//! found under several labels, keeps eval images that also appear in training out of eval, and
+//! journals one [`Decision`] per image with its reasons. It never deletes an object.
+//!
+//! The rules, per cluster (see `docs/store.md`):
+//!
+//! - **Clusters** are the connected components of "near-duplicate" pairs (pHash and PDQ
+//!   distances within the `[curate]` thresholds, both images hashable), found through a
+//!   multi-index ([`cluster`]). The representative is the member with the most (oriented)
+//!   pixels, then the smallest content id.
+//! - **Labels**: an image's labels are those of the groups it was found in (the config's label
+//!   for a known group, the recorded one otherwise). A cluster with more than one label is a
+//!   conflict: with `conflict_policy = "prefer_label"` and the preferred label among its labels,
+//!   every member gets the preferred label (`relabelled` for those found under another);
+//!   otherwise every member is `quarantined`.
+//! - **Purpose**: a member found in a `train` group is `train`. A member found only in `eval`
+//!   groups is `eval`, unless its cluster holds a train member: then it is `excluded` with an
+//!   `eval_leak` reason.
+//!
+//! Only decisions that differ from the ones in force are journaled, so a rerun on the same
+//! store and policy writes nothing.
+
+pub mod cluster;
+mod explain;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use lennonnet_config::{Config, ConflictPolicy};
+use lennonnet_core::{ContentId, Group, Label, Progress, Purpose};
+use lennonnet_store::{
+    CurationStatus, Decision, DecisionCode, DecisionReason, Store, StoreError, Timestamp,
+};
+use serde::Serialize;
+
+pub use explain::{ClusterMember, Explanation, explain};
+
+/// A curation run failed (per-image findings are decisions, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum CurateError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How to curate: thresholds, conflict policy, and what the config says of each group.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub phash_max_distance: u32,
+    pub pdq_max_distance: u32,
+    pub min_quality: u8,
+    pub conflict: Conflict,
+    /// Label and purpose of each group the config declares (word groups included).
+    pub groups: BTreeMap<Group, (Label, Purpose)>,
+}
+
+/// What to do with a cluster found under several labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// Relabel to this label when it is among the cluster's labels; quarantine otherwise.
+    Prefer(Label),
+    Quarantine,
+}
+
+impl Policy {
+    /// The policy of a config's `[curate]` section and its groups.
+    pub fn from_config(config: &Config) -> Self {
+        let c = &config.curate;
+        let prefer = c
+            .prefer_label
+            .clone()
+            .unwrap_or_else(|| config.classes[0].name.clone());
+        let mut groups = BTreeMap::new();
+        for q in lennonnet_plan::plan(config) {
+            groups.insert(q.group.clone(), (q.label.clone(), q.purpose));
+        }
+        Self {
+            phash_max_distance: c.phash_max_distance,
+            pdq_max_distance: c.pdq_max_distance,
+            min_quality: c.min_quality,
+            conflict: match c.conflict_policy {
+                ConflictPolicy::PreferLabel => Conflict::Prefer(prefer),
+                ConflictPolicy::Quarantine => Conflict::Quarantine,
+            },
+            groups,
+        }
+    }
+
+    fn conflict_name(&self) -> &'static str {
+        match self.conflict {
+            Conflict::Prefer(_) => "prefer_label",
+            Conflict::Quarantine => "quarantine",
+        }
+    }
+}
+
+/// What a curation run found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CurateReport {
+    pub images: u64,
+    pub clusters: u64,
+    /// Clusters of two or more images, and the images in them.
+    pub duplicate_clusters: u64,
+    pub images_in_duplicate_clusters: u64,
+    pub largest_cluster: u64,
+    /// Images too flat to match on.
+    pub low_quality: u64,
+    /// Clusters found under more than one label.
+    pub conflicting_clusters: u64,
+    pub relabelled: u64,
+    pub quarantined: u64,
+    /// Eval images taken out of eval because their cluster holds training images.
+    pub eval_excluded: u64,
+    /// Images by final status and label, e.g. `train/john`.
+    pub by_status_label: BTreeMap<String, u64>,
+    /// Decisions journaled (the others were already in force).
+    pub decisions_written: u64,
+    pub millis_load: u64,
+    pub millis_cluster: u64,
+    pub millis_decide: u64,
+    pub millis_write: u64,
+}
+
+/// One image as curation sees it.
+struct Item {
+    id: ContentId,
+    pixels: u64,
+    phash: u64,
+    pdq: [u64; 4],
+    quality: u8,
+    groups: BTreeSet<u32>,
+}
+
+/// Interned groups with their label and purpose.
+#[derive(Default)]
+struct Groups {
+    names: Vec<Group>,
+    labels: Vec<Label>,
+    purposes: Vec<Purpose>,
+    by_name: BTreeMap<Group, u32>,
+}
+
+impl Groups {
+    fn intern(&mut self, g: &Group, label: &Label, purpose: Purpose, policy: &Policy) -> u32 {
+        if let Some(&i) = self.by_name.get(g) {
+            return i;
+        }
+        let (label, purpose) = policy
+            .groups
+            .get(g)
+            .cloned()
+            .unwrap_or((label.clone(), purpose));
+        let i = self.names.len() as u32;
+        self.names.push(g.clone());
+        self.labels.push(label);
+        self.purposes.push(purpose);
+        self.by_name.insert(g.clone(), i);
+        i
+    }
+}
+
+fn pdq_words(h: &lennonnet_store::Hash256) -> [u64; 4] {
+    let b = &h.0;
+    std::array::from_fn(|i| u64::from_be_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes")))
+}
+
+/// Curates the whole store under `policy`, journaling every decision that changed.
+pub fn curate(store: &Store, policy: &Policy, progress: &dyn Progress) -> Result<CurateReport, CurateError> {
+    let mut report = CurateReport::default();
+    let t = Instant::now();
+    let mut groups = Groups::default();
+    let mut items = Vec::new();
+    progress.start("curate: load", None);
+    for entry in store.entries() {
+        let e = entry?;
+        let mut gs = BTreeSet::new();
+        for p in &e.provenance {
+            gs.insert(groups.intern(&p.group, &p.label, p.purpose, policy));
+        }
+        items.push(Item {
+            id: e.id,
+            pixels: e.meta.oriented_pixels(),
+            phash: e.meta.phash.as_u64(),
+            pdq: pdq_words(&e.meta.pdq),
+            quality: e.meta.pdq_quality,
+            groups: gs,
+        });
+        progress.advance("curate: load", 1);
+    }
+    progress.finish("curate: load");
+    report.images = items.len() as u64;
+    report.millis_load = t.elapsed().as_millis() as u64;
+
+    let t = Instant::now();
+    let hashed: Vec<cluster::Hashed> = items
+        .iter()
+        .map(|it| cluster::Hashed {
+            phash: it.phash,
+            pdq: it.pdq,
+            matchable: it.quality >= policy.min_quality,
+        })
+        .collect();
+    report.low_quality = hashed.iter().filter(|h| !h.matchable).count() as u64;
+    let roots = cluster::cluster(
+        &hashed,
+        cluster::Thresholds {
+            phash_max: policy.phash_max_distance,
+            pdq_max: policy.pdq_max_distance,
+        },
+    );
+    report.millis_cluster = t.elapsed().as_millis() as u64;
+
+    let t = Instant::now();
+    // Members of each cluster, by root; items are in content-id order, so are members.
+    let mut members: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for (i, r) in roots.iter().enumerate() {
+        members.entry(*r).or_default().push(i as u32);
+    }
+    let now = Timestamp::now();
+    let mut decisions = Vec::with_capacity(items.len());
+    for m in members.values() {
+        decide_cluster(m, &items, &groups, policy, now, &mut report, &mut decisions);
+    }
+    decisions.sort_by_key(|d| d.id);
+    report.clusters = members.len() as u64;
+    for d in &decisions {
+        *report
+            .by_status_label
+            .entry(format!("{}/{}", d.status, d.label))
+            .or_default() += 1;
+    }
+    report.millis_decide = t.elapsed().as_millis() as u64;
+
+    let t = Instant::now();
+    let mut changed = Vec::new();
+    for d in decisions {
+        let same = store.decision(&d.id)?.is_some_and(|old| old.same_as(&d));
+        if !same {
+            changed.push(d);
+        }
+    }
+    report.decisions_written = changed.len() as u64;
+    progress.start("curate: write", Some(changed.len() as u64));
+    let mut acks = Vec::new();
+    while !changed.is_empty() {
+        let rest = changed.split_off(changed.len().min(10_000));
+        let n = changed.len() as u64;
+        acks.push((store.record_decisions(std::mem::replace(&mut changed, rest)), n));
+    }
+    for (ack, n) in acks {
+        ack.wait()?;
+        progress.advance("curate: write", n);
+    }
+    progress.finish("curate: write");
+    report.millis_write = t.elapsed().as_millis() as u64;
+    tracing::info!(
+        images = report.images,
+        clusters = report.clusters,
+        conflicts = report.conflicting_clusters,
+        relabelled = report.relabelled,
+        quarantined = report.quarantined,
+        eval_excluded = report.eval_excluded,
+        written = report.decisions_written,
+        "curation done"
+    );
+    Ok(report)
+}
+
+fn list<T: std::fmt::Display>(xs: impl IntoIterator<Item = T>) -> String {
+    xs.into_iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn decide_cluster(
+    members: &[u32],
+    items: &[Item],
+    groups: &Groups,
+    policy: &Policy,
+    now: Timestamp,
+    report: &mut CurateReport,
+    out: &mut Vec<Decision>,
+) {
+    let item = |i: u32| &items[i as usize];
+    // Representative: most pixels, then smallest content id (members are in id order).
+    let rep = *members
+        .iter()
+        .max_by(|&&a, &&b| item(a).pixels.cmp(&item(b).pixels).then(item(b).id.cmp(&item(a).id)))
+        .expect("clusters are not empty");
+    let rep_item = item(rep);
+    let size = members.len() as u32;
+    if size > 1 {
+        report.duplicate_clusters += 1;
+        report.images_in_duplicate_clusters += size as u64;
+    }
+    report.largest_cluster = report.largest_cluster.max(size as u64);
+
+    let labels_of = |i: u32| -> BTreeSet<&Label> {
+        item(i).groups.iter().map(|&g| &groups.labels[g as usize]).collect()
+    };
+    let has_purpose = |i: u32, p: Purpose| item(i).groups.iter().any(|&g| groups.purposes[g as usize] == p);
+    let labels: BTreeSet<&Label> = members.iter().flat_map(|&i| labels_of(i)).collect();
+    // An example member per label, for the reasons.
+    let example = |label: &Label| -> String {
+        let i = members
+            .iter()
+            .copied()
+            .find(|&i| labels_of(i).contains(label))
+            .expect("label comes from a member");
+        let g: Vec<&Group> = item(i)
+            .groups
+            .iter()
+            .filter(|&&g| &groups.labels[g as usize] == label)
+            .map(|&g| &groups.names[g as usize])
+            .collect();
+        format!("{} in group {}", short(&item(i).id), list(g))
+    };
+    // Resolve the cluster's label.
+    let conflict = labels.len() > 1;
+    let resolved: Option<&Label> = match (&policy.conflict, conflict) {
+        (_, false) => labels.first().copied(),
+        (Conflict::Prefer(p), true) if labels.contains(p) => Some(p),
+        _ => None,
+    };
+    if conflict {
+        report.conflicting_clusters += 1;
+    }
+    let train_member = members.iter().copied().find(|&i| has_purpose(i, Purpose::Train));
+
+    for &i in members {
+        let it = item(i);
+        let mut reasons = Vec::new();
+        if it.quality < policy.min_quality {
+            reasons.push(DecisionReason {
+                code: DecisionCode::LowHashQuality,
+                detail: format!(
+                    "PDQ quality {} is below min_quality = {}: too flat to match against other images",
+                    it.quality, policy.min_quality
+                ),
+            });
+        }
+        if size > 1 {
+            if i == rep {
+                reasons.push(DecisionReason {
+                    code: DecisionCode::Representative,
+                    detail: format!(
+                        "represents a cluster of {size} near-duplicates (most pixels: {})",
+                        it.pixels
+                    ),
+                });
+            } else {
+                reasons.push(DecisionReason {
+                    code: DecisionCode::NearDuplicate,
+                    detail: format!(
+                        "near-duplicate in the cluster of {}: pHash distance {}, PDQ distance {} to it",
+                        short(&rep_item.id),
+                        (it.phash ^ rep_item.phash).count_ones(),
+                        it.pdq
+                            .iter()
+                            .zip(rep_item.pdq.iter())
+                            .map(|(a, b)| (a ^ b).count_ones())
+                            .sum::<u32>()
+                    ),
+                });
+            }
+        }
+        let own = labels_of(i);
+        let own_first = (*own.first().expect("every image has a provenance")).clone();
+        let (label, mut status) = match resolved {
+            Some(l) => {
+                if own.iter().any(|o| *o != l) {
+                    let others: Vec<&&Label> = own.iter().filter(|o| **o != l).collect();
+                    reasons.push(DecisionReason {
+                        code: DecisionCode::Relabelled,
+                        detail: format!(
+                            "found under {} but its cluster was also found under {l} ({}): labelled {l} and removed from {} by conflict_policy = prefer_label",
+                            list(&others),
+                            example(l),
+                            list(&others)
+                        ),
+                    });
+                    report.relabelled += 1;
+                }
+                (l.clone(), CurationStatus::Train)
+            }
+            None => {
+                reasons.push(DecisionReason {
+                    code: DecisionCode::LabelConflict,
+                    detail: format!(
+                        "its cluster was found under {} ({}): quarantined by conflict_policy = {}{}",
+                        list(&labels),
+                        list(labels.iter().map(|l| example(l))),
+                        policy.conflict_name(),
+                        match &policy.conflict {
+                            Conflict::Prefer(p) => format!(" (none of them is {p})"),
+                            Conflict::Quarantine => String::new(),
+                        }
+                    ),
+                });
+                report.quarantined += 1;
+                (own_first, CurationStatus::Quarantined)
+            }
+        };
+        if status != CurationStatus::Quarantined {
+            let in_eval = has_purpose(i, Purpose::Eval);
+            let in_train = has_purpose(i, Purpose::Train);
+            if in_eval {
+                if let Some(t) = train_member {
+                    let eval_groups: Vec<&Group> = it
+                        .groups
+                        .iter()
+                        .filter(|&&g| groups.purposes[g as usize] == Purpose::Eval)
+                        .map(|&g| &groups.names[g as usize])
+                        .collect();
+                    let train_groups: Vec<&Group> = item(t)
+                        .groups
+                        .iter()
+                        .filter(|&&g| groups.purposes[g as usize] == Purpose::Train)
+                        .map(|&g| &groups.names[g as usize])
+                        .collect();
+                    reasons.push(DecisionReason {
+                        code: DecisionCode::EvalLeak,
+                        detail: format!(
+                            "in eval group {} but its cluster holds training images ({} in group {}): excluded from eval",
+                            list(eval_groups),
+                            if t == i { "itself".to_string() } else { short(&item(t).id) },
+                            list(train_groups)
+                        ),
+                    });
+                    report.eval_excluded += 1;
+                    if !in_train {
+                        status = CurationStatus::Excluded;
+                    }
+                } else {
+                    status = CurationStatus::Eval;
+                }
+            }
+        }
+        out.push(Decision {
+            id: it.id,
+            at: now,
+            cluster: rep_item.id,
+            cluster_size: size,
+            label,
+            status,
+            groups: it.groups.iter().map(|&g| groups.names[g as usize].clone()).collect::<BTreeSet<_>>().into_iter().collect(),
+            reasons,
+        });
+    }
+}
+
+/// The first 12 hex digits of a content id, enough to find it with `--explain`.
+pub fn short(id: &ContentId) -> String {
+    id.to_hex()[..12].to_string()
+}

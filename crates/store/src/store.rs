@@ -199,7 +199,9 @@ impl Store {
         index.apply(&batch)?;
         report.records_replayed = n;
         if let Some(w) = &why {
-            tracing::info!(path = %root.display(), reason = %w, records = n, "index rebuilt from the journal");
+            if n > 0 {
+                tracing::info!(path = %root.display(), reason = %w, records = n, "index rebuilt from the journal");
+            }
             for kv in index.meta.iter() {
                 let (k, _) = kv.map_err(|e| index.sled_err(e))?;
                 if let Some(id) = id_from(&k) {

@@ -3,12 +3,16 @@ use std::path::Path;
 use crate::cli::{Cli, Command};
 
 mod plan;
+mod store;
+mod curate;
 mod mirror;
 mod sheet;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Plan(args) => plan::run(args),
+        Command::Store(args) => store::run(args),
+        Command::Curate(args) => curate::run(args),
         Command::Mirror(args) => mirror::run(args),
         Command::Sheet(args) => sheet::run(args),
     }

@@ -1,0 +1,305 @@
+//! `lennonnet store add|stats|verify|gc|reindex`.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use lennonnet_config::{AnimatedPolicy, Config};
+use lennonnet_core::{Group, Label, NoProgress, Purpose};
+use lennonnet_store::{Animated, Ingested, Provenance, Rules, Store};
+use rayon::prelude::*;
+
+use super::{load_config, stdout_error};
+use crate::cli::{StoreAddArgs, StoreArgs, StoreCommand};
+
+pub fn run(args: StoreArgs) -> anyhow::Result<()> {
+    match args.command {
+        StoreCommand::Add(a) => add(a),
+        StoreCommand::Stats(a) => {
+            let (store, _) = open(&load_config(&a.config.config)?, false)?;
+            let stats = store.stats()?;
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            if a.json {
+                serde_json::to_writer_pretty(&mut out, &stats)?;
+                writeln!(out).map_err(stdout_error)?;
+            } else {
+                out.write_all(render_stats(&stats).as_bytes())
+                    .map_err(stdout_error)?;
+            }
+            out.flush().map_err(stdout_error)?;
+            store.close()?;
+            Ok(())
+        }
+        StoreCommand::Verify(a) => {
+            let (store, _) = open(&load_config(&a.config.config)?, false)?;
+            let report = store.verify(&NoProgress)?;
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            if a.json {
+                serde_json::to_writer_pretty(&mut out, &report)?;
+                writeln!(out).map_err(stdout_error)?;
+            } else {
+                for (id, actual) in &report.corrupt {
+                    writeln!(out, "corrupt {id} (its bytes hash to {actual})")
+                        .map_err(stdout_error)?;
+                }
+                for id in &report.missing {
+                    writeln!(out, "missing {id}").map_err(stdout_error)?;
+                }
+                for p in &report.orphans {
+                    writeln!(out, "orphan {}", p.display()).map_err(stdout_error)?;
+                }
+                for (p, e) in &report.unreadable {
+                    writeln!(out, "unreadable {}: {e}", p.display()).map_err(stdout_error)?;
+                }
+                writeln!(
+                    out,
+                    "verified {} objects, {:.1} MB in {:.2} s ({:.0} MB/s): {} corrupt, {} missing, {} orphans, {} unreadable",
+                    report.objects,
+                    report.bytes as f64 / 1e6,
+                    report.millis as f64 / 1e3,
+                    report.mb_per_sec(),
+                    report.corrupt.len(),
+                    report.missing.len(),
+                    report.orphans.len(),
+                    report.unreadable.len()
+                )
+                .map_err(stdout_error)?;
+            }
+            out.flush().map_err(stdout_error)?;
+            store.close()?;
+            if !report.is_clean() {
+                bail!(
+                    "the store has problems: {} corrupt, {} missing, {} orphan, {} unreadable",
+                    report.corrupt.len(),
+                    report.missing.len(),
+                    report.orphans.len(),
+                    report.unreadable.len()
+                );
+            }
+            Ok(())
+        }
+        StoreCommand::Gc(a) => {
+            let (store, _) = open(&load_config(&a.config.config)?, false)?;
+            let report = store.gc(!a.yes)?;
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            let verb = if a.yes { "removed" } else { "would remove" };
+            for p in &report.files {
+                writeln!(out, "{verb} {}", p.display()).map_err(stdout_error)?;
+            }
+            writeln!(
+                out,
+                "{verb} {} unreferenced files, {} bytes{}",
+                report.files.len(),
+                report.bytes,
+                if a.yes {
+                    ""
+                } else {
+                    " (dry run: add --yes to delete)"
+                }
+            )
+            .map_err(stdout_error)?;
+            out.flush().map_err(stdout_error)?;
+            store.close()?;
+            Ok(())
+        }
+        StoreCommand::Reindex(a) => {
+            let (store, report) = open(&load_config(&a.config.config)?, true)?;
+            let stats = store.stats()?;
+            println!(
+                "rebuilt the index of {} from {} journal records in {:.2} s: {} images, {} rejected, {} provenance records, {} accepted images without an object file",
+                store.root().display(),
+                report.records_replayed,
+                report.millis as f64 / 1e3,
+                stats.images,
+                stats.rejected,
+                stats.provenance_records,
+                report.missing_objects
+            );
+            store.close()?;
+            Ok(())
+        }
+    }
+}
+
+/// The acceptance rules of a config's `[image]` section.
+pub fn rules(config: &Config) -> Rules {
+    Rules {
+        min_side_px: config.image.min_side_px,
+        max_pixels: config.image.max_pixels,
+        animated: match config.image.animated {
+            AnimatedPolicy::FirstFrame => Animated::FirstFrame,
+            AnimatedPolicy::Reject => Animated::Reject,
+        },
+    }
+}
+
+/// Opens the config's store (rebuilding its index when asked).
+pub fn open(
+    config: &Config,
+    rebuild: bool,
+) -> anyhow::Result<(Store, lennonnet_store::OpenReport)> {
+    let dir = config.dataset_dir();
+    let (store, report) = Store::open_with(&dir, rules(config), rebuild)
+        .with_context(|| format!("cannot open the store at {}", dir.display()))?;
+    if let (Some(why), true) = (&report.rebuilt, report.records_replayed > 0) {
+        tracing::debug!(reason = %why, records = report.records_replayed, millis = report.millis, "index rebuilt");
+    }
+    Ok((store, report))
+}
+
+fn add(a: StoreAddArgs) -> anyhow::Result<()> {
+    let config = load_config(&a.config.config)?;
+    let group =
+        Group::new(a.group.clone()).with_context(|| format!("bad --group {:?}", a.group))?;
+    let label =
+        Label::new(a.label.clone()).with_context(|| format!("bad --label {:?}", a.label))?;
+    if !config.classes.iter().any(|c| c.name == label) {
+        let classes: Vec<String> = config.classes.iter().map(|c| c.name.to_string()).collect();
+        bail!(
+            "--label {label} is not a class of the config (classes: {})",
+            classes.join(", ")
+        );
+    }
+    let declared = lennonnet_plan::plan(&config)
+        .into_iter()
+        .find(|q| q.group == group)
+        .map(|q| (q.label, q.purpose));
+    if let Some((l, _)) = &declared {
+        if *l != label {
+            bail!("group {group} has label {l} in the config, not {label}");
+        }
+    }
+    let purpose = match a.purpose.as_deref() {
+        Some("train") => Purpose::Train,
+        Some("eval") => Purpose::Eval,
+        Some(other) => bail!("--purpose must be `train` or `eval`, not {other:?}"),
+        None => declared.map_or(Purpose::Train, |(_, p)| p),
+    };
+    let mut files = Vec::new();
+    for p in &a.paths {
+        collect(p, &mut files)?;
+    }
+    files.sort();
+    files.dedup();
+    let (store, _) = open(&config, false)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.jobs.max(1))
+        .build()
+        .context("cannot start the ingest threads")?;
+    tracing::info!(files = files.len(), %group, %label, "adding local files");
+    let results: Vec<anyhow::Result<serde_json::Value>> = pool.install(|| {
+        files
+            .par_iter()
+            .map(|path| {
+                let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+                let prov = Provenance::local(path, group.clone(), label.clone(), purpose);
+                let o = store.ingest(&bytes, prov)?;
+                Ok(match &o.result {
+                    Ingested::Accepted { new, .. } => serde_json::json!({
+                        "path": path, "id": o.id, "status": "accepted", "new": new,
+                    }),
+                    Ingested::Rejected { reason, detail } => serde_json::json!({
+                        "path": path, "id": o.id, "status": "rejected", "reason": reason, "detail": detail,
+                    }),
+                })
+            })
+            .collect()
+    });
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let (mut accepted, mut rejected) = (0, 0);
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Ok(v) => {
+                if v["status"] == "accepted" {
+                    accepted += 1;
+                } else {
+                    rejected += 1;
+                }
+                serde_json::to_writer(&mut out, &v)?;
+                writeln!(out).map_err(stdout_error)?;
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "a file could not be added");
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    out.flush().map_err(stdout_error)?;
+    store.close()?;
+    tracing::info!(accepted, rejected, "done");
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Regular files under `p` (or `p` itself), following no symlinked folders.
+fn collect(p: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let abs = std::path::absolute(p).with_context(|| format!("bad path {}", p.display()))?;
+    let meta = std::fs::metadata(&abs).with_context(|| format!("cannot read {}", p.display()))?;
+    if meta.is_file() {
+        out.push(abs);
+        return Ok(());
+    }
+    let mut stack = vec![abs];
+    while let Some(dir) = stack.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
+        {
+            let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                stack.push(entry.path());
+            } else if ft.is_file() || (ft.is_symlink() && entry.path().is_file()) {
+                out.push(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn render_stats(s: &lennonnet_store::Stats) -> String {
+    let mut t = format!(
+        "{} images ({:.1} MB), {} rejected, {} provenance records\n",
+        s.images,
+        s.bytes as f64 / 1e6,
+        s.rejected,
+        s.provenance_records
+    );
+    let section = |t: &mut String, title: &str, rows: Vec<(String, String)>| {
+        if rows.is_empty() {
+            return;
+        }
+        *t += &format!("\n{title}\n");
+        let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        for (k, v) in rows {
+            *t += &format!("  {k:<w$}  {v}\n");
+        }
+    };
+    let plain = |m: &std::collections::BTreeMap<String, u64>| -> Vec<(String, String)> {
+        m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
+    };
+    let counts =
+        |m: &std::collections::BTreeMap<String, lennonnet_store::Counts>| -> Vec<(String, String)> {
+            m.iter()
+                .map(|(k, c)| {
+                    (
+                        k.clone(),
+                        format!("{:>7} accepted {:>7} rejected", c.accepted, c.rejected),
+                    )
+                })
+                .collect()
+        };
+    section(&mut t, "by format", plain(&s.by_format));
+    section(&mut t, "rejected by reason", plain(&s.rejected_by_reason));
+    section(&mut t, "by label", counts(&s.by_label));
+    section(&mut t, "by group", counts(&s.by_group));
+    section(
+        &mut t,
+        "fetch outcomes (last per URL)",
+        plain(&s.fetch_by_outcome),
+    );
+    section(&mut t, "curation", plain(&s.by_curation));
+    t
+}

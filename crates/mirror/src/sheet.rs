@@ -103,8 +103,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// Decodes a file the way a viewer shows it (EXIF orientation applied), refusing pictures over
 /// 100 megapixels (decompression bombs).
 pub fn decode_oriented(path: &Path) -> std::result::Result<image::DynamicImage, String> {
-    let mut reader = image::ImageReader::open(path)
-        .map_err(|e| e.to_string())?
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    decode_oriented_bytes(&bytes)
+}
+
+/// [`decode_oriented`] for bytes in memory.
+pub fn decode_oriented_bytes(bytes: &[u8]) -> std::result::Result<image::DynamicImage, String> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
     let mut limits = image::Limits::default();

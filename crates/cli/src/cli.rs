@@ -33,6 +33,24 @@ pub enum Command {
     /// wanted (the group's wanted image count), purpose (train or eval) and tier (0 for the first
     /// engines, 1.. for fallbacks). The output is byte-identical between runs and machines.
     Plan(PlanArgs),
+    /// Search one engine for one query and print its candidates, one JSON object per line.
+    ///
+    /// Each line is a candidate: image_url, thumbnail_url, page_url, title, width, height,
+    /// licence (Wikimedia Commons), engine, query_id and rank (1-based, in the order first
+    /// seen). Paging stops at --limit, at the engine's `max_results`, when the engine has no
+    /// more pages, when a page brings nothing new, or when the engine repeats a page cursor.
+    /// Requests are paced at the engine's `requests_per_sec` and rate limits are retried up to
+    /// `engines.max_retries` times, honouring Retry-After. Base URLs, User-Agent, proxy and
+    /// resolve overrides come from the config, so the same command runs against the offline
+    /// mirror.
+    ///
+    /// Exits 1 when the engine fails: a rate limit that outlasts the retries, a block, an
+    /// unrecognised answer ("structure not recognised": the engine changed; save the response
+    /// with --save-responses and check it with `lennonnet engines parse`). Candidates printed
+    /// before the failure stay printed.
+    Search(SearchArgs),
+    /// Tools for the search-engine adapters: run a parser on a saved response.
+    Engines(EnginesArgs),
     /// The offline mirror: local search engines and image hosts serving a synthetic world.
     ///
     /// `mirror serve` speaks the wire formats of DuckDuckGo, Bing and Wikimedia Commons on
@@ -300,4 +318,70 @@ pub struct CurateArgs {
     /// Print the report (or the explanation) as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The engine: duckduckgo, bing or wikimedia_commons.
+    #[arg(long, short = 'e', value_name = "ENGINE")]
+    pub engine: lennonnet_core::EngineKind,
+    /// The search text.
+    #[arg(long, short = 'q', value_name = "TEXT")]
+    pub query: String,
+    /// Stop after this many distinct candidates (the engine's `max_results` caps it too).
+    #[arg(long, short = 'n', default_value_t = 100, value_name = "N")]
+    pub limit: u32,
+    /// The query id written into each candidate (a plan row's `id`). Default: empty.
+    #[arg(long, default_value = "", value_name = "ID")]
+    pub query_id: String,
+    /// Save every engine response in DIR as `NNN-<engine>-<token|page>.body` (with the status
+    /// and URL in a `.meta` file beside it), to check later with `lennonnet engines parse`.
+    #[arg(long, value_name = "DIR")]
+    pub save_responses: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnginesArgs {
+    #[command(subcommand)]
+    pub command: EnginesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnginesCommand {
+    /// Run an engine's parser on a saved response and print what it reads.
+    ///
+    /// Prints the candidates as JSON Lines (rank is the position on that page, query_id is
+    /// empty), or for `--kind vqd` the DuckDuckGo token as `{"vqd": "..."}`; a summary
+    /// (candidates, skipped entries, next cursor) goes to stderr. When the parser refuses the
+    /// response, prints the typed error naming the file and what was expected, and exits 1.
+    /// This is how to check a page that an engine changed: save it (or use
+    /// `lennonnet search --save-responses`), then parse it here.
+    Parse(EnginesParseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnginesParseArgs {
+    /// The engine whose parser to run: duckduckgo, bing or wikimedia_commons.
+    #[arg(long, short = 'e', value_name = "ENGINE")]
+    pub engine: lennonnet_core::EngineKind,
+    /// The saved response body.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// What the file is: `page`, a results page (DuckDuckGo i.js JSON, Bing images/async HTML,
+    /// Commons API JSON), or `vqd`, DuckDuckGo's HTML page holding the token.
+    #[arg(long, value_enum, default_value_t = ResponseKind::Page)]
+    pub kind: ResponseKind,
+    /// The HTTP status the response came with (rate limits and errors are read from it).
+    #[arg(long, default_value_t = 200, value_name = "CODE")]
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResponseKind {
+    /// A page of results.
+    Page,
+    /// DuckDuckGo's HTML page with the `vqd` token.
+    Vqd,
 }

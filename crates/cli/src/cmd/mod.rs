@@ -3,6 +3,8 @@ use std::path::Path;
 use crate::cli::{Cli, Command};
 
 mod plan;
+mod engines;
+mod search;
 mod store;
 mod curate;
 mod mirror;
@@ -11,6 +13,8 @@ mod sheet;
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Plan(args) => plan::run(args),
+        Command::Search(args) => search::run(args),
+        Command::Engines(args) => engines::run(args),
         Command::Store(args) => store::run(args),
         Command::Curate(args) => curate::run(args),
         Command::Mirror(args) => mirror::run(args),

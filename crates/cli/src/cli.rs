@@ -328,7 +328,7 @@ pub struct SearchArgs {
     #[arg(long, short = 'e', value_name = "ENGINE")]
     pub engine: lennonnet_core::EngineKind,
     /// The search text.
-    #[arg(long, short = 'q', value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT")]
     pub query: String,
     /// Stop after this many distinct candidates (the engine's `max_results` caps it too).
     #[arg(long, short = 'n', default_value_t = 100, value_name = "N")]

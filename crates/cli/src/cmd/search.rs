@@ -56,7 +56,12 @@ async fn search(searcher: &Searcher, args: &SearchArgs) -> anyhow::Result<()> {
             Ok(None) => break,
             Err(e) => {
                 out.flush().map_err(stdout_error)?;
-                return Err(explain(e, engine, pager.found()));
+                return Err(explain(
+                    e,
+                    engine,
+                    pager.found(),
+                    args.save_responses.as_deref(),
+                ));
             }
         }
     }
@@ -76,12 +81,19 @@ async fn search(searcher: &Searcher, args: &SearchArgs) -> anyhow::Result<()> {
 }
 
 /// Puts what the user can do on top of the typed error.
-fn explain(e: SearchError, engine: EngineKind, found: u32) -> anyhow::Error {
+fn explain(e: SearchError, engine: EngineKind, found: u32, saved: Option<&Path>) -> anyhow::Error {
     let hint = if e.is_changed() {
+        let save = match saved {
+            Some(dir) => format!(
+                "The responses are saved in {}; check the last one",
+                dir.display()
+            ),
+            None => "Save the response with --save-responses DIR and check it".to_string(),
+        };
         format!(
             "{engine} answered with a response Lennonnet does not recognise: the engine has probably \
-             changed its page or API ({found} candidates were printed before). Save the response \
-             with --save-responses DIR and check it with `lennonnet engines parse --engine {engine} FILE`"
+             changed its page or API ({found} candidates were printed before). {save} with \
+             `lennonnet engines parse --engine {engine} FILE`"
         )
     } else {
         format!("searching {engine} failed after {found} candidates")
@@ -136,4 +148,46 @@ fn save(
         dir.join(format!("{stem}.meta")),
         serde_json::to_vec_pretty(&meta)?,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn search_and_engines_arguments_are_well_formed() {
+        // clap checks every argument of every command (unique names and short flags, ...).
+        crate::cli::Cli::command().debug_assert();
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from([
+            "lennonnet",
+            "search",
+            "--engine",
+            "bing",
+            "--query",
+            "john lennon",
+            "--limit",
+            "300",
+            "-c",
+            "config/demo.toml",
+        ])
+        .unwrap();
+        match cli.command {
+            crate::cli::Command::Search(a) => {
+                assert_eq!(a.engine, lennonnet_core::EngineKind::Bing);
+                assert_eq!((a.query.as_str(), a.limit), ("john lennon", 300));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            <crate::cli::Cli as clap::Parser>::try_parse_from([
+                "lennonnet",
+                "search",
+                "--engine",
+                "google",
+                "--query",
+                "x"
+            ])
+            .is_err()
+        );
+    }
 }

@@ -261,7 +261,8 @@ const MAX_BARREN_PAGES: u32 = 3;
 
 impl Pager<'_> {
     /// The next batch of new candidates, or `None` when paging has stopped (see
-    /// [`Pager::stop_reason`]). A batch is never empty.
+    /// [`Pager::stop_reason`]). A batch is never empty. After an error the pager stays where
+    /// it was: calling again sends the failed request again (with a fresh round of retries).
     pub async fn next_batch(&mut self) -> Result<Option<Vec<Candidate>>, SearchError> {
         let engine = self.adapter.kind();
         loop {
@@ -281,7 +282,15 @@ impl Pager<'_> {
                 self.finish(Stop::RepeatedCursor);
                 continue;
             }
-            let page = self.fetch(&cursor).await?;
+            let page = match self.fetch(&cursor).await {
+                Ok(page) => page,
+                Err(e) => {
+                    // Stay where we were: calling again retries the same request.
+                    self.seen_cursors.remove(&cursor);
+                    self.cursor = Some(cursor);
+                    return Err(e);
+                }
+            };
             self.cursor = page.next;
             if cursor.step == Step::Token {
                 continue;

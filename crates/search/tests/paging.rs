@@ -460,6 +460,13 @@ async fn changed_pages_surface_as_errors_with_their_url() {
         other => panic!("{other:?}"),
     }
     assert_eq!(log.lock().unwrap().len(), 2);
+    // The pager stays on the failed page: asking again sends the same request again.
+    let again = pager.next_batch().await.unwrap_err();
+    assert!(again.is_changed());
+    let seen = log.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[2].target, seen[1].target);
+    assert_eq!(pager.stop_reason(), None);
 
     // A missing token is reported as such.
     let no_token: Handler = Arc::new(|_, _| ok("<html>a page without a token</html>"));

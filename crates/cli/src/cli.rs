@@ -333,7 +333,7 @@ pub struct SearchArgs {
     /// Stop after this many distinct candidates (the engine's `max_results` caps it too).
     #[arg(long, short = 'n', default_value_t = 100, value_name = "N")]
     pub limit: u32,
-    /// The query id written into each candidate (a plan row's `id`). Default: empty.
+    /// The query id written into each candidate (a plan row's `id`).
     #[arg(long, default_value = "", value_name = "ID")]
     pub query_id: String,
     /// Save every engine response in DIR as `NNN-<engine>-<token|page>.body` (with the status

@@ -463,7 +463,9 @@ impl WorldConfig {
         if i.jpeg + i.png + i.webp + i.gif <= 0.0 {
             return bad("at least one image format needs a positive share".into());
         }
-        if !(16 <= i.min_side_px && i.min_side_px <= i.typical_max_px && i.typical_max_px <= i.max_side_px)
+        if !(16 <= i.min_side_px
+            && i.min_side_px <= i.typical_max_px
+            && i.typical_max_px <= i.max_side_px)
             || i.max_side_px > 8000
         {
             return bad(format!(

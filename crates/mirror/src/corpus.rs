@@ -51,7 +51,10 @@ impl Corpus {
                 source,
             })?;
             if entry.path().is_dir() {
-                dirs.push((entry.file_name().to_string_lossy().into_owned(), entry.path()));
+                dirs.push((
+                    entry.file_name().to_string_lossy().into_owned(),
+                    entry.path(),
+                ));
             }
         }
         dirs.sort();
@@ -128,7 +131,10 @@ impl Corpus {
 
 /// Size and format from the file's header, without decoding it.
 fn probe(path: &Path) -> Option<(u32, u32, Format)> {
-    let reader = image::ImageReader::open(path).ok()?.with_guessed_format().ok()?;
+    let reader = image::ImageReader::open(path)
+        .ok()?
+        .with_guessed_format()
+        .ok()?;
     let format = match reader.format()? {
         image::ImageFormat::Jpeg => Format::JpegBaseline,
         image::ImageFormat::Png => Format::Png,

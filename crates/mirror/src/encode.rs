@@ -63,8 +63,13 @@ pub fn encode(img: RgbaImage, look: &Look) -> Result<Vec<u8>> {
                 enc.add_app_segment(1, &exif_orientation(look.orientation))
                     .map_err(|e| encode_err("exif", e))?;
             }
-            enc.encode(img.as_raw(), w as u16, h as u16, jpeg_encoder::ColorType::Rgba)
-                .map_err(|e| encode_err("jpeg", e))?;
+            enc.encode(
+                img.as_raw(),
+                w as u16,
+                h as u16,
+                jpeg_encoder::ColorType::Rgba,
+            )
+            .map_err(|e| encode_err("jpeg", e))?;
         }
         Format::Png => {
             let rgb = image::DynamicImage::ImageRgba8(img).to_rgb8();
@@ -97,12 +102,8 @@ pub fn encode(img: RgbaImage, look: &Look) -> Result<Vec<u8>> {
                         }
                     }
                 }
-                let frame = image::Frame::from_parts(
-                    f,
-                    0,
-                    0,
-                    image::Delay::from_numer_denom_ms(400, 1),
-                );
+                let frame =
+                    image::Frame::from_parts(f, 0, 0, image::Delay::from_numer_denom_ms(400, 1));
                 enc.encode_frame(frame).map_err(|e| encode_err("gif", e))?;
             }
         }
@@ -210,7 +211,10 @@ mod tests {
             shown.apply_orientation(orient);
             assert_eq!((shown.width(), shown.height()), (40, 20), "orientation {o}");
             let p = shown.to_rgba8().get_pixel(0, 0).0;
-            assert!(p[0] > 150, "orientation {o}: the marker is not back at the top left");
+            assert!(
+                p[0] > 150,
+                "orientation {o}: the marker is not back at the top left"
+            );
         }
     }
 

@@ -203,7 +203,13 @@ pub fn bing_async(
     count: u32,
 ) -> (String, Vec<ResultItem>) {
     let start = first.max(1) - 1;
-    let items = page(world, EngineKind::Bing, query, start, count.clamp(1, BING_MAX_COUNT));
+    let items = page(
+        world,
+        EngineKind::Bing,
+        query,
+        start,
+        count.clamp(1, BING_MAX_COUNT),
+    );
     let q_plus = percent_encode(query).replace("%20", "+");
     let mut html = String::with_capacity(items.len() * 2200 + 512);
     html += r#"<div id="mmComponent_images_2" class="mmComponent_images" data-nextfirst=""#;
@@ -212,10 +218,7 @@ pub fn bing_async(
     for (i, it) in items.iter().enumerate() {
         let rank = start + i as u32;
         if i > 0 && i % 7 == 0 {
-            html += &format!(
-                r#"</ul><ul class="dgControl_list " data-row="{}">"#,
-                i / 7
-            );
+            html += &format!(r#"</ul><ul class="dgControl_list " data-row="{}">"#, i / 7);
         }
         let h = keyed_hash(
             "lennonnet mirror bing ids v1",
@@ -434,14 +437,54 @@ pub fn commons_search(
         let user = USERS[rng.random_range(0..USERS.len())];
         let mut m = BTreeMap::new();
         let year = 1958 + rng.random_range(0..60);
-        m.insert("DateTime", meta(format!("{}-0{}-1{} 12:3{}:00", 2010 + rng.random_range(0..14), rng.random_range(1..10), rng.random_range(0..10), rng.random_range(0..10)), "mediawiki-metadata", true));
-        m.insert("ObjectName", meta(name.rsplit_once('.').map(|x| x.0).unwrap_or(&name), "mediawiki-metadata", true));
+        m.insert(
+            "DateTime",
+            meta(
+                format!(
+                    "{}-0{}-1{} 12:3{}:00",
+                    2010 + rng.random_range(0..14),
+                    rng.random_range(1..10),
+                    rng.random_range(0..10),
+                    rng.random_range(0..10)
+                ),
+                "mediawiki-metadata",
+                true,
+            ),
+        );
+        m.insert(
+            "ObjectName",
+            meta(
+                name.rsplit_once('.').map(|x| x.0).unwrap_or(&name),
+                "mediawiki-metadata",
+                true,
+            ),
+        );
         m.insert("CommonsMetadataExtension", meta(1.2, "extension", true));
-        m.insert("Categories", meta(format!("{}|Self-published work|Photographs by year", it.title), "commons-categories", true));
+        m.insert(
+            "Categories",
+            meta(
+                format!("{}|Self-published work|Photographs by year", it.title),
+                "commons-categories",
+                true,
+            ),
+        );
         m.insert("Assessments", meta("", "commons-categories", true));
-        m.insert("ImageDescription", meta(html_escape(&it.title), "commons-desc-page", false));
-        m.insert("DateTimeOriginal", meta(year.to_string(), "commons-desc-page", false));
-        m.insert("Credit", meta(r#"<span class="int-own-work" lang="en">Own work</span>"#, "commons-desc-page", true));
+        m.insert(
+            "ImageDescription",
+            meta(html_escape(&it.title), "commons-desc-page", false),
+        );
+        m.insert(
+            "DateTimeOriginal",
+            meta(year.to_string(), "commons-desc-page", false),
+        );
+        m.insert(
+            "Credit",
+            meta(
+                r#"<span class="int-own-work" lang="en">Own work</span>"#,
+                "commons-desc-page",
+                true,
+            ),
+        );
         let artist = format!(
             r#"<a href="//commons.{DOMAIN}/wiki/User:{}" title="User:{user}">{user}</a>"#,
             user.replace(' ', "_")
@@ -450,14 +493,31 @@ pub fn commons_search(
         m.insert("LicenseShortName", meta(short, "commons-desc-page", true));
         m.insert("UsageTerms", meta(terms, "commons-desc-page", true));
         let attribution_required = url.is_some() && code != "cc0";
-        m.insert("AttributionRequired", meta(attribution_required.to_string(), "commons-desc-page", true));
+        m.insert(
+            "AttributionRequired",
+            meta(attribution_required.to_string(), "commons-desc-page", true),
+        );
         if attribution_required {
-            m.insert("Attribution", meta(format!("Photo by {artist}"), "commons-desc-page", true));
+            m.insert(
+                "Attribution",
+                meta(format!("Photo by {artist}"), "commons-desc-page", true),
+            );
         }
         if let Some(url) = url {
             m.insert("LicenseUrl", meta(url, "commons-desc-page", true));
         }
-        m.insert("Copyrighted", meta(if code == "pd" || code == "cc0" { "False" } else { "True" }, "commons-desc-page", true));
+        m.insert(
+            "Copyrighted",
+            meta(
+                if code == "pd" || code == "cc0" {
+                    "False"
+                } else {
+                    "True"
+                },
+                "commons-desc-page",
+                true,
+            ),
+        );
         m.insert("Restrictions", meta("", "commons-desc-page", true));
         m.insert("License", meta(code, "commons-templates", true));
         urls.push(world.commons_url(&it.spec, &name, port));
@@ -537,7 +597,15 @@ pub fn commons_user_agent_ok(ua: Option<&str>) -> bool {
         return false;
     };
     let lower = ua.to_lowercase();
-    let generic = ["python-requests", "curl/", "wget/", "go-http-client", "java/", "okhttp", "python-urllib"];
+    let generic = [
+        "python-requests",
+        "curl/",
+        "wget/",
+        "go-http-client",
+        "java/",
+        "okhttp",
+        "python-urllib",
+    ];
     if ua.len() < 10 || generic.iter().any(|g| lower.starts_with(g)) {
         return false;
     }
@@ -550,7 +618,10 @@ mod tests {
 
     #[test]
     fn json_is_ascii_escaped_like_the_recorded_responses() {
-        assert_eq!(ascii_json(r#"{"t":"Café 😋"}"#), r#"{"t":"Caf\u00e9 \ud83d\ude0b"}"#);
+        assert_eq!(
+            ascii_json(r#"{"t":"Café 😋"}"#),
+            r#"{"t":"Caf\u00e9 \ud83d\ude0b"}"#
+        );
     }
 
     #[test]
@@ -559,7 +630,10 @@ mod tests {
             (None, false),
             (Some("curl/8.0"), false),
             (Some("python-requests/2.31"), false),
-            (Some("lennonnet/0.1 (+https://example.invalid/lennonnet)"), true),
+            (
+                Some("lennonnet/0.1 (+https://example.invalid/lennonnet)"),
+                true,
+            ),
             (Some("mybot/1.0 (me@example.org)"), true),
             (Some("Mozilla/5.0"), false),
         ] {

@@ -15,7 +15,11 @@ pub fn draw_text(img: &mut RgbaImage, x: i64, y: i64, text: &str, scale: u32, co
     let a = color[3] as u32;
     let s = scale.max(1) as i64;
     for (i, ch) in text.chars().enumerate() {
-        let code = if ch.is_ascii() && !ch.is_ascii_control() { ch as usize } else { '?' as usize };
+        let code = if ch.is_ascii() && !ch.is_ascii_control() {
+            ch as usize
+        } else {
+            '?' as usize
+        };
         let glyph = font8x8::legacy::BASIC_LEGACY[code];
         let gx = x + i as i64 * 8 * s;
         for (row, bits) in glyph.iter().enumerate() {

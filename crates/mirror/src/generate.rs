@@ -25,7 +25,13 @@ use crate::spec::{ImageSpec, Subject, VariantKind};
 use crate::world::{Truth, World, original_id};
 
 /// The truths of a query's results (at most `limit`), with their URLs on `port`.
-pub fn query_truths(world: &World, port: u16, engine: EngineKind, query: &str, limit: u32) -> Vec<Truth> {
+pub fn query_truths(
+    world: &World,
+    port: u16,
+    engine: EngineKind,
+    query: &str,
+    limit: u32,
+) -> Vec<Truth> {
     let n = world.result_count(engine, query).min(limit);
     (0..n)
         .map(|rank| {
@@ -105,7 +111,10 @@ pub fn generate(
     let mut specs = Vec::new();
     for (engine, q) in queries {
         let n = world.result_count(*engine, q).min(limit_per_query);
-        for (rank, t) in query_truths(world, port, *engine, q, n).into_iter().enumerate() {
+        for (rank, t) in query_truths(world, port, *engine, q, n)
+            .into_iter()
+            .enumerate()
+        {
             let it = world.result(*engine, q, rank as u32);
             specs.push(it.spec);
             truths.push(t);
@@ -117,7 +126,11 @@ pub fn generate(
         if !spec.delivery.yields_image() {
             continue;
         }
-        let rel = format!("images/{}/{}", folder_of(world, spec), file_name(world, spec));
+        let rel = format!(
+            "images/{}/{}",
+            folder_of(world, spec),
+            file_name(world, spec)
+        );
         t.file = Some(rel.clone());
         files.entry(rel).or_insert_with(|| spec.clone());
     }
@@ -131,7 +144,9 @@ pub fn generate(
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((rel, spec)) = jobs.get(i) else { break };
+                    let Some((rel, spec)) = jobs.get(i) else {
+                        break;
+                    };
                     let r = crate::state::render_content(world, spec).and_then(|bytes| {
                         let path = out.join(rel);
                         if let Some(dir) = path.parent() {

@@ -37,7 +37,11 @@ use std::path::Path;
 
 /// Builds a world from an optional world file, an optional seed that overrides the file's, and
 /// an optional corpus folder.
-pub fn load_world(world_file: Option<&Path>, seed: Option<u64>, corpus: Option<&Path>) -> Result<World> {
+pub fn load_world(
+    world_file: Option<&Path>,
+    seed: Option<u64>,
+    corpus: Option<&Path>,
+) -> Result<World> {
     let mut config = match world_file {
         Some(p) => WorldConfig::load(p)?,
         None => WorldConfig::default(),

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
-use hyper::header::{HeaderValue, CONTENT_TYPE, HOST, LOCATION, RETRY_AFTER, USER_AGENT};
+use hyper::header::{CONTENT_TYPE, HOST, HeaderValue, LOCATION, RETRY_AFTER, USER_AGENT};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use lennonnet_core::EngineKind;
@@ -101,7 +101,8 @@ fn resp(status: StatusCode, ctype: &str, body: impl Into<Bytes>) -> Resp {
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,
-        HeaderValue::from_str(ctype).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        HeaderValue::from_str(ctype)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
     r
 }
@@ -219,7 +220,10 @@ enum Host {
 fn host_kind(name: &str) -> Host {
     let name = name.to_ascii_lowercase();
     let Some(sub) = name.strip_suffix(&format!(".{DOMAIN}")) else {
-        return if name == "localhost" || name.parse::<std::net::IpAddr>().is_ok() || name.starts_with('[') {
+        return if name == "localhost"
+            || name.parse::<std::net::IpAddr>().is_ok()
+            || name.starts_with('[')
+        {
             Host::Any
         } else {
             Host::Unknown
@@ -260,21 +264,24 @@ async fn handle(m: Arc<Mirror>, req: Request<Incoming>) -> Resp {
         return admin_route(&m, admin, &req);
     }
     let host = host_kind(&host_name);
-    let r = match (&host, path.as_str()) {
+    match (&host, path.as_str()) {
         (Host::Ddg | Host::Any, "/") => ddg_page(&m, &req),
         (Host::Ddg | Host::Any, "/i.js") => ddg_ijs(&m, &req),
         (Host::Bing | Host::Any, "/images/async") => bing(&m, &req),
         (Host::Commons | Host::Any, "/w/api.php") => commons(&m, &req),
         (Host::Commons, p) if p.starts_with("/wiki/") || p == "/w/index.php" => {
-            simple_page(&format!("{} - Wikimedia Commons", percent_decode(p.trim_start_matches("/wiki/"))))
+            simple_page(&format!(
+                "{} - Wikimedia Commons",
+                percent_decode(p.trim_start_matches("/wiki/"))
+            ))
         }
         (Host::Thumbnails | Host::Any, "/th") => {
             let ps = params(&req);
             let token = param(&ps, "id").and_then(|id| id.strip_prefix("OIP."));
-            return match token.and_then(|t| ImageSpec::from_token(t, m.world.key())) {
+            match token.and_then(|t| ImageSpec::from_token(t, m.world.key())) {
                 Some(spec) => image(&m, spec, 0).await,
                 None => error_page(StatusCode::NOT_FOUND),
-            };
+            }
         }
         (Host::Image(_) | Host::Any, p) if p.len() > 1 => {
             let h = if let Host::Image(h) = host { h } else { 0 };
@@ -282,22 +289,23 @@ async fn handle(m: Arc<Mirror>, req: Request<Incoming>) -> Resp {
             let spec = (segments.len() >= 2)
                 .then(|| ImageSpec::from_token(segments[segments.len() - 2], m.world.key()))
                 .flatten();
-            return match spec {
+            match spec {
                 Some(spec) => image(&m, spec, h).await,
                 None => error_page(StatusCode::NOT_FOUND),
-            };
+            }
         }
         (Host::Page, p) => simple_page(&p.trim_start_matches('/').replace(['-', '/'], " ")),
         _ => error_page(StatusCode::NOT_FOUND),
-    };
-    r
+    }
 }
 
 fn simple_page(title: &str) -> Resp {
     let t = engines::html_escape(title);
     html(
         StatusCode::OK,
-        format!("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1><p>A page of the offline mirror.</p></body></html>"),
+        format!(
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1><p>A page of the offline mirror.</p></body></html>"
+        ),
     )
 }
 
@@ -360,7 +368,10 @@ fn ddg_ijs(m: &Mirror, req: &Request<Incoming>) -> Resp {
     let p = param(&ps, "p").unwrap_or("-1");
     let l = param(&ps, "l").unwrap_or("us-en");
     let (json, items) = engines::ddg_ijs(&m.world, m.port, &q, s, p, l);
-    let urls: Vec<String> = items.iter().map(|it| m.world.image_url(it, m.port)).collect();
+    let urls: Vec<String> = items
+        .iter()
+        .map(|it| m.world.image_url(it, m.port))
+        .collect();
     m.record(EngineKind::DuckDuckGo, &q, s, &items, &urls);
     resp(StatusCode::OK, "application/json; charset=UTF-8", json)
 }
@@ -371,10 +382,17 @@ fn bing(m: &Mirror, req: &Request<Incoming>) -> Resp {
     if let Some(s) = m.over_burst(EngineKind::Bing) {
         return too_many(s);
     }
-    let first: u32 = param(&ps, "first").and_then(|s| s.parse().ok()).unwrap_or(1);
-    let count: u32 = param(&ps, "count").and_then(|s| s.parse().ok()).unwrap_or(35);
+    let first: u32 = param(&ps, "first")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let count: u32 = param(&ps, "count")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(35);
     let (body, items) = engines::bing_async(&m.world, m.port, &q, first, count);
-    let urls: Vec<String> = items.iter().map(|it| m.world.image_url(it, m.port)).collect();
+    let urls: Vec<String> = items
+        .iter()
+        .map(|it| m.world.image_url(it, m.port))
+        .collect();
     m.record(EngineKind::Bing, &q, first.max(1) - 1, &items, &urls);
     html(StatusCode::OK, body)
 }
@@ -382,7 +400,11 @@ fn bing(m: &Mirror, req: &Request<Incoming>) -> Resp {
 fn commons(m: &Mirror, req: &Request<Incoming>) -> Resp {
     let ua = req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok());
     if m.world.config.search.commons_require_user_agent && !engines::commons_user_agent_ok(ua) {
-        return resp(StatusCode::FORBIDDEN, "text/plain; charset=utf-8", engines::COMMONS_FORBIDDEN);
+        return resp(
+            StatusCode::FORBIDDEN,
+            "text/plain; charset=utf-8",
+            engines::COMMONS_FORBIDDEN,
+        );
     }
     if let Some(s) = m.over_burst(EngineKind::WikimediaCommons) {
         return too_many(s);
@@ -390,22 +412,39 @@ fn commons(m: &Mirror, req: &Request<Incoming>) -> Resp {
     let ps = params(req);
     let json = |body: String| resp(StatusCode::OK, "application/json; charset=utf-8", body);
     if param(&ps, "action") != Some("query") {
-        return json(engines::commons_error("badvalue", "Unrecognized value for parameter \"action\"."));
+        return json(engines::commons_error(
+            "badvalue",
+            "Unrecognized value for parameter \"action\".",
+        ));
     }
     if param(&ps, "generator") != Some("search") {
-        return json(engines::commons_error("badvalue", "The mirror serves generator=search only."));
+        return json(engines::commons_error(
+            "badvalue",
+            "The mirror serves generator=search only.",
+        ));
     }
     let Some(q) = param(&ps, "gsrsearch").filter(|q| !q.trim().is_empty()) else {
-        return json(engines::commons_error("missingparam", "The \"gsrsearch\" parameter must be set."));
+        return json(engines::commons_error(
+            "missingparam",
+            "The \"gsrsearch\" parameter must be set.",
+        ));
     };
     let limit = match param(&ps, "gsrlimit") {
         Some("max") => engines::COMMONS_MAX_LIMIT,
         Some(n) => n.parse().unwrap_or(10),
         None => 10,
     };
-    let offset: u32 = param(&ps, "gsroffset").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let offset: u32 = param(&ps, "gsroffset")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let (body, items, upload_urls) = engines::commons_search(&m.world, m.port, q, offset, limit);
-    m.record(EngineKind::WikimediaCommons, q, offset, &items, &upload_urls);
+    m.record(
+        EngineKind::WikimediaCommons,
+        q,
+        offset,
+        &items,
+        &upload_urls,
+    );
     json(body)
 }
 
@@ -424,7 +463,9 @@ async fn image(m: &Arc<Mirror>, spec: ImageSpec, host: u8) -> Resp {
             ];
             return error_page(codes[nonce as usize % 3]);
         }
-        Delivery::RedirectLoop => return redirect(world.redirect_target(&spec, host, m.port), nonce),
+        Delivery::RedirectLoop => {
+            return redirect(world.redirect_target(&spec, host, m.port), nonce);
+        }
         Delivery::RedirectChain if spec.hops > 0 => {
             return redirect(world.redirect_target(&spec, host, m.port), nonce);
         }
@@ -437,16 +478,22 @@ async fn image(m: &Arc<Mirror>, spec: ImageSpec, host: u8) -> Resp {
         Delivery::Bomb => {
             let png = nonce % 2 == 0;
             let ctype = if png { "image/png" } else { "image/jpeg" };
-            return image_resp(StatusCode::OK, ctype, Bytes::from(crate::encode::bomb(nonce as u64, png)));
+            return image_resp(
+                StatusCode::OK,
+                ctype,
+                Bytes::from(crate::encode::bomb(nonce as u64, png)),
+            );
         }
         Delivery::Huge => {
             let thumb = world.thumbnail_spec(&spec);
             return match m.content(&thumb).await {
                 Ok(small) => {
                     let size = t.huge_bytes;
-                    let big = tokio::task::spawn_blocking(move || crate::encode::huge(&small, size, nonce as u64))
-                        .await
-                        .unwrap_or_default();
+                    let big = tokio::task::spawn_blocking(move || {
+                        crate::encode::huge(&small, size, nonce as u64)
+                    })
+                    .await
+                    .unwrap_or_default();
                     image_resp(StatusCode::OK, "image/jpeg", Bytes::from(big))
                 }
                 Err(e) => internal(e),
@@ -469,7 +516,11 @@ async fn image(m: &Arc<Mirror>, spec: ImageSpec, host: u8) -> Resp {
                 "text/html; charset=UTF-8",
                 "text/plain",
                 "application/octet-stream",
-                if mime == "image/png" { "image/jpeg" } else { "image/png" },
+                if mime == "image/png" {
+                    "image/jpeg"
+                } else {
+                    "image/png"
+                },
             ];
             image_resp(StatusCode::OK, wrong[nonce as usize % wrong.len()], bytes)
         }
@@ -510,7 +561,10 @@ fn redirect(location: String, nonce: u32) -> Resp {
     let status = codes[nonce as usize % codes.len()];
     let mut r = html(
         status,
-        format!("<html><body>Moved to <a href=\"{0}\">{0}</a></body></html>", engines::html_escape(&location)),
+        format!(
+            "<html><body>Moved to <a href=\"{0}\">{0}</a></body></html>",
+            engines::html_escape(&location)
+        ),
     );
     if let Ok(v) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(LOCATION, v);
@@ -539,25 +593,41 @@ fn admin_route(m: &Mirror, route: &str, req: &Request<Incoming>) -> Resp {
         "stats" => json_ok(serde_json::to_string(&m.stats()).unwrap_or_default()),
         "world" => json_ok(serde_json::to_string(&m.world.config).unwrap_or_default()),
         "static" => {
-            let n = param(&ps, "bytes").and_then(|s| s.parse().ok()).unwrap_or(50_000);
+            let n = param(&ps, "bytes")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(50_000);
             image_resp(StatusCode::OK, "image/jpeg", static_buffer(n))
         }
         "truth" => {
             let Some(url) = param(&ps, "url") else {
-                return resp(StatusCode::BAD_REQUEST, "application/json", r#"{"error":"missing url"}"#);
+                return resp(
+                    StatusCode::BAD_REQUEST,
+                    "application/json",
+                    r#"{"error":"missing url"}"#,
+                );
             };
             match truth_of_url(&m.world, url) {
                 Some(t) => json_ok(serde_json::to_string(&t).unwrap_or_default()),
-                None => resp(StatusCode::NOT_FOUND, "application/json", r#"{"error":"not a URL of this world"}"#),
+                None => resp(
+                    StatusCode::NOT_FOUND,
+                    "application/json",
+                    r#"{"error":"not a URL of this world"}"#,
+                ),
             }
         }
         "truth.jsonl" => {
             let truths = match (param(&ps, "engine"), param(&ps, "q")) {
                 (Some(engine), Some(q)) => {
                     let Ok(engine) = engine.parse::<EngineKind>() else {
-                        return resp(StatusCode::BAD_REQUEST, "application/json", r#"{"error":"unknown engine"}"#);
+                        return resp(
+                            StatusCode::BAD_REQUEST,
+                            "application/json",
+                            r#"{"error":"unknown engine"}"#,
+                        );
                     };
-                    let limit = param(&ps, "limit").and_then(|s| s.parse().ok()).unwrap_or(u32::MAX);
+                    let limit = param(&ps, "limit")
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(u32::MAX);
                     crate::generate::query_truths(&m.world, m.port, engine, q, limit)
                 }
                 _ => m.emitted(),

@@ -138,27 +138,38 @@ pub fn draw(items: &[SheetItem], opts: &SheetOptions, threads: usize) -> RgbaIma
     let cell_w = t + pad;
     let cell_h = t + label_h + pad;
     let rows = (items.len() as u32).div_ceil(cols);
-    let mut sheet = RgbaImage::from_pixel(cols * cell_w + pad, rows * cell_h + pad, Rgba([24, 24, 28, 255]));
+    let mut sheet = RgbaImage::from_pixel(
+        cols * cell_w + pad,
+        rows * cell_h + pad,
+        Rgba([24, 24, 28, 255]),
+    );
     // Thumbnails in parallel, drawn in order.
     let thumbs: Vec<std::result::Result<(RgbaImage, u32, u32), String>> = {
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let slots: Vec<std::sync::Mutex<Option<_>>> = items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        let slots: Vec<std::sync::Mutex<Option<_>>> =
+            items.iter().map(|_| std::sync::Mutex::new(None)).collect();
         std::thread::scope(|s| {
             for _ in 0..threads.max(1) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = decode_oriented(&item.path).map(|img| {
-                        let (w, h) = (img.width(), img.height());
-                        (img.thumbnail(t, t).to_rgba8(), w, h)
-                    });
-                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        let r = decode_oriented(&item.path).map(|img| {
+                            let (w, h) = (img.width(), img.height());
+                            (img.thumbnail(t, t).to_rgba8(), w, h)
+                        });
+                        *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                    }
                 });
             }
         });
         slots
             .into_iter()
-            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).unwrap_or(Err("not read".into())))
+            .map(|m| {
+                m.into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .unwrap_or(Err("not read".into()))
+            })
             .collect()
     };
     let chars = (t / 8) as usize;
@@ -166,7 +177,14 @@ pub fn draw(items: &[SheetItem], opts: &SheetOptions, threads: usize) -> RgbaIma
         if s.chars().count() <= chars {
             s.to_string()
         } else {
-            let tail: String = s.chars().rev().take(chars.saturating_sub(1)).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail: String = s
+                .chars()
+                .rev()
+                .take(chars.saturating_sub(1))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             format!("~{tail}")
         }
     };
@@ -186,21 +204,54 @@ pub fn draw(items: &[SheetItem], opts: &SheetOptions, threads: usize) -> RgbaIma
                         sheet.put_pixel(x, y, Rgba([90, 20, 20, 255]));
                     }
                 }
-                draw_text(&mut sheet, x0 as i64 + 4, (y0 + t / 2) as i64, &cut(&e), 1, [255, 220, 220, 255]);
+                draw_text(
+                    &mut sheet,
+                    x0 as i64 + 4,
+                    (y0 + t / 2) as i64,
+                    &cut(&e),
+                    1,
+                    [255, 220, 220, 255],
+                );
                 "unreadable".to_string()
             }
         };
         let ly = (y0 + t + 2) as i64;
-        draw_text(&mut sheet, x0 as i64, ly, &cut(&size_line), 1, [150, 150, 160, 255]);
-        draw_text(&mut sheet, x0 as i64, ly + 10, &cut(&item.group), 1, [255, 210, 120, 255]);
-        draw_text(&mut sheet, x0 as i64, ly + 20, &cut(&item.name), 1, [230, 230, 235, 255]);
+        draw_text(
+            &mut sheet,
+            x0 as i64,
+            ly,
+            &cut(&size_line),
+            1,
+            [150, 150, 160, 255],
+        );
+        draw_text(
+            &mut sheet,
+            x0 as i64,
+            ly + 10,
+            &cut(&item.group),
+            1,
+            [255, 210, 120, 255],
+        );
+        draw_text(
+            &mut sheet,
+            x0 as i64,
+            ly + 20,
+            &cut(&item.name),
+            1,
+            [230, 230, 235, 255],
+        );
         let _ = text_width;
     }
     sheet
 }
 
 /// Collects, draws and writes a sheet as PNG. Returns how many images it shows.
-pub fn write_sheet(paths: &[PathBuf], out: &Path, opts: &SheetOptions, threads: usize) -> Result<usize> {
+pub fn write_sheet(
+    paths: &[PathBuf],
+    out: &Path,
+    opts: &SheetOptions,
+    threads: usize,
+) -> Result<usize> {
     let items = collect(paths, opts.limit)?;
     let sheet = draw(&items, opts, threads);
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -211,7 +262,10 @@ pub fn write_sheet(paths: &[PathBuf], out: &Path, opts: &SheetOptions, threads: 
     }
     let mut bytes = Vec::new();
     sheet
-        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
         .map_err(|e| MirrorError::Encode {
             what: "contact sheet".into(),
             message: e.to_string(),

@@ -58,7 +58,10 @@ pub enum Subject {
     /// A scene for a word (the normalised query text).
     Word(String),
     /// A group picture: the Beatles in `beatles` (a bit mask) and `people` random people.
-    Group { beatles: u8, people: u8 },
+    Group {
+        beatles: u8,
+        people: u8,
+    },
     /// A real image: the corpus sub-folder with this index (in byte order of names).
     Corpus(u16),
 }
@@ -225,7 +228,12 @@ impl ImageSpec {
             }
         }
         b.extend(self.original.index.to_le_bytes());
-        b.push(VariantKind::ALL.iter().position(|k| *k == self.variant.kind).unwrap() as u8);
+        b.push(
+            VariantKind::ALL
+                .iter()
+                .position(|k| *k == self.variant.kind)
+                .unwrap() as u8,
+        );
         b.extend(self.variant.nonce.to_le_bytes());
         b.push(self.delivery.code());
         b.push(self.hops);

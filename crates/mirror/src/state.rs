@@ -147,7 +147,10 @@ impl Mirror {
     /// gives the same answers, and a retry gets a fresh draw of the search noise.
     pub fn attempt(&self, engine: EngineKind, request: &str) -> u32 {
         let mut st = self.search.lock().unwrap_or_else(|e| e.into_inner());
-        let n = st.attempts.entry((engine, request.to_string())).or_insert(0);
+        let n = st
+            .attempts
+            .entry((engine, request.to_string()))
+            .or_insert(0);
         let a = *n;
         *n += 1;
         a
@@ -164,7 +167,14 @@ impl Mirror {
     }
 
     /// Records the image URLs of a search response for `/_mirror/truth.jsonl`.
-    pub fn record(&self, engine: EngineKind, query: &str, start: u32, items: &[ResultItem], urls: &[String]) {
+    pub fn record(
+        &self,
+        engine: EngineKind,
+        query: &str,
+        start: u32,
+        items: &[ResultItem],
+        urls: &[String],
+    ) {
         let mut e = self.emitted.lock().unwrap_or_else(|e| e.into_inner());
         for (i, (it, url)) in items.iter().zip(urls).enumerate() {
             if e.seen.insert(url.clone()) {

@@ -9,9 +9,7 @@ use serde::Serialize;
 
 use crate::config::WorldConfig;
 use crate::corpus::Corpus;
-use crate::spec::{
-    Beatle, Delivery, Format, ImageSpec, Original, Subject, Variant, VariantKind,
-};
+use crate::spec::{Beatle, Delivery, Format, ImageSpec, Original, Subject, Variant, VariantKind};
 
 /// How many image hosts there are: `img00.mirror.test` .. `img23.mirror.test`.
 pub const IMAGE_HOSTS: u8 = 24;
@@ -177,11 +175,7 @@ impl World {
     pub fn resolve(&self, query: &str) -> QuerySubject {
         let q = Self::normalize(query);
         for rule in &self.config.subjects {
-            if rule
-                .phrases
-                .iter()
-                .any(|p| q.contains(&Self::normalize(p)))
-            {
+            if rule.phrases.iter().any(|p| q.contains(&Self::normalize(p))) {
                 if let Some(c) = &self.corpus {
                     if let Some(g) = c.group_index(&rule.identity) {
                         return QuerySubject::Corpus(g);
@@ -209,7 +203,11 @@ impl World {
                     return QuerySubject::Corpus(i as u16);
                 }
             }
-            let h = keyed_hash("lennonnet mirror corpus query v1", &self.key, &[q.as_bytes()]);
+            let h = keyed_hash(
+                "lennonnet mirror corpus query v1",
+                &self.key,
+                &[q.as_bytes()],
+            );
             return QuerySubject::Corpus((u64_of(&h) % c.groups.len() as u64) as u16);
         }
         if words.iter().any(|w| self.config.people_words.contains(w)) {
@@ -259,7 +257,11 @@ impl World {
         let mut rng = rng_for(
             &self.key,
             "lennonnet mirror slot v1",
-            &[engine.as_str().as_bytes(), q.as_bytes(), &rank.to_le_bytes()],
+            &[
+                engine.as_str().as_bytes(),
+                q.as_bytes(),
+                &rank.to_le_bytes(),
+            ],
         );
         let n = &self.config.noise;
         let r = &self.config.results;
@@ -643,9 +645,8 @@ impl World {
         match v.kind {
             VariantKind::Original => {}
             VariantKind::Reencoded => {
-                p.format = Some(
-                    [jpeg, jpeg, jpeg, Format::Png, Format::Webp][rng.random_range(0..5)],
-                );
+                p.format =
+                    Some([jpeg, jpeg, jpeg, Format::Png, Format::Webp][rng.random_range(0..5)]);
                 p.size = Some((w, h));
             }
             VariantKind::Resized => {
@@ -683,7 +684,11 @@ impl World {
     pub fn truth(&self, spec: &ImageSpec, url: String) -> Truth {
         let look = self.look(spec);
         let (kind, name, identities) = match &spec.original.subject {
-            Subject::Beatle(b) => ("beatle", b.as_str().to_string(), vec![b.as_str().to_string()]),
+            Subject::Beatle(b) => (
+                "beatle",
+                b.as_str().to_string(),
+                vec![b.as_str().to_string()],
+            ),
             Subject::Person => {
                 let p = self.person_of(spec.original.index);
                 ("person", person_name(p), vec![person_name(p)])

@@ -64,7 +64,9 @@ fn generate(a: MirrorGenerateArgs) -> anyhow::Result<()> {
                 .collect()
         }
     };
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     tracing::info!(queries = queries.len(), limit = a.limit_per_query, out = %a.out.display(), "generating");
     let summary = lennonnet_mirror::generate::generate(
         &world,
@@ -111,7 +113,11 @@ mod tests {
 
     #[test]
     fn queries_file_lines() {
-        let q = parse_queries("# c\nJohn Lennon\n\nbing\tred car\n", EngineKind::DuckDuckGo).unwrap();
+        let q = parse_queries(
+            "# c\nJohn Lennon\n\nbing\tred car\n",
+            EngineKind::DuckDuckGo,
+        )
+        .unwrap();
         assert_eq!(
             q,
             vec![

@@ -11,7 +11,9 @@ pub fn run(a: SheetArgs) -> anyhow::Result<()> {
         limit: a.limit,
         thumb_px: a.thumb_px,
     };
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let n = lennonnet_mirror::sheet::write_sheet(&a.paths, &a.out, &opts, threads)?;
     tracing::info!(images = n, out = %a.out.display(), "contact sheet written");
     let mut out = std::io::stdout().lock();

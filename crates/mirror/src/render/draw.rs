@@ -2,8 +2,8 @@
 //! the per-pixel finishing passes (lighting, black and white, grain).
 
 use tiny_skia::{
-    Color, FillRule, GradientStop, LinearGradient, Paint, Path, PathBuilder, Pixmap, Point,
-    RadialGradient, Rect, Shader, SpreadMode, Stroke, Transform,
+    Color, FillRule, GradientStop, Paint, Path, PathBuilder, Pixmap, Point, RadialGradient, Rect,
+    SpreadMode, Stroke, Transform,
 };
 
 /// A colour as linear-ish RGB shares in `[0, 1]`.
@@ -117,23 +117,46 @@ pub fn smooth_closed(pts: &[(f32, f32)]) -> Option<Path> {
     pb.finish()
 }
 
-/// Fills the whole canvas (in canonical coordinates `w`×`h`) with a linear gradient.
-pub fn linear_bg(pix: &mut Pixmap, w: f32, h: f32, from: (f32, f32, Rgb), to: (f32, f32, Rgb), t: Transform) {
-    let shader = LinearGradient::new(
-        Point::from_xy(from.0, from.1),
-        Point::from_xy(to.0, to.1),
-        vec![
-            GradientStop::new(0.0, from.2.color(1.0)),
-            GradientStop::new(1.0, to.2.color(1.0)),
-        ],
-        SpreadMode::Pad,
-        Transform::identity(),
-    )
-    .unwrap_or(Shader::SolidColor(from.2.color(1.0)));
-    let mut p = Paint::default();
-    p.shader = shader;
-    if let Some(r) = rect(-w, -h, 3.0 * w, 3.0 * h) {
-        fill_with(pix, &r, &p, t);
+/// The gradient parameter `u = dot(P - from, to - from) / |to - from|²` of the canonical point
+/// `P` under pixel `(px, py)`, as an affine function `A·px + B·py + C` of pixel coordinates.
+pub fn affine_param(from: (f32, f32), to: (f32, f32), view: Transform) -> Option<(f32, f32, f32)> {
+    let inv = view.invert()?;
+    let (dx, dy) = (to.0 - from.0, to.1 - from.1);
+    let dd = dx * dx + dy * dy;
+    if dd <= f32::EPSILON {
+        return None;
+    }
+    let a = (inv.sx * dx + inv.ky * dy) / dd;
+    let b = (inv.kx * dx + inv.sy * dy) / dd;
+    let c = ((inv.tx - from.0) * dx + (inv.ty - from.1) * dy) / dd;
+    // Sample at pixel centres.
+    Some((a, b, c + 0.5 * (a + b)))
+}
+
+/// Fills the whole canvas with an opaque linear gradient between two canonical points, written
+/// straight into the pixels (much cheaper than a shader fill over the whole canvas).
+pub fn linear_bg(
+    pix: &mut Pixmap,
+    _w: f32,
+    _h: f32,
+    from: (f32, f32, Rgb),
+    to: (f32, f32, Rgb),
+    t: Transform,
+) {
+    let c0 = [from.2.0, from.2.1, from.2.2].map(|v| v.clamp(0.0, 1.0) * 255.0);
+    let c1 = [to.2.0, to.2.1, to.2.2].map(|v| v.clamp(0.0, 1.0) * 255.0);
+    let (a, b, c) = affine_param((from.0, from.1), (to.0, to.1), t).unwrap_or((0.0, 0.0, 0.0));
+    let width = pix.width() as usize;
+    for (py, row) in pix.data_mut().chunks_exact_mut(width * 4).enumerate() {
+        let mut u = b * py as f32 + c;
+        for px in row.chunks_exact_mut(4) {
+            let k = u.clamp(0.0, 1.0);
+            for i in 0..3 {
+                px[i] = (c0[i] + (c1[i] - c0[i]) * k) as u8;
+            }
+            px[3] = 255;
+            u += a;
+        }
     }
 }
 
@@ -151,35 +174,34 @@ pub fn radial_glow(pix: &mut Pixmap, x: f32, y: f32, r: f32, c: Rgb, alpha: f32,
         Transform::identity(),
     );
     let Some(shader) = shader else { return };
-    let mut p = Paint::default();
-    p.shader = shader;
-    p.anti_alias = true;
+    let p = Paint {
+        shader,
+        anti_alias: true,
+        ..Paint::default()
+    };
     if let Some(path) = oval(x, y, r, r) {
         fill_with(pix, &path, &p, t);
     }
 }
 
-/// A directional light: darkens the canvas from one side, `strength` in `[0, 1)`.
-pub fn side_light(pix: &mut Pixmap, w: f32, h: f32, angle: f32, strength: f32, t: Transform) {
-    let (dx, dy) = (angle.cos(), angle.sin());
-    let (cx, cy) = (w / 2.0, h / 2.0);
-    let l = w.max(h) * 0.6;
-    let shader = LinearGradient::new(
-        Point::from_xy(cx - dx * l, cy - dy * l),
-        Point::from_xy(cx + dx * l, cy + dy * l),
-        vec![
-            GradientStop::new(0.0, Color::from_rgba(1.0, 1.0, 0.95, strength * 0.35).unwrap_or(Color::TRANSPARENT)),
-            GradientStop::new(0.5, Color::TRANSPARENT),
-            GradientStop::new(1.0, Color::from_rgba(0.0, 0.0, 0.0, strength).unwrap_or(Color::TRANSPARENT)),
-        ],
-        SpreadMode::Pad,
-        Transform::identity(),
-    );
-    let Some(shader) = shader else { return };
-    let mut p = Paint::default();
-    p.shader = shader;
-    if let Some(r) = rect(-w, -h, 3.0 * w, 3.0 * h) {
-        fill_with(pix, &r, &p, t);
+/// A directional light across the canvas: brighter on one side, darker on the other.
+#[derive(Debug, Clone, Copy)]
+pub struct Light {
+    /// `u = A·px + B·py + C`: 0 on the lit side, 1 on the dark side.
+    pub a: f32,
+    pub b: f32,
+    pub c: f32,
+    pub strength: f32,
+}
+
+impl Light {
+    /// Light from `angle` (radians) over a canonical `w`×`h` canvas seen through `view`.
+    pub fn new(w: f32, h: f32, angle: f32, strength: f32, view: Transform) -> Option<Light> {
+        let (dx, dy) = (angle.cos(), angle.sin());
+        let (cx, cy) = (w / 2.0, h / 2.0);
+        let l = w.max(h) * 0.6;
+        let (a, b, c) = affine_param((cx - dx * l, cy - dy * l), (cx + dx * l, cy + dy * l), view)?;
+        Some(Light { a, b, c, strength })
     }
 }
 
@@ -194,11 +216,13 @@ pub struct Finish {
     pub sepia: f32,
     pub grain: f32,
     pub seed: u64,
+    pub light: Option<Light>,
 }
 
 pub fn finish(pix: &mut Pixmap, f: &Finish) {
     let mut state = f.seed | 1;
-    let grain = (f.grain * 255.0) as i32;
+    let range = (f.grain * 255.0) as u64 * 2 + 1;
+    let half = (range / 2) as i32;
     let mut lut = [0u8; 256];
     for (i, v) in lut.iter_mut().enumerate() {
         let x = i as f32 / 255.0 * f.exposure;
@@ -206,33 +230,50 @@ pub fn finish(pix: &mut Pixmap, f: &Finish) {
         *v = (y.clamp(0.0, 1.0) * 255.0) as u8;
     }
     let cast = [f.cast.0, f.cast.1, f.cast.2];
-    for px in pix.data_mut().chunks_exact_mut(4) {
-        let mut c = [px[0] as f32, px[1] as f32, px[2] as f32];
-        if f.black_and_white {
-            let l = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
-            c = [
-                l + f.sepia * 40.0,
-                l + f.sepia * 20.0,
-                l - f.sepia * 10.0,
-            ];
-        } else {
-            for k in 0..3 {
-                c[k] *= cast[k];
+    let width = pix.width() as usize;
+    let light = f.light.unwrap_or(Light {
+        a: 0.0,
+        b: 0.0,
+        c: 0.5,
+        strength: 0.0,
+    });
+    let (lift, shade) = (light.strength * 0.35, light.strength);
+    for (y, row) in pix.data_mut().chunks_exact_mut(width * 4).enumerate() {
+        let mut u = light.b * y as f32 + light.c;
+        for px in row.chunks_exact_mut(4) {
+            let mut c = [px[0] as f32, px[1] as f32, px[2] as f32];
+            if shade > 0.0 {
+                let uc = u.clamp(0.0, 1.0);
+                if uc < 0.5 {
+                    let k = lift * (1.0 - 2.0 * uc);
+                    for v in &mut c {
+                        *v += (255.0 - *v) * k;
+                    }
+                } else {
+                    let k = 1.0 - shade * (2.0 * uc - 1.0);
+                    for v in &mut c {
+                        *v *= k;
+                    }
+                }
+                u += light.a;
             }
-        }
-        let n = if grain > 0 {
-            // xorshift64: cheap, deterministic grain.
+            if f.black_and_white {
+                let l = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
+                c = [l + f.sepia * 40.0, l + f.sepia * 20.0, l - f.sepia * 10.0];
+            } else {
+                for k in 0..3 {
+                    c[k] *= cast[k];
+                }
+            }
+            // xorshift64 grain, scaled by multiply-shift (no division).
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            (state % (2 * grain as u64 + 1)) as i32 - grain
-        } else {
-            0
-        };
-        for k in 0..3 {
-            let v = (c[k] as i32 + n).clamp(0, 255) as usize;
-            px[k] = lut[v];
+            let n = (((state >> 32) * range) >> 32) as i32 - half;
+            for k in 0..3 {
+                px[k] = lut[(c[k] as i32 + n).clamp(0, 255) as usize];
+            }
+            px[3] = 255;
         }
-        px[3] = 255;
     }
 }

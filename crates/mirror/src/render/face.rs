@@ -212,7 +212,8 @@ impl Traits {
             eye_spacing: rng.random_range(0.34..0.44),
             eye_size: rng.random_range(0.8..1.25),
             eye_tilt: rng.random_range(-0.08..0.08),
-            iris: [Rgb(0.3, 0.2, 0.1), Rgb(0.2, 0.4, 0.6), Rgb(0.3, 0.45, 0.3)][rng.random_range(0..3)],
+            iris: [Rgb(0.3, 0.2, 0.1), Rgb(0.2, 0.4, 0.6), Rgb(0.3, 0.45, 0.3)]
+                [rng.random_range(0..3)],
             brow_thick: rng.random_range(0.03..0.1),
             brow_height: rng.random_range(-0.04..0.06),
             brow_arch: rng.random_range(-0.03..0.1),
@@ -220,12 +221,29 @@ impl Traits {
             nose_width: rng.random_range(0.8..1.5),
             mouth_width: rng.random_range(0.85..1.2),
             lip: skin.mix(Rgb(0.75, 0.3, 0.35), rng.random_range(0.2..0.6)),
-            glasses_p: if rng.random_bool(0.25) { (0.8, 0.8) } else { (0.0, 0.0) },
-            glasses: if rng.random_bool(0.5) { Glasses::Round } else { Glasses::Square },
+            glasses_p: if rng.random_bool(0.25) {
+                (0.8, 0.8)
+            } else {
+                (0.0, 0.0)
+            },
+            glasses: if rng.random_bool(0.5) {
+                Glasses::Round
+            } else {
+                Glasses::Square
+            },
             tint: if rng.random_bool(0.2) { 0.6 } else { 0.1 },
-            frame: [Rgb(0.1, 0.1, 0.1), Rgb(0.7, 0.6, 0.3), Rgb(0.5, 0.2, 0.2)][rng.random_range(0..3)],
-            beard_era: if !long_haired && rng.random_bool(0.3) { 0.0 } else { 2.0 },
-            beard: if rng.random_bool(0.5) { Beard::Full } else { Beard::Moustache },
+            frame: [Rgb(0.1, 0.1, 0.1), Rgb(0.7, 0.6, 0.3), Rgb(0.5, 0.2, 0.2)]
+                [rng.random_range(0..3)],
+            beard_era: if !long_haired && rng.random_bool(0.3) {
+                0.0
+            } else {
+                2.0
+            },
+            beard: if rng.random_bool(0.5) {
+                Beard::Full
+            } else {
+                Beard::Moustache
+            },
             ear: rng.random_range(0.85..1.2),
         }
     }
@@ -265,9 +283,17 @@ impl Pose {
         };
         let suit = era < 0.45 && rng.random_bool(0.8);
         let clothes = if suit {
-            [Rgb(0.08, 0.08, 0.09), Rgb(0.25, 0.25, 0.28), Rgb(0.15, 0.15, 0.2)][rng.random_range(0..3)]
+            [
+                Rgb(0.08, 0.08, 0.09),
+                Rgb(0.25, 0.25, 0.28),
+                Rgb(0.15, 0.15, 0.2),
+            ][rng.random_range(0..3)]
         } else {
-            Rgb::hsv(rng.random_range(0.0..360.0), rng.random_range(0.2..0.8), rng.random_range(0.3..0.9))
+            Rgb::hsv(
+                rng.random_range(0.0..360.0),
+                rng.random_range(0.2..0.8),
+                rng.random_range(0.3..0.9),
+            )
         };
         Pose {
             cx,
@@ -276,7 +302,8 @@ impl Pose {
             roll: rng.random_range(-12.0..12.0),
             yaw: rng.random_range(-0.45..0.45),
             smile: rng.random_range(-0.3..1.0),
-            hair_len: (t.hair_len + t.hair_growth * era + rng.random_range(-0.05..0.05)).clamp(0.0, 1.2),
+            hair_len: (t.hair_len + t.hair_growth * era + rng.random_range(-0.05..0.05))
+                .clamp(0.0, 1.2),
             glasses: rng.random_bool(glasses_p.clamp(0.0, 1.0) as f64),
             beard,
             clothes,
@@ -317,7 +344,12 @@ pub fn draw_person(pix: &mut Pixmap, t: &Traits, p: &Pose, view: Transform) {
             fill(pix, &v, shirt, 1.0, body);
         }
         if p.tie {
-            if let Some(tie) = polygon(&[(-0.09, top), (0.09, top), (0.05, top + 1.5), (-0.05, top + 1.5)]) {
+            if let Some(tie) = polygon(&[
+                (-0.09, top),
+                (0.09, top),
+                (0.05, top + 1.5),
+                (-0.05, top + 1.5),
+            ]) {
                 fill(pix, &tie, Rgb(0.05, 0.05, 0.07), 1.0, body);
             }
         }
@@ -338,7 +370,12 @@ pub fn draw_person(pix: &mut Pixmap, t: &Traits, p: &Pose, view: Transform) {
         }
     }
     // Neck.
-    if let Some(neck) = polygon(&[(-0.42, 0.4 * a), (0.42, 0.4 * a), (0.46, a * 1.25), (-0.46, a * 1.25)]) {
+    if let Some(neck) = polygon(&[
+        (-0.42, 0.4 * a),
+        (0.42, 0.4 * a),
+        (0.46, a * 1.25),
+        (-0.46, a * 1.25),
+    ]) {
         fill(pix, &neck, skin_shade, 1.0, face);
     }
     // Ears.
@@ -372,7 +409,9 @@ pub fn draw_person(pix: &mut Pixmap, t: &Traits, p: &Pose, view: Transform) {
         let far = (side * yaw).min(0.0).abs(); // the eye on the far side looks smaller
         let k = t.eye_size * (1.0 - far * 0.35);
         let x = side * t.eye_spacing + fx;
-        let eye = face.pre_translate(x, ey).pre_rotate(-side * t.eye_tilt * 57.3);
+        let eye = face
+            .pre_translate(x, ey)
+            .pre_rotate(-side * t.eye_tilt * 57.3);
         if let Some(white) = oval(0.0, 0.0, 0.19 * k, 0.085 * k) {
             fill(pix, &white, Rgb(0.95, 0.94, 0.92), 1.0, eye);
         }
@@ -413,7 +452,12 @@ pub fn draw_person(pix: &mut Pixmap, t: &Traits, p: &Pose, view: Transform) {
         fill(pix, &bulb, skin_shade, 0.7, face);
     }
     for side in [-1.0f32, 1.0] {
-        if let Some(n) = oval(nx + side * nw * 0.55, tip + 0.03, 0.035 * t.nose_width, 0.022) {
+        if let Some(n) = oval(
+            nx + side * nw * 0.55,
+            tip + 0.03,
+            0.035 * t.nose_width,
+            0.022,
+        ) {
             fill(pix, &n, Rgb(0.25, 0.15, 0.12), 0.85, face);
         }
     }
@@ -425,7 +469,14 @@ pub fn draw_person(pix: &mut Pixmap, t: &Traits, p: &Pose, view: Transform) {
         pb.move_to(-0.98 + sx, 0.05 * a);
         pb.cubic_to(-0.95 + sx, 0.6 * a, -jw + sx, 1.0 * a, sx, 1.08 * a);
         pb.cubic_to(jw + sx, 1.0 * a, 0.95 + sx, 0.6 * a, 0.98 + sx, 0.05 * a);
-        pb.cubic_to(0.7 + sx, 0.45 * a, -0.7 + sx, 0.45 * a, -0.98 + sx, 0.05 * a);
+        pb.cubic_to(
+            0.7 + sx,
+            0.45 * a,
+            -0.7 + sx,
+            0.45 * a,
+            -0.98 + sx,
+            0.05 * a,
+        );
         pb.close();
         if let Some(path) = pb.finish() {
             fill(pix, &path, hair, 0.92, face);
@@ -469,9 +520,28 @@ pub fn draw_person(pix: &mut Pixmap, t: &Traits, p: &Pose, view: Transform) {
         pb.cubic_to(-w - 0.1 + sx, -0.9 * a, -0.6 + sx, crown, part + sx, crown);
         pb.cubic_to(0.6 + sx, crown, w + 0.1 + sx, -0.9 * a, w + sx, side_bottom);
         pb.line_to(0.9 + sx, side_bottom);
-        pb.cubic_to(0.92 + sx, -0.3 * a, 0.7 + sx, fringe_y - 0.05, 0.4 + fx, fringe_y);
-        pb.quad_to(part + fx, fringe_y + 0.08 - t.parting.abs() * 0.1, -0.4 + fx, fringe_y);
-        pb.cubic_to(-0.7 + sx, fringe_y - 0.05, -0.92 + sx, -0.3 * a, -0.9 + sx, side_bottom);
+        pb.cubic_to(
+            0.92 + sx,
+            -0.3 * a,
+            0.7 + sx,
+            fringe_y - 0.05,
+            0.4 + fx,
+            fringe_y,
+        );
+        pb.quad_to(
+            part + fx,
+            fringe_y + 0.08 - t.parting.abs() * 0.1,
+            -0.4 + fx,
+            fringe_y,
+        );
+        pb.cubic_to(
+            -0.7 + sx,
+            fringe_y - 0.05,
+            -0.92 + sx,
+            -0.3 * a,
+            -0.9 + sx,
+            side_bottom,
+        );
         pb.close();
         if let Some(path) = pb.finish() {
             fill(pix, &path, hair, 1.0, face);
@@ -495,7 +565,9 @@ pub fn draw_person(pix: &mut Pixmap, t: &Traits, p: &Pose, view: Transform) {
                 Glasses::Round => oval(x, ey, 0.25, 0.25),
                 Glasses::Square => {
                     let mut pb = PathBuilder::new();
-                    pb.push_rect(tiny_skia::Rect::from_xywh(x - 0.27, ey - 0.19, 0.54, 0.38).unwrap());
+                    pb.push_rect(
+                        tiny_skia::Rect::from_xywh(x - 0.27, ey - 0.19, 0.54, 0.38).unwrap(),
+                    );
                     pb.finish()
                 }
             };

@@ -13,7 +13,7 @@ use tiny_skia::{Pixmap, Transform};
 use crate::error::{MirrorError, Result};
 use crate::spec::{Beatle, ImageSpec, Original, Subject, VariantKind};
 use crate::world::{World, rng_for};
-use draw::{Finish, Rgb, fill, linear_bg, oval, radial_glow, rect, side_light};
+use draw::{Finish, Rgb, fill, linear_bg, oval, radial_glow, rect};
 use face::{Pose, Traits, draw_person};
 
 /// The upright pixels a spec's URL shows (before orientation and encoding).
@@ -74,7 +74,11 @@ pub fn original_pixels(
         }
         Subject::Person => {
             let person = world.person_of(original.index);
-            let mut prng = rng_for(world.key(), "lennonnet mirror person v1", &[&person.to_le_bytes()]);
+            let mut prng = rng_for(
+                world.key(),
+                "lennonnet mirror person v1",
+                &[&person.to_le_bytes()],
+            );
             let traits = Traits::random(&mut prng);
             let person_era = prng.random::<f32>();
             backdrop(&mut pix, w, h, &mut rng, 0.9, view);
@@ -93,7 +97,11 @@ pub fn original_pixels(
                 .map(|b| Traits::beatle(*b))
                 .collect();
             for p in world.group_people(original, *people) {
-                let mut prng = rng_for(world.key(), "lennonnet mirror person v1", &[&p.to_le_bytes()]);
+                let mut prng = rng_for(
+                    world.key(),
+                    "lennonnet mirror person v1",
+                    &[&p.to_le_bytes()],
+                );
                 faces.push(Traits::random(&mut prng));
             }
             // Shuffle who stands where.
@@ -122,8 +130,7 @@ pub fn original_pixels(
         }
         Subject::Corpus(_) => (0.0, 0.0),
     };
-    side_light(
-        &mut pix,
+    let light = draw::Light::new(
         w,
         h,
         rng.random_range(0.0..std::f32::consts::TAU),
@@ -140,9 +147,14 @@ pub fn original_pixels(
             rng.random_range(0.9..1.06),
         ),
         black_and_white,
-        sepia: if rng.random_bool(0.25) { rng.random_range(0.3..1.0) } else { 0.0 },
+        sepia: if rng.random_bool(0.25) {
+            rng.random_range(0.3..1.0)
+        } else {
+            0.0
+        },
         grain: rng.random_range(0.0..grain),
         seed: rng.random(),
+        light,
     };
     draw::finish(&mut pix, &f);
     let (pw, ph) = (pix.width(), pix.height());
@@ -165,24 +177,62 @@ fn backdrop(pix: &mut Pixmap, w: f32, h: f32, rng: &mut ChaCha8Rng, era: f32, vi
             // Stage: dark, a spotlight, coloured lamps.
             let c = Rgb::hsv(hue, 0.5, 0.12);
             linear_bg(pix, w, h, (0.0, 0.0, c), (0.0, h, c.scale(0.5)), view);
-            radial_glow(pix, w * rng.random_range(0.3..0.7), h * 0.3, w.max(h) * 0.5, Rgb(1.0, 0.95, 0.8), 0.5, view);
+            radial_glow(
+                pix,
+                w * rng.random_range(0.3..0.7),
+                h * 0.3,
+                w.max(h) * 0.5,
+                Rgb(1.0, 0.95, 0.8),
+                0.5,
+                view,
+            );
             for _ in 0..rng.random_range(3..8) {
                 let lamp = Rgb::hsv(rng.random_range(0.0..360.0), 0.8, 1.0);
-                radial_glow(pix, w * rng.random_range(0.0..1.0), h * rng.random_range(0.0..0.3), w * 0.06, lamp, 0.8, view);
+                radial_glow(
+                    pix,
+                    w * rng.random_range(0.0..1.0),
+                    h * rng.random_range(0.0..0.3),
+                    w * 0.06,
+                    lamp,
+                    0.8,
+                    view,
+                );
             }
         }
         2 => {
             // Outdoors: sky, ground, trees out of focus.
-            let sky = Rgb::hsv(rng.random_range(190.0..225.0), rng.random_range(0.2..0.6), rng.random_range(0.7..1.0));
+            let sky = Rgb::hsv(
+                rng.random_range(190.0..225.0),
+                rng.random_range(0.2..0.6),
+                rng.random_range(0.7..1.0),
+            );
             let horizon = h * rng.random_range(0.45..0.7);
-            linear_bg(pix, w, h, (0.0, 0.0, sky), (0.0, horizon, sky.mix(Rgb(1.0, 1.0, 1.0), 0.4)), view);
-            let ground = Rgb::hsv(rng.random_range(60.0..130.0), rng.random_range(0.2..0.6), rng.random_range(0.25..0.55));
+            linear_bg(
+                pix,
+                w,
+                h,
+                (0.0, 0.0, sky),
+                (0.0, horizon, sky.mix(Rgb(1.0, 1.0, 1.0), 0.4)),
+                view,
+            );
+            let ground = Rgb::hsv(
+                rng.random_range(60.0..130.0),
+                rng.random_range(0.2..0.6),
+                rng.random_range(0.25..0.55),
+            );
             if let Some(r) = rect(-w, horizon, 3.0 * w, 2.0 * h) {
                 fill(pix, &r, ground, 1.0, view);
             }
             for _ in 0..rng.random_range(2..6) {
-                let tree = Rgb::hsv(rng.random_range(80.0..140.0), 0.5, rng.random_range(0.2..0.45));
-                let (x, r) = (w * rng.random_range(0.0..1.0), h * rng.random_range(0.08..0.2));
+                let tree = Rgb::hsv(
+                    rng.random_range(80.0..140.0),
+                    0.5,
+                    rng.random_range(0.2..0.45),
+                );
+                let (x, r) = (
+                    w * rng.random_range(0.0..1.0),
+                    h * rng.random_range(0.08..0.2),
+                );
                 if let Some(o) = oval(x, horizon - r * 0.6, r, r * 1.2) {
                     fill(pix, &o, tree, 0.9, view);
                 }
@@ -190,21 +240,52 @@ fn backdrop(pix: &mut Pixmap, w: f32, h: f32, rng: &mut ChaCha8Rng, era: f32, vi
         }
         3 => {
             // Studio: a wall and a floor.
-            let wall = Rgb::hsv(hue, rng.random_range(0.05..0.35), rng.random_range(0.55..0.95));
-            linear_bg(pix, w, h, (0.0, 0.0, wall.scale(0.85)), (w, 0.0, wall), view);
+            let wall = Rgb::hsv(
+                hue,
+                rng.random_range(0.05..0.35),
+                rng.random_range(0.55..0.95),
+            );
+            linear_bg(
+                pix,
+                w,
+                h,
+                (0.0, 0.0, wall.scale(0.85)),
+                (w, 0.0, wall),
+                view,
+            );
             let floor = h * rng.random_range(0.7..0.85);
             if let Some(r) = rect(-w, floor, 3.0 * w, 2.0 * h) {
                 fill(pix, &r, wall.scale(0.6), 1.0, view);
             }
-            radial_glow(pix, w * 0.5, h * 0.4, w.max(h) * 0.6, Rgb(1.0, 1.0, 1.0), 0.3, view);
+            radial_glow(
+                pix,
+                w * 0.5,
+                h * 0.4,
+                w.max(h) * 0.6,
+                Rgb(1.0, 1.0, 1.0),
+                0.3,
+                view,
+            );
         }
         _ => {
             // A crowd or a street: blobs of colour.
             let c = Rgb::hsv(hue, 0.2, 0.5 + era * 0.2);
             linear_bg(pix, w, h, (0.0, 0.0, c), (w, h, c.scale(0.6)), view);
             for _ in 0..rng.random_range(6..16) {
-                let b = Rgb::hsv(rng.random_range(0.0..360.0), rng.random_range(0.1..0.6), rng.random_range(0.2..0.8));
-                radial_glow(pix, w * rng.random_range(0.0..1.0), h * rng.random_range(0.0..1.0), w.max(h) * rng.random_range(0.05..0.2), b, 0.7, view);
+                let b = Rgb::hsv(
+                    rng.random_range(0.0..360.0),
+                    rng.random_range(0.1..0.6),
+                    rng.random_range(0.2..0.8),
+                );
+                radial_glow(
+                    pix,
+                    w * rng.random_range(0.0..1.0),
+                    h * rng.random_range(0.0..1.0),
+                    w.max(h) * rng.random_range(0.05..0.2),
+                    b,
+                    0.7,
+                    view,
+                );
             }
         }
     }
@@ -234,7 +315,10 @@ fn corpus_pixels(world: &World, spec: &ImageSpec) -> Result<RgbaImage> {
     let Subject::Corpus(g) = spec.original.subject else {
         unreachable!("corpus_pixels is only called for corpus originals")
     };
-    let corpus = world.corpus.as_ref().ok_or_else(|| MirrorError::InvalidWorld("no corpus".into()))?;
+    let corpus = world
+        .corpus
+        .as_ref()
+        .ok_or_else(|| MirrorError::InvalidWorld("no corpus".into()))?;
     let file = corpus.file(g, spec.original.index);
     let img = image::open(&file.path)
         .map_err(|e| MirrorError::Decode {

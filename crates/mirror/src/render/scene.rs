@@ -35,8 +35,16 @@ impl WordStyle {
             Rgb::hsv(h0, sat, rng.random_range(0.55..0.95)),
             Rgb::hsv(h0 + spread, sat * 0.8, rng.random_range(0.4..0.9)),
             Rgb::hsv(h0 - spread * 0.5, sat * 0.6, rng.random_range(0.7..1.0)),
-            Rgb::hsv(h0 + 180.0, rng.random_range(0.1..0.5), rng.random_range(0.2..0.6)),
-            Rgb::hsv(h0 + spread * 1.5, rng.random_range(0.1..0.4), rng.random_range(0.8..1.0)),
+            Rgb::hsv(
+                h0 + 180.0,
+                rng.random_range(0.1..0.5),
+                rng.random_range(0.2..0.6),
+            ),
+            Rgb::hsv(
+                h0 + spread * 1.5,
+                rng.random_range(0.1..0.4),
+                rng.random_range(0.8..1.0),
+            ),
         ];
         let n = rng.random_range(3..=9);
         let smooth = rng.random_bool(0.6);
@@ -56,24 +64,48 @@ impl WordStyle {
             texture: rng.random_range(0..4),
             background: rng.random_range(0..4),
             count: (lo, lo + rng.random_range(0..=4)),
-            appendage: rng
-                .random_bool(0.6)
-                .then(|| (rng.random_range(0.0..std::f32::consts::TAU), rng.random_range(0.3..0.9))),
+            appendage: rng.random_bool(0.6).then(|| {
+                (
+                    rng.random_range(0.0..std::f32::consts::TAU),
+                    rng.random_range(0.3..0.9),
+                )
+            }),
         }
     }
 }
 
 /// Draws one picture of a word onto a canvas of `w`×`h` canonical units.
-pub fn draw_word(pix: &mut Pixmap, style: &WordStyle, w: f32, h: f32, rng: &mut ChaCha8Rng, view: Transform) {
+pub fn draw_word(
+    pix: &mut Pixmap,
+    style: &WordStyle,
+    w: f32,
+    h: f32,
+    rng: &mut ChaCha8Rng,
+    view: Transform,
+) {
     let p = &style.palette;
     let jitter = |rng: &mut ChaCha8Rng, c: Rgb| c.scale(rng.random_range(0.85..1.15));
     let bg0 = jitter(rng, p[3]);
     let bg1 = jitter(rng, p[4]);
     match style.background {
-        0 => linear_bg(pix, w, h, (0.0, 0.0, bg0), (w * rng.random_range(0.0..1.0), h, bg1), view),
+        0 => linear_bg(
+            pix,
+            w,
+            h,
+            (0.0, 0.0, bg0),
+            (w * rng.random_range(0.0..1.0), h, bg1),
+            view,
+        ),
         1 => {
             let horizon = h * rng.random_range(0.4..0.75);
-            linear_bg(pix, w, h, (0.0, 0.0, bg1), (0.0, horizon, bg1.mix(bg0, 0.3)), view);
+            linear_bg(
+                pix,
+                w,
+                h,
+                (0.0, 0.0, bg1),
+                (0.0, horizon, bg1.mix(bg0, 0.3)),
+                view,
+            );
             if let Some(r) = rect(-w, horizon, 3.0 * w, 2.0 * h) {
                 fill(pix, &r, bg0, 1.0, view);
             }
@@ -97,7 +129,10 @@ pub fn draw_word(pix: &mut Pixmap, style: &WordStyle, w: f32, h: f32, rng: &mut 
         }
         _ => {
             linear_bg(pix, w, h, (0.0, 0.0, bg0), (w, h, bg0.scale(0.7)), view);
-            let (cx, cy) = (w * rng.random_range(0.2..0.8), h * rng.random_range(0.2..0.8));
+            let (cx, cy) = (
+                w * rng.random_range(0.2..0.8),
+                h * rng.random_range(0.2..0.8),
+            );
             for i in 0..12 {
                 let a0 = i as f32 * std::f32::consts::TAU / 12.0;
                 let r = w.max(h) * 2.0;
@@ -125,7 +160,12 @@ pub fn draw_word(pix: &mut Pixmap, style: &WordStyle, w: f32, h: f32, rng: &mut 
         );
     }
     let count = rng.random_range(style.count.0..=style.count.1);
-    let base = w.min(h) * if count == 1 { 0.32 } else { 0.5 / (count as f32).sqrt() };
+    let base = w.min(h)
+        * if count == 1 {
+            0.32
+        } else {
+            0.5 / (count as f32).sqrt()
+        };
     for i in 0..count {
         let r = base * rng.random_range(0.7..1.2);
         let cx = if count == 1 {
@@ -165,7 +205,12 @@ pub fn draw_word(pix: &mut Pixmap, style: &WordStyle, w: f32, h: f32, rng: &mut 
             if let Some(path) = pb.finish() {
                 stroke(pix, &path, p[1].scale(0.7), 1.0, 0.18, t);
             }
-            if let Some(knob) = oval(angle.cos() * (1.0 + size), angle.sin() * (1.0 + size), 0.22, 0.22) {
+            if let Some(knob) = oval(
+                angle.cos() * (1.0 + size),
+                angle.sin() * (1.0 + size),
+                0.22,
+                0.22,
+            ) {
                 fill(pix, &knob, p[2], 1.0, t);
             }
         }

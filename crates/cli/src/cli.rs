@@ -33,6 +33,15 @@ pub enum Command {
     /// wanted (the group's wanted image count), purpose (train or eval) and tier (0 for the first
     /// engines, 1.. for fallbacks). The output is byte-identical between runs and machines.
     Plan(PlanArgs),
+    /// Search, download and store every group of a plan, resumably.
+    ///
+    /// Works the plan's groups (several at once), each in result order, until every group holds
+    /// its wanted number of distinct valid images or its queries run out. Every URL ends stored,
+    /// a duplicate, or failed with a reason, all recorded in the dataset's journal. Interrupted
+    /// (Ctrl-C, or even a kill), the same command continues where it stopped: URLs with a recorded
+    /// outcome are not fetched again. Prints a summary table per group at the end. Exits 1 if
+    /// interrupted or if an engine's pages were not understood.
+    Scrape(ScrapeArgs),
     /// Search one engine for one query and print its candidates, one JSON object per line.
     ///
     /// Each line is a candidate: image_url, thumbnail_url, page_url, title, width, height,
@@ -109,6 +118,29 @@ pub struct PlanArgs {
     pub format: PlanFormat,
 }
 
+#[derive(Debug, Args)]
+pub struct ScrapeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Fetch again the URLs whose recorded failure may pass (timeouts, stalls, 5xx, 429,
+    /// connection errors). Other failures (404, not an image, too large, ...) stay final.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Draw no progress bars (they are drawn only on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// `table`: the per-group summary. `json`: the full report.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// A command's output: for people, or for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
     Jsonl,
@@ -179,7 +211,13 @@ pub struct MirrorGenerateArgs {
     #[command(flatten)]
     pub world: WorldArgs,
     /// The config whose plan gives the queries.
-    #[arg(long, short = 'c', default_value = "config/lennonnet.toml", value_name = "FILE", conflicts_with = "queries")]
+    #[arg(
+        long,
+        short = 'c',
+        default_value = "config/lennonnet.toml",
+        value_name = "FILE",
+        conflicts_with = "queries"
+    )]
     pub config: PathBuf,
     /// Take the queries from FILE instead: one per line, `#` comments; a line may start with
     /// an engine name and a tab (`bing<TAB>red car`), else --engine applies.

@@ -14,6 +14,7 @@ use clap::Parser;
 mod cli;
 mod cmd;
 mod logging;
+mod progress;
 
 /// Exit code of a failed command.
 const EXIT_FAILURE: u8 = 1;

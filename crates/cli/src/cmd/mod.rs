@@ -2,17 +2,20 @@ use std::path::Path;
 
 use crate::cli::{Cli, Command};
 
-mod plan;
-mod engines;
-mod search;
-mod store;
 mod curate;
+mod engines;
 mod mirror;
+mod plan;
+mod scrape;
+mod search;
 mod sheet;
+mod store;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let quiet = cli.quiet;
     match cli.command {
         Command::Plan(args) => plan::run(args),
+        Command::Scrape(args) => scrape::run(args, quiet),
         Command::Search(args) => search::run(args),
         Command::Engines(args) => engines::run(args),
         Command::Store(args) => store::run(args),

@@ -111,7 +111,7 @@ fn row<const N: usize>(cells: [&str; N]) -> Vec<String> {
 }
 
 /// Aligns rows in columns; `right[i]` right-aligns column i (numbers).
-fn layout(rows: &[Vec<String>], right: &[bool]) -> String {
+pub(crate) fn layout(rows: &[Vec<String>], right: &[bool]) -> String {
     let cols = right.len();
     let widths: Vec<usize> = (0..cols)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))

@@ -1,0 +1,68 @@
+//! Per-host limits: at most `per_host` requests in flight to one host, and new requests to one
+//! host spaced at least `interval` apart.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+struct Host {
+    slots: Arc<Semaphore>,
+    /// When the next request to this host may start.
+    next_start: tokio::sync::Mutex<Instant>,
+}
+
+pub(crate) struct Hosts {
+    per_host: usize,
+    interval: Duration,
+    map: Mutex<HashMap<String, Arc<Host>>>,
+}
+
+impl Hosts {
+    pub(crate) fn new(per_host: usize, requests_per_sec: f64) -> Self {
+        let interval = if requests_per_sec.is_finite() && requests_per_sec > 0.0 {
+            Duration::from_secs_f64(1.0 / requests_per_sec)
+        } else {
+            Duration::ZERO
+        };
+        Self {
+            per_host: per_host.max(1),
+            interval,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits for a slot on `host` (`name:port`) and for its pacing; the slot is held until the
+    /// permit is dropped.
+    pub(crate) async fn acquire(&self, host: &str) -> OwnedSemaphorePermit {
+        let entry = {
+            let mut map = self.map.lock().expect("hosts map poisoned");
+            map.entry(host.to_string())
+                .or_insert_with(|| {
+                    Arc::new(Host {
+                        slots: Arc::new(Semaphore::new(self.per_host)),
+                        next_start: tokio::sync::Mutex::new(Instant::now()),
+                    })
+                })
+                .clone()
+        };
+        let permit = entry
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("host semaphore never closes");
+        if !self.interval.is_zero() {
+            let start = {
+                let mut next = entry.next_start.lock().await;
+                let start = (*next).max(Instant::now());
+                *next = start + self.interval;
+                start
+            };
+            tokio::time::sleep_until(start).await;
+        }
+        permit
+    }
+}

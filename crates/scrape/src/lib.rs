@@ -1,0 +1,131 @@
+//! The scrape pipeline: plan rows in, a store full of images out.
+//!
+//! Groups are worked concurrently (`scrape.groups_in_parallel`). Within a group, candidates
+//! come in a fixed order: tier by tier; within a tier, the pages of the tier's queries in
+//! turn (round robin), each page in rank order. Downloads run ahead of that order
+//! (`scrape.prefetch_per_group`), but results are stored strictly in order and the group stops
+//! the moment it holds `wanted` distinct valid images (counted by content id). So which images a
+//! group ends with depends on the engines' answers, not on timing, and a rerun after a crash
+//! ends with the same objects as an uninterrupted run.
+//!
+//! Resume: a URL with a recorded outcome is not fetched again; its recorded result counts as
+//! before. With `retry_failed`, recorded failures whose reason is transient are fetched again.
+//! Nothing is held in memory beyond the prefetch windows.
+
+mod group;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use lennonnet_config::Config;
+use lennonnet_core::{Group, Label, Progress, Purpose, Query};
+use lennonnet_fetch::Fetcher;
+use lennonnet_search::Searcher;
+use lennonnet_store::Store;
+use serde::Serialize;
+
+/// A process-level failure that stops the scrape (per-URL failures are data, in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    #[error("the store failed; nothing acknowledged is lost, rerun to continue")]
+    Store(#[from] lennonnet_store::StoreError),
+    #[error("a storing task failed: {0}")]
+    Task(String),
+}
+
+/// What the scrape did, per group.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub groups: Vec<GroupReport>,
+    /// The run stopped early (interrupted).
+    pub interrupted: bool,
+}
+
+impl Report {
+    /// Queries whose results could not be read at all (a changed page, a missing token, an
+    /// engine that kept refusing), over all groups.
+    pub fn query_errors(&self) -> impl Iterator<Item = &QueryError> {
+        self.groups.iter().flat_map(|g| g.query_errors.iter())
+    }
+}
+
+/// One group's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupReport {
+    pub group: Group,
+    pub label: Label,
+    pub purpose: Purpose,
+    pub wanted: u32,
+    /// Distinct valid images the group holds.
+    pub got: u32,
+    /// Candidates looked at.
+    pub candidates: u64,
+    /// Accepted images that were new to the store.
+    pub new: u64,
+    /// Accepted candidates whose image the group already had (the same picture under another
+    /// URL, or found again by another query).
+    pub duplicates: u64,
+    /// Candidates whose outcome was already recorded (resume).
+    pub resumed: u64,
+    /// Downloaded bytes refused by validation, by reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// Downloads that failed, by reason.
+    pub failed: BTreeMap<String, u64>,
+    pub query_errors: Vec<QueryError>,
+}
+
+/// A query whose results could not be read.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryError {
+    pub query_id: String,
+    pub text: String,
+    pub engine: String,
+    pub error: String,
+    /// The engine's page was not understood (the adapter needs updating).
+    pub changed: bool,
+}
+
+/// Everything a scrape needs. Share the parts between runs as you like; `stop` interrupts a run
+/// cleanly (in-flight results are stored or dropped, nothing half-written).
+pub struct Scraper {
+    pub config: Arc<Config>,
+    pub store: Arc<Store>,
+    pub fetcher: Arc<Fetcher>,
+    pub searcher: Arc<Searcher>,
+    pub progress: Arc<dyn Progress>,
+    pub stop: Arc<AtomicBool>,
+    /// Fetch again recorded failures whose reason is transient.
+    pub retry_failed: bool,
+}
+
+impl Scraper {
+    /// Works every group of `plan` (rows of one group must be contiguous, as `plan` makes them).
+    pub async fn run(&self, plan: &[Query]) -> Result<Report, ScrapeError> {
+        let mut groups: Vec<Vec<Query>> = Vec::new();
+        for row in plan {
+            match groups.last_mut() {
+                Some(g) if g[0].group == row.group => g.push(row.clone()),
+                _ => groups.push(vec![row.clone()]),
+            }
+        }
+        let total: u64 = groups.iter().map(|g| g[0].wanted as u64).sum();
+        self.progress.start("scrape", Some(total));
+        let parallel = self.config.scrape.groups_in_parallel.max(1) as usize;
+        let results: Vec<Result<GroupReport, ScrapeError>> = futures::stream::iter(groups)
+            .map(|rows| group::work(self, rows))
+            .buffered(parallel)
+            .collect()
+            .await;
+        self.progress.finish("scrape");
+        let mut report = Report {
+            interrupted: self.stop.load(Ordering::SeqCst),
+            ..Report::default()
+        };
+        for r in results {
+            report.groups.push(r?);
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,176 @@
+//! The scrape pipeline against the offline mirror, in process, on loopback.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use lennonnet_config::Config;
+use lennonnet_core::{ContentId, NoProgress};
+use lennonnet_fetch::Fetcher;
+use lennonnet_mirror::{Options, load_world, start};
+use lennonnet_scrape::{Report, Scraper};
+use lennonnet_search::Searcher;
+use lennonnet_store::{Animated, Rules, Store};
+
+/// A small plan against the mirror on `port`, with its dataset under `root`.
+fn config(port: u16, root: &Path) -> Config {
+    let src = format!(
+        r#"
+[dataset]
+name = "t"
+root_dir = {root:?}
+
+[http]
+user_agent = "lennonnet-test/0.1 (+https://example.invalid/lennonnet)"
+allow_private_addresses = true
+resolve = {{ "mirror.test" = "127.0.0.1" }}
+
+[engines]
+order = ["duckduckgo", "bing"]
+
+[engines.duckduckgo]
+base_url = "http://duckduckgo.mirror.test:{port}"
+requests_per_sec = 500.0
+
+[engines.bing]
+base_url = "http://bing.mirror.test:{port}"
+requests_per_sec = 500.0
+
+[fetch]
+concurrency = 32
+per_host_concurrency = 4
+per_host_requests_per_sec = 1000.0
+first_byte_timeout_secs = 2
+total_timeout_secs = 5
+stall_window_secs = 1
+max_retries = 1
+retry_base_delay_ms = 10
+
+[scrape]
+groups_in_parallel = 4
+prefetch_per_group = 8
+
+[[class]]
+name = "john"
+
+[[class]]
+name = "not_john"
+
+[[group]]
+name = "john"
+label = "john"
+wanted = 40
+queries = ["John Lennon", "John Lennon portrait"]
+
+[[group]]
+name = "paul"
+label = "not_john"
+wanted = 15
+queries = ["Paul McCartney"]
+
+[[group]]
+name = "person"
+label = "not_john"
+wanted = 15
+queries = ["person"]
+
+[[group]]
+name = "word_teapot"
+label = "not_john"
+wanted = 10
+queries = ["teapot"]
+
+[split]
+key = "k"
+val_fraction = 0.1
+"#,
+        root = root.to_str().unwrap()
+    );
+    lennonnet_config::parse(&src, Path::new("test.toml")).unwrap()
+}
+
+fn open(config: &Config) -> Store {
+    let rules = Rules {
+        min_side_px: config.image.min_side_px,
+        max_pixels: config.image.max_pixels,
+        animated: Animated::FirstFrame,
+    };
+    Store::open(&config.dataset_dir(), rules).unwrap()
+}
+
+async fn scrape(config: &Config, store: Arc<Store>) -> Report {
+    let scraper = Scraper {
+        config: Arc::new(config.clone()),
+        store,
+        fetcher: Arc::new(Fetcher::new(&config.fetch, &config.http).unwrap()),
+        searcher: Arc::new(Searcher::from_config(&config.http, &config.engines).unwrap()),
+        progress: Arc::new(NoProgress),
+        stop: Arc::new(AtomicBool::new(false)),
+        retry_failed: false,
+    };
+    scraper.run(&lennonnet_plan::plan(config)).await.unwrap()
+}
+
+fn objects(store: &Store) -> BTreeSet<ContentId> {
+    store.images().map(|r| r.unwrap().0).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_fill_every_candidate_is_accounted_for_and_a_rerun_fetches_nothing() {
+    let world = load_world(None, Some(7), None).unwrap();
+    let mirror = start(world, "127.0.0.1:0".parse().unwrap(), &Options::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(mirror.addr.port(), dir.path());
+
+    let store = Arc::new(open(&config));
+    let first = scrape(&config, store.clone()).await;
+    for g in &first.groups {
+        assert_eq!(g.got, g.wanted, "{}: {g:?}", g.group);
+        let accounted = g.got as u64
+            + g.duplicates
+            + g.rejected.values().sum::<u64>()
+            + g.failed.values().sum::<u64>();
+        assert_eq!(
+            accounted, g.candidates,
+            "{}: every candidate is stored, a duplicate, rejected or failed",
+            g.group
+        );
+        assert!(g.query_errors.is_empty(), "{:?}", g.query_errors);
+    }
+    let held = objects(&store);
+    assert!(held.len() >= 70, "{}", held.len());
+    drop(store);
+
+    // A rerun resolves every candidate from the journal: nothing new is fetched or stored.
+    let store = Arc::new(open(&config));
+    let second = scrape(&config, store.clone()).await;
+    for (a, b) in first.groups.iter().zip(&second.groups) {
+        assert_eq!(b.got, a.got);
+        assert_eq!(b.resumed, b.candidates, "{}: rerun fetched again", b.group);
+        assert_eq!(b.new, 0);
+    }
+    assert_eq!(objects(&store), held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_from_scratch_end_with_the_same_objects() {
+    let world = load_world(None, Some(11), None).unwrap();
+    let mirror = start(world, "127.0.0.1:0".parse().unwrap(), &Options::default())
+        .await
+        .unwrap();
+    let mut sets = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(mirror.addr.port(), dir.path());
+        let store = Arc::new(open(&config));
+        scrape(&config, store.clone()).await;
+        sets.push(objects(&store));
+    }
+    assert_eq!(
+        sets[0], sets[1],
+        "which images a group keeps depends on timing"
+    );
+}

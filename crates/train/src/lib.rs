@@ -1,0 +1,25 @@
+//! Lennonnet's models in candle: timm-compatible ResNets (`resnet50d` and small ones for CPU
+//! work) and EfficientNet-Lite0, with batch norm in train and eval modes, freezing by name prefix,
+//! a replaceable head and pooled-feature extraction; fast CPU kernels for their convolutions and
+//! pooling; PyTorch checkpoint import (zip and legacy formats) and safetensors weights.
+//!
+//! Layout: [`models`] (architectures, [`Classifier`]), [`ops`] (layers and kernels), [`weights`]
+//! (reading, mapping, loading and writing weights), [`params`] (the named, seeded parameter
+//! store), [`device`] (device choice), [`preprocess`] (image to input tensor).
+
+pub mod device;
+mod error;
+pub mod models;
+pub mod ops;
+pub mod params;
+pub mod preprocess;
+pub mod weights;
+
+pub use error::{Error, Result};
+pub use models::{Arch, Classifier, ModelOptions, ParamInfo, PretrainedCfg};
+pub use ops::Backend;
+pub use weights::{HeadPolicy, HubOptions, LoadReport, WeightsSource};
+
+/// Re-exported so that callers use the same candle version.
+pub use candle_core;
+pub use candle_nn;

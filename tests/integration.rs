@@ -4,5 +4,6 @@
 mod integration {
     pub mod cli;
     pub mod plan;
+    pub mod scrape;
     pub mod util;
 }

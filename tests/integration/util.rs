@@ -50,3 +50,160 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// A `lennonnet mirror serve` child process on a free loopback port, stopped when dropped.
+pub struct MirrorProcess {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl MirrorProcess {
+    /// Starts the mirror with `seed` (and a world file, if given) and waits until it listens.
+    pub fn start(seed: u64, world: Option<&Path>) -> Self {
+        use std::io::BufRead;
+        let mut cmd = lennonnet();
+        cmd.args([
+            "-q",
+            "mirror",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--seed",
+            &seed.to_string(),
+        ]);
+        if let Some(w) = world {
+            cmd.arg("--world").arg(w);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start the mirror");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("mirror printed nothing");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("mirror said {line:?}: {e}"));
+        let addr: std::net::SocketAddr = v["addr"].as_str().unwrap().parse().unwrap();
+        Self {
+            child,
+            port: addr.port(),
+        }
+    }
+}
+
+impl Drop for MirrorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small founding-shaped plan against the mirror on `port`, with its dataset under `root`.
+pub fn mirror_config(port: u16, root: &Path, scale: u32) -> String {
+    format!(
+        r#"[dataset]
+name = "t"
+root_dir = {root:?}
+
+[http]
+user_agent = "lennonnet-test/0.1 (+https://example.invalid/lennonnet)"
+allow_private_addresses = true
+resolve = {{ "mirror.test" = "127.0.0.1" }}
+
+[engines]
+order = ["duckduckgo", "bing", "wikimedia_commons"]
+
+[engines.duckduckgo]
+base_url = "http://duckduckgo.mirror.test:{port}"
+requests_per_sec = 500.0
+
+[engines.bing]
+base_url = "http://bing.mirror.test:{port}"
+requests_per_sec = 500.0
+
+[engines.wikimedia_commons]
+base_url = "http://commons.mirror.test:{port}"
+requests_per_sec = 500.0
+
+[fetch]
+concurrency = 32
+per_host_concurrency = 4
+per_host_requests_per_sec = 1000.0
+first_byte_timeout_secs = 2
+total_timeout_secs = 5
+stall_window_secs = 1
+max_retries = 1
+retry_base_delay_ms = 10
+
+[[class]]
+name = "john"
+
+[[class]]
+name = "not_john"
+
+[[group]]
+name = "john"
+label = "john"
+wanted = {john}
+queries = ["John Lennon", "John Lennon portrait"]
+
+[[group]]
+name = "paul"
+label = "not_john"
+wanted = {few}
+queries = ["Paul McCartney"]
+
+[[group]]
+name = "george"
+label = "not_john"
+wanted = {few}
+queries = ["George Harrison"]
+
+[[group]]
+name = "person"
+label = "not_john"
+wanted = {few}
+queries = ["person"]
+
+[[group]]
+name = "eval_ringo"
+label = "not_john"
+purpose = "eval"
+wanted = {few}
+queries = ["Ringo Starr"]
+
+[[group]]
+name = "word_teapot"
+label = "not_john"
+wanted = {few}
+queries = ["teapot"]
+
+[split]
+key = "k"
+val_fraction = 0.1
+test_per_class = {{ john = 5, not_john = 5 }}
+"#,
+        root = root.to_str().unwrap(),
+        john = scale * 4,
+        few = scale,
+    )
+}
+
+/// The object ids under `dataset/objects/`.
+pub fn objects(dataset: &Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let Ok(dirs) = std::fs::read_dir(dataset.join("objects")) else {
+        return out;
+    };
+    for d in dirs.flatten() {
+        if d.file_name().len() != 2 {
+            continue;
+        }
+        for f in std::fs::read_dir(d.path()).unwrap().flatten() {
+            out.insert(f.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out
+}

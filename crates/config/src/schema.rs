@@ -227,7 +227,10 @@ pub struct ScrapeConfig {
 
 impl Default for ScrapeConfig {
     fn default() -> Self {
-        Self { groups_in_parallel: 6, prefetch_per_group: 16 }
+        Self {
+            groups_in_parallel: 6,
+            prefetch_per_group: 16,
+        }
     }
 }
 

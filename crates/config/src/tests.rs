@@ -214,7 +214,10 @@ fn words_count_above_list_is_an_error() {
 #[test]
 fn curate_section_is_checked() {
     let curate = |body: &str| with("[split]", &format!("[curate]\n{body}\n\n[split]"));
-    check(&curate("conflict_policy = \"quarantine\"\nprefer_label = \"b\""), "ok");
+    check(
+        &curate("conflict_policy = \"quarantine\"\nprefer_label = \"b\""),
+        "ok",
+    );
     check(
         &curate("prefer_label = \"c\""),
         "t.toml:23:16: key `curate.prefer_label`: expected a declared class (`a`, `b`), found `c`",

@@ -221,8 +221,16 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
 
     // Scrape.
     let at = |key| [P::Key("scrape"), P::Key(key)];
-    positive(c.scrape.groups_in_parallel as u64, &at("groups_in_parallel"), &err)?;
-    positive(c.scrape.prefetch_per_group as u64, &at("prefetch_per_group"), &err)?;
+    positive(
+        c.scrape.groups_in_parallel as u64,
+        &at("groups_in_parallel"),
+        &err,
+    )?;
+    positive(
+        c.scrape.prefetch_per_group as u64,
+        &at("prefetch_per_group"),
+        &err,
+    )?;
 
     // Image.
     let at = |key| [P::Key("image"), P::Key(key)];
@@ -262,14 +270,20 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
     if cur.min_quality > 100 {
         return Err(err(
             &at("min_quality"),
-            format!("expected a quality from 0 to 100, found {}", cur.min_quality),
+            format!(
+                "expected a quality from 0 to 100, found {}",
+                cur.min_quality
+            ),
         ));
     }
     if let Some(label) = &cur.prefer_label {
         if !classes.contains_key(label) {
             return Err(err(
                 &at("prefer_label"),
-                format!("expected a declared class ({}), found `{label}`", declared()),
+                format!(
+                    "expected a declared class ({}), found `{label}`",
+                    declared()
+                ),
             ));
         }
     }

@@ -148,115 +148,6 @@ pub enum PlanFormat {
 }
 
 #[derive(Debug, Args)]
-pub struct MirrorArgs {
-    #[command(subcommand)]
-    pub command: MirrorCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum MirrorCommand {
-    /// Serve the mirror until Ctrl-C or SIGTERM.
-    ///
-    /// Prints one JSON line to stdout once listening: {"addr":"127.0.0.1:PORT","base_url":
-    /// "http://127.0.0.1:PORT"} (use --addr 127.0.0.1:0 for a free port). Engines answer on
-    /// duckduckgo.mirror.test (/ and /i.js), bing.mirror.test (/images/async) and
-    /// commons.mirror.test (/w/api.php), and on the bare address by path; images on
-    /// img00..img23.mirror.test, thumbnails on tse1..tse4.mirror.test, Commons files on
-    /// upload.mirror.test. Ground truth: GET /_mirror/truth?url=URL and /_mirror/truth.jsonl.
-    Serve(MirrorServeArgs),
-    /// Write the pictures a plan's queries find, and their ground truth, to a folder.
-    ///
-    /// The queries are the rows of the config's plan (`lennonnet plan`; tier-0 rows only unless
-    /// --all-tiers), or the lines of --queries FILE. Each query's first --limit-per-query results
-    /// are taken, as the mirror would serve them. Writes DIR/truth.jsonl (one line per URL: who
-    /// or what is in the picture, its original, copy kind and noise), DIR/world.json and
-    /// DIR/images/<who>/<file> (john, paul, george, ringo, person, group, word_<word>), one file
-    /// per distinct picture among the URLs that serve one. Prints a JSON summary to stdout.
-    Generate(MirrorGenerateArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct WorldArgs {
-    /// The world's seed; the same seed gives the same bytes for the same URL. Default: the
-    /// world file's `seed` (1940 without one).
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-    /// A world file (TOML): query mapping, result counts, formats and every noise rate. Keys not
-    /// named keep their defaults (docs/mirror.md lists them).
-    #[arg(long, value_name = "FILE")]
-    pub world: Option<PathBuf>,
-    /// Serve real images instead of rendered ones: DIR holds one sub-folder per group (a query
-    /// naming a sub-folder, or matched to one by a [[subject]] rule, gets its pictures).
-    #[arg(long, value_name = "DIR")]
-    pub corpus: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct MirrorServeArgs {
-    /// Where to listen. Port 0 picks a free port (printed on stdout).
-    #[arg(long, default_value = "127.0.0.1:8321", value_name = "ADDR")]
-    pub addr: std::net::SocketAddr,
-    #[command(flatten)]
-    pub world: WorldArgs,
-    /// Memory for rendered images, in MiB; older ones are dropped past it.
-    #[arg(long, default_value_t = 1024, value_name = "MIB")]
-    pub cache_mib: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct MirrorGenerateArgs {
-    /// The output folder (created if needed; existing files are overwritten).
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    #[command(flatten)]
-    pub world: WorldArgs,
-    /// The config whose plan gives the queries.
-    #[arg(
-        long,
-        short = 'c',
-        default_value = "config/lennonnet.toml",
-        value_name = "FILE",
-        conflicts_with = "queries"
-    )]
-    pub config: PathBuf,
-    /// Take the queries from FILE instead: one per line, `#` comments; a line may start with
-    /// an engine name and a tab (`bing<TAB>red car`), else --engine applies.
-    #[arg(long, value_name = "FILE")]
-    pub queries: Option<PathBuf>,
-    /// The engine of --queries lines that name none.
-    #[arg(long, default_value = "duckduckgo", value_name = "ENGINE")]
-    pub engine: lennonnet_core::EngineKind,
-    /// Results taken from each query.
-    #[arg(long, default_value_t = 50, value_name = "N")]
-    pub limit_per_query: u32,
-    /// Also take the plan's fallback rows (tier 1 and up), not just its first engines'.
-    #[arg(long)]
-    pub all_tiers: bool,
-    /// The port written into URLs, so they match `mirror serve --addr 127.0.0.1:PORT`.
-    #[arg(long, default_value_t = 8321, value_name = "PORT")]
-    pub port: u16,
-}
-
-#[derive(Debug, Args)]
-pub struct SheetArgs {
-    /// Image files or folders.
-    #[arg(value_name = "PATH", required = true)]
-    pub paths: Vec<PathBuf>,
-    /// The PNG to write.
-    #[arg(long, short = 'o', value_name = "FILE.png")]
-    pub out: PathBuf,
-    /// Thumbnails per row.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub columns: u32,
-    /// At most N images from each PATH (the first N in path order).
-    #[arg(long, default_value_t = 64, value_name = "N")]
-    pub limit: usize,
-    /// Side of a thumbnail cell, in pixels.
-    #[arg(long, default_value_t = 160, value_name = "PX")]
-    pub thumb_px: u32,
-}
-
-#[derive(Debug, Args)]
 pub struct StoreArgs {
     #[command(subcommand)]
     pub command: StoreCommand,
@@ -422,4 +313,122 @@ pub enum ResponseKind {
     Page,
     /// DuckDuckGo's HTML page with the `vqd` token.
     Vqd,
+}
+
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
+    #[command(subcommand)]
+    pub command: MirrorCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MirrorCommand {
+    /// Serve the mirror until Ctrl-C or SIGTERM.
+    ///
+    /// Prints one JSON line to stdout once listening: {"addr":"127.0.0.1:PORT","base_url":
+    /// "http://127.0.0.1:PORT"} (use --addr 127.0.0.1:0 for a free port). Engines answer on
+    /// duckduckgo.mirror.test (/ and /i.js), bing.mirror.test (/images/async) and
+    /// commons.mirror.test (/w/api.php), and on the bare address by path; images on
+    /// img00..img23.mirror.test, thumbnails on tse1..tse4.mirror.test, Commons files on
+    /// upload.mirror.test. Ground truth: GET /_mirror/truth?url=URL and /_mirror/truth.jsonl.
+    Serve(MirrorServeArgs),
+    /// Write the pictures a plan's queries find, and their ground truth, to a folder.
+    ///
+    /// The queries are the rows of the config's plan (`lennonnet plan`; tier-0 rows only unless
+    /// --all-tiers), or the lines of --queries FILE. Each query's first --limit-per-query results
+    /// are taken, as the mirror would serve them. Writes DIR/truth.jsonl (one line per URL: who
+    /// or what is in the picture, its original, copy kind and noise), DIR/world.json and
+    /// DIR/images/<who>/<file> (john, paul, george, ringo, person, group, word_<word>), one file
+    /// per distinct picture among the URLs that serve one. Prints a JSON summary to stdout.
+    Generate(MirrorGenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorldArgs {
+    /// The world's seed; the same seed gives the same bytes for the same URL. Default: the
+    /// world file's `seed` (1940 without one).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// A world file (TOML): query mapping, result counts, formats and every noise rate. Keys not
+    /// named keep their defaults (docs/mirror.md lists them).
+    #[arg(long, value_name = "FILE")]
+    pub world: Option<PathBuf>,
+    /// Serve real images instead of rendered ones: DIR holds one sub-folder per group (a query
+    /// naming a sub-folder, or matched to one by a [[subject]] rule, gets its pictures).
+    #[arg(long, value_name = "DIR")]
+    pub corpus: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MirrorServeArgs {
+    /// Where to listen. Port 0 picks a free port (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8321", value_name = "ADDR")]
+    pub addr: std::net::SocketAddr,
+    #[command(flatten)]
+    pub world: WorldArgs,
+    /// Memory for rendered images, in MiB; the least recently used are dropped past it. A
+    /// founding-scale world (16,000 pictures) takes about 1.3 GB.
+    #[arg(long, default_value_t = 2048, value_name = "MIB")]
+    pub cache_mib: usize,
+    /// Render the pictures of this config's plan (tier-0 rows) into the cache in the background
+    /// at start, so that a scrape of that plan is served at cache speed (rendering costs about
+    /// 10 ms of CPU per picture; the cache serves thousands a second).
+    #[arg(long, value_name = "FILE")]
+    pub warm: Option<PathBuf>,
+    /// With --warm: how many results of each query to render.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub warm_per_query: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct MirrorGenerateArgs {
+    /// The output folder (created if needed; existing files are overwritten).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub world: WorldArgs,
+    /// The config whose plan gives the queries.
+    #[arg(
+        long,
+        short = 'c',
+        default_value = "config/lennonnet.toml",
+        value_name = "FILE",
+        conflicts_with = "queries"
+    )]
+    pub config: PathBuf,
+    /// Take the queries from FILE instead: one per line, `#` comments; a line may start with
+    /// an engine name and a tab (`bing<TAB>red car`), else --engine applies.
+    #[arg(long, value_name = "FILE")]
+    pub queries: Option<PathBuf>,
+    /// The engine of --queries lines that name none.
+    #[arg(long, default_value = "duckduckgo", value_name = "ENGINE")]
+    pub engine: lennonnet_core::EngineKind,
+    /// Results taken from each query.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub limit_per_query: u32,
+    /// Also take the plan's fallback rows (tier 1 and up), not just its first engines'.
+    #[arg(long)]
+    pub all_tiers: bool,
+    /// The port written into URLs, so they match `mirror serve --addr 127.0.0.1:PORT`.
+    #[arg(long, default_value_t = 8321, value_name = "PORT")]
+    pub port: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct SheetArgs {
+    /// Image files or folders.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The PNG to write.
+    #[arg(long, short = 'o', value_name = "FILE.png")]
+    pub out: PathBuf,
+    /// Thumbnails per row.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub columns: u32,
+    /// At most N images from each PATH (the first N in path order).
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub limit: usize,
+    /// Side of a thumbnail cell, in pixels.
+    #[arg(long, default_value_t = 160, value_name = "PX")]
+    pub thumb_px: u32,
 }

@@ -258,16 +258,9 @@ mod tests {
             let (phash, pdq) = if i % 3 == 1 {
                 let base: &Hashed = &items[i - 1];
                 let d = (rng(&mut s) % (t as u64 + 4)) as u32;
-                (
-                    flip(base.phash, d, &mut s),
-                    base.pdq
-                        .map(|w| w ^ (rng(&mut s) & rng(&mut s) & rng(&mut s))),
-                )
+                (flip(base.phash, d, &mut s), base.pdq.map(|w| w ^ (rng(&mut s) & rng(&mut s) & rng(&mut s))))
             } else {
-                (
-                    rng(&mut s),
-                    [rng(&mut s), rng(&mut s), rng(&mut s), rng(&mut s)],
-                )
+                (rng(&mut s), [rng(&mut s), rng(&mut s), rng(&mut s), rng(&mut s)])
             };
             items.push(Hashed {
                 phash,
@@ -299,13 +292,7 @@ mod tests {
 
     #[test]
     fn index_finds_the_same_pairs_as_all_pairs() {
-        for (n, t, pdq, seed) in [
-            (300, 0, 256, 1),
-            (600, 4, 256, 2),
-            (900, 10, 100, 3),
-            (900, 16, 256, 4),
-            (2000, 8, 90, 5),
-        ] {
+        for (n, t, pdq, seed) in [(300, 0, 256, 1), (600, 4, 256, 2), (900, 10, 100, 3), (900, 16, 256, 4), (2000, 8, 90, 5)] {
             check(n, t, pdq, seed);
         }
     }

@@ -164,11 +164,7 @@ fn pdq_words(h: &lennonnet_store::Hash256) -> [u64; 4] {
 }
 
 /// Curates the whole store under `policy`, journaling every decision that changed.
-pub fn curate(
-    store: &Store,
-    policy: &Policy,
-    progress: &dyn Progress,
-) -> Result<CurateReport, CurateError> {
+pub fn curate(store: &Store, policy: &Policy, progress: &dyn Progress) -> Result<CurateReport, CurateError> {
     let mut report = CurateReport::default();
     let t = Instant::now();
     let mut groups = Groups::default();
@@ -248,10 +244,7 @@ pub fn curate(
     while !changed.is_empty() {
         let rest = changed.split_off(changed.len().min(10_000));
         let n = changed.len() as u64;
-        acks.push((
-            store.record_decisions(std::mem::replace(&mut changed, rest)),
-            n,
-        ));
+        acks.push((store.record_decisions(std::mem::replace(&mut changed, rest)), n));
     }
     for (ack, n) in acks {
         ack.wait()?;
@@ -273,10 +266,7 @@ pub fn curate(
 }
 
 fn list<T: std::fmt::Display>(xs: impl IntoIterator<Item = T>) -> String {
-    xs.into_iter()
-        .map(|x| x.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    xs.into_iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 fn decide_cluster(
@@ -292,12 +282,7 @@ fn decide_cluster(
     // Representative: most pixels, then smallest content id (members are in id order).
     let rep = *members
         .iter()
-        .max_by(|&&a, &&b| {
-            item(a)
-                .pixels
-                .cmp(&item(b).pixels)
-                .then(item(b).id.cmp(&item(a).id))
-        })
+        .max_by(|&&a, &&b| item(a).pixels.cmp(&item(b).pixels).then(item(b).id.cmp(&item(a).id)))
         .expect("clusters are not empty");
     let rep_item = item(rep);
     let size = members.len() as u32;
@@ -308,18 +293,9 @@ fn decide_cluster(
     report.largest_cluster = report.largest_cluster.max(size as u64);
 
     let labels_of = |i: u32| -> BTreeSet<&Label> {
-        item(i)
-            .groups
-            .iter()
-            .map(|&g| &groups.labels[g as usize])
-            .collect()
+        item(i).groups.iter().map(|&g| &groups.labels[g as usize]).collect()
     };
-    let has_purpose = |i: u32, p: Purpose| {
-        item(i)
-            .groups
-            .iter()
-            .any(|&g| groups.purposes[g as usize] == p)
-    };
+    let has_purpose = |i: u32, p: Purpose| item(i).groups.iter().any(|&g| groups.purposes[g as usize] == p);
     let labels: BTreeSet<&Label> = members.iter().flat_map(|&i| labels_of(i)).collect();
     // An example member per label, for the reasons.
     let example = |label: &Label| -> String {
@@ -346,10 +322,7 @@ fn decide_cluster(
     if conflict {
         report.conflicting_clusters += 1;
     }
-    let train_member = members
-        .iter()
-        .copied()
-        .find(|&i| has_purpose(i, Purpose::Train));
+    let train_member = members.iter().copied().find(|&i| has_purpose(i, Purpose::Train));
 
     for &i in members {
         let it = item(i);
@@ -467,13 +440,7 @@ fn decide_cluster(
             cluster_size: size,
             label,
             status,
-            groups: it
-                .groups
-                .iter()
-                .map(|&g| groups.names[g as usize].clone())
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
+            groups: it.groups.iter().map(|&g| groups.names[g as usize].clone()).collect::<BTreeSet<_>>().into_iter().collect(),
             reasons,
         });
     }

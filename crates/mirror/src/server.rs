@@ -186,6 +186,20 @@ pub async fn start(world: World, addr: SocketAddr, options: &Options) -> Result<
             }
         }
     });
+    if !options.warm_queries.is_empty() {
+        let m = Arc::clone(&mirror);
+        let queries = options.warm_queries.clone();
+        let per_query = options.warm_per_query;
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let n = m.warm(&queries, per_query).await;
+            tracing::info!(
+                pictures = n,
+                secs = started.elapsed().as_secs_f64(),
+                "cache warmed"
+            );
+        });
+    }
     Ok(Running {
         addr,
         mirror,

@@ -26,8 +26,14 @@ fn world(a: &WorldArgs) -> anyhow::Result<lennonnet_mirror::World> {
 fn serve(a: MirrorServeArgs) -> anyhow::Result<()> {
     let world = world(&a.world)?;
     let seed = world.seed();
+    let warm_queries = match &a.warm {
+        Some(config) => plan_queries(config, false)?,
+        None => Vec::new(),
+    };
     let options = lennonnet_mirror::Options {
         cache_bytes: a.cache_mib.saturating_mul(1 << 20),
+        warm_queries,
+        warm_per_query: a.warm_per_query,
         ..Default::default()
     };
     let mut printed = Ok(());
@@ -53,16 +59,7 @@ fn generate(a: MirrorGenerateArgs) -> anyhow::Result<()> {
             parse_queries(&text, a.engine)
                 .with_context(|| format!("in queries file {}", path.display()))?
         }
-        None => {
-            let config = super::load_config(&a.config)?;
-            let mut seen = std::collections::BTreeSet::new();
-            lennonnet_plan::plan(&config)
-                .into_iter()
-                .filter(|row| a.all_tiers || row.tier == 0)
-                .map(|row| (row.engine, row.text))
-                .filter(|q| seen.insert(q.clone()))
-                .collect()
-        }
+        None => plan_queries(&a.config, a.all_tiers)?,
     };
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -83,6 +80,21 @@ fn generate(a: MirrorGenerateArgs) -> anyhow::Result<()> {
         .and_then(|()| writeln!(out))
         .and_then(|()| out.flush())
         .map_err(stdout_error)
+}
+
+/// The distinct (engine, text) rows of a config's plan: tier 0 only unless `all_tiers`.
+fn plan_queries(
+    config: &std::path::Path,
+    all_tiers: bool,
+) -> anyhow::Result<Vec<(EngineKind, String)>> {
+    let config = super::load_config(config)?;
+    let mut seen = std::collections::BTreeSet::new();
+    Ok(lennonnet_plan::plan(&config)
+        .into_iter()
+        .filter(|row| all_tiers || row.tier == 0)
+        .map(|row| (row.engine, row.text))
+        .filter(|q| seen.insert(q.clone()))
+        .collect())
 }
 
 /// One query per line, `#` comments and blank lines skipped; `engine<TAB>text` names the engine.

@@ -5,5 +5,6 @@ mod integration {
     pub mod cli;
     pub mod plan;
     pub mod scrape;
+    pub mod snapshot;
     pub mod util;
 }

@@ -207,3 +207,45 @@ pub fn objects(dataset: &Path) -> std::collections::BTreeSet<String> {
     }
     out
 }
+
+/// `GET path` from the server on 127.0.0.1:`port`, body as text (plain HTTP/1.0, no client crate).
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: lennonnet-test (+https://example.invalid)\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    assert!(
+        text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200"),
+        "GET {path}: {}",
+        &text[..text.len().min(200)]
+    );
+    body
+}
+
+/// Content id → the image URLs it was found at, read from the dataset's journal.
+pub fn journal_urls(dataset: &Path) -> std::collections::HashMap<String, Vec<String>> {
+    let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for f in std::fs::read_dir(dataset.join("journal"))
+        .unwrap()
+        .flatten()
+    {
+        for line in std::fs::read_to_string(f.path()).unwrap().lines() {
+            let Ok(r) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if r["type"] == "provenance" {
+                let id = r["id"].as_str().unwrap().to_string();
+                out.entry(id)
+                    .or_default()
+                    .push(r["provenance"]["image_url"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    out
+}

@@ -42,6 +42,13 @@ pub enum Command {
     /// outcome are not fetched again. Prints a summary table per group at the end. Exits 1 if
     /// interrupted or if an engine's pages were not understood.
     Scrape(ScrapeArgs),
+    /// Split the curated store into train/val/test (and eval) as an immutable snapshot.
+    ///
+    /// A snapshot's manifest lists every kept image with its label, group, split and
+    /// near-duplicate cluster, sorted by content id; its id is the blake3 of that file. Split
+    /// membership comes from a keyed hash of each cluster, so the same store and policy give a
+    /// byte-identical manifest, and `--parent` keeps every earlier assignment.
+    Snapshot(SnapshotArgs),
     /// Search one engine for one query and print its candidates, one JSON object per line.
     ///
     /// Each line is a candidate: image_url, thumbnail_url, page_url, title, width, height,
@@ -132,6 +139,71 @@ pub struct ScrapeArgs {
     /// `table`: the per-group summary. `json`: the full report.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(subcommand)]
+    pub command: SnapshotCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Create a snapshot of the curated store; prints its id (the counts go to stderr).
+    ///
+    /// Run `lennonnet curate` first. With `--parent ID`, every image already in the parent keeps
+    /// its split and the parent's test holdout is frozen: only new images are assigned, and
+    /// holdout shortfalls filled. Creating the same snapshot twice gives the same id.
+    Create {
+        /// A snapshot id (or unique prefix, or `latest`) whose assignments to keep.
+        #[arg(long, value_name = "ID")]
+        parent: Option<String>,
+    },
+    /// List the snapshots: id, parent and images per split.
+    List,
+    /// Show a snapshot's counts per class, group and split (`latest` for the newest).
+    Show {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// The images added, removed and moved from snapshot A to B, with reasons, as JSON Lines.
+    Diff {
+        #[arg(value_name = "A")]
+        a: String,
+        #[arg(value_name = "B")]
+        b: String,
+    },
+    /// Check the manifest still hashes to the id and every object is present and intact.
+    /// Exits 1 otherwise.
+    Verify {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Write a snapshot for other tools: an ImageFolder tree or WebDataset tar shards, both with
+    /// a metadata.csv.
+    Export {
+        #[arg(value_name = "ID")]
+        id: String,
+        /// `imagefolder`: OUT/<split>/<label>/<id>.<ext>. `webdataset`: OUT/<split>-NNNNNN.tar.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// A new or empty folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Samples per WebDataset shard.
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        per_shard: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Imagefolder,
+    Webdataset,
 }
 
 /// A command's output: for people, or for programs.

@@ -9,6 +9,7 @@ mod plan;
 mod scrape;
 mod search;
 mod sheet;
+mod snapshot;
 mod store;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Plan(args) => plan::run(args),
         Command::Scrape(args) => scrape::run(args, quiet),
+        Command::Snapshot(args) => snapshot::run(args),
         Command::Search(args) => search::run(args),
         Command::Engines(args) => engines::run(args),
         Command::Store(args) => store::run(args),

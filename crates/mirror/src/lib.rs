@@ -66,14 +66,17 @@ pub fn serve_until_signal(
         .enable_all()
         .build()
         .map_err(|source| MirrorError::Bind { addr, source })?;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let running = start(world, addr, options).await?;
         on_listening(running.addr);
         shutdown_signal().await;
         tracing::info!("shutting down");
         running.shutdown().await;
         Ok(())
-    })
+    });
+    // Do not wait for open keep-alive connections or renders in flight.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
 }
 
 async fn shutdown_signal() {

@@ -300,8 +300,8 @@ pub struct CurateConfig {
 impl Default for CurateConfig {
     fn default() -> Self {
         Self {
-            phash_max_distance: 10,
-            pdq_max_distance: 70,
+            phash_max_distance: 7,
+            pdq_max_distance: 40,
             min_quality: 30,
             conflict_policy: ConflictPolicy::PreferLabel,
             prefer_label: None,

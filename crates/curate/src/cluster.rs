@@ -47,11 +47,13 @@ impl Block {
 }
 
 /// One block's table, in compressed-row form: the items with block value `v` are
-/// `items[start[v]..start[v + 1]]`, in ascending order.
+/// `entries[start[v]..start[v + 1]]`, in ascending order, with their full pHashes beside them
+/// so that a candidate is checked without touching the item array.
 struct Table {
     block: Block,
     start: Vec<u32>,
-    items: Vec<u32>,
+    /// (pHash, item index), side by side: one cache miss per probe.
+    entries: Vec<(u64, u32)>,
 }
 
 fn binomial_ball(width: u32, radius: u32) -> f64 {
@@ -66,8 +68,11 @@ fn binomial_ball(width: u32, radius: u32) -> f64 {
     total
 }
 
-/// Chooses the number of blocks for `n` items and radius `t`: the fewest expected probes plus
-/// candidates, with blocks of at most 24 bits (tables of at most 16M entries).
+/// Chooses the number of blocks for `n` items and radius `t`: the least expected work, where
+/// a probe (a cache miss into a table of a million entries, ~100 ns) costs about a hundred
+/// candidate checks (a sequential scan of pHashes in a bucket, ~1 ns), with blocks of at most
+/// 24 bits (tables of at most 16M entries). Measured on 1M hashes: t = 7 takes 4 index blocks
+/// and seconds; t = 10 takes minutes.
 pub fn choose_blocks(n: usize, t: u32) -> usize {
     let mut best = (f64::INFINITY, 4);
     for m in 3..=16usize {
@@ -80,7 +85,7 @@ pub fn choose_blocks(n: usize, t: u32) -> usize {
         let ball = binomial_ball(w, r);
         let probes = m as f64 * ball;
         let candidates = m as f64 * ball * n as f64 / 2f64.powi(w as i32);
-        let cost = probes + 2.0 * candidates;
+        let cost = 100.0 * probes + candidates;
         if cost < best.0 {
             best = (cost, m);
         }
@@ -112,16 +117,17 @@ fn build_table(items: &[Hashed], block: Block) -> Table {
         start[v + 1] += start[v];
     }
     let mut fill = start.clone();
-    let mut out = vec![0u32; start[size] as usize];
+    let total = start[size] as usize;
+    let mut entries = vec![(0u64, 0u32); total];
     for (i, it) in items.iter().enumerate().filter(|(_, it)| it.matchable) {
         let v = block.of(it.phash) as usize;
-        out[fill[v] as usize] = i as u32;
+        entries[fill[v] as usize] = (it.phash, i as u32);
         fill[v] += 1;
     }
     Table {
         block,
         start,
-        items: out,
+        entries,
     }
 }
 
@@ -154,22 +160,23 @@ pub fn pairs(items: &[Hashed], th: Thresholds) -> Vec<(u32, u32)> {
             for (ti, table) in tables.iter().enumerate() {
                 let key = table.block.of(a.phash);
                 ball(key, table.block.width, r, 0, &mut |v| {
-                    let (s, e) = (table.start[v as usize], table.start[v as usize + 1]);
-                    let bucket = &table.items[s as usize..e as usize];
-                    // Only partners after `i`: each pair is looked at from its first item.
-                    let from = bucket.partition_point(|&j| j <= i);
-                    for &j in &bucket[from..] {
-                        let b = &items[j as usize];
+                    let (s, e) = (
+                        table.start[v as usize] as usize,
+                        table.start[v as usize + 1] as usize,
+                    );
+                    for &(h, j) in &table.entries[s..e] {
+                        // Each pair is looked at from its first item only.
+                        if j <= i || (a.phash ^ h).count_ones() > th.phash_max {
+                            continue;
+                        }
                         // Found through an earlier block already?
                         if tables[..ti]
                             .iter()
-                            .any(|t| (t.block.of(a.phash) ^ t.block.of(b.phash)).count_ones() <= r)
+                            .any(|t| (t.block.of(a.phash) ^ t.block.of(h)).count_ones() <= r)
                         {
                             continue;
                         }
-                        if (a.phash ^ b.phash).count_ones() <= th.phash_max
-                            && pdq_distance(&a.pdq, &b.pdq) <= th.pdq_max
-                        {
+                        if pdq_distance(&a.pdq, &items[j as usize].pdq) <= th.pdq_max {
                             acc.push((i, j));
                         }
                     }
@@ -258,9 +265,16 @@ mod tests {
             let (phash, pdq) = if i % 3 == 1 {
                 let base: &Hashed = &items[i - 1];
                 let d = (rng(&mut s) % (t as u64 + 4)) as u32;
-                (flip(base.phash, d, &mut s), base.pdq.map(|w| w ^ (rng(&mut s) & rng(&mut s) & rng(&mut s))))
+                (
+                    flip(base.phash, d, &mut s),
+                    base.pdq
+                        .map(|w| w ^ (rng(&mut s) & rng(&mut s) & rng(&mut s))),
+                )
             } else {
-                (rng(&mut s), [rng(&mut s), rng(&mut s), rng(&mut s), rng(&mut s)])
+                (
+                    rng(&mut s),
+                    [rng(&mut s), rng(&mut s), rng(&mut s), rng(&mut s)],
+                )
             };
             items.push(Hashed {
                 phash,
@@ -292,7 +306,13 @@ mod tests {
 
     #[test]
     fn index_finds_the_same_pairs_as_all_pairs() {
-        for (n, t, pdq, seed) in [(300, 0, 256, 1), (600, 4, 256, 2), (900, 10, 100, 3), (900, 16, 256, 4), (2000, 8, 90, 5)] {
+        for (n, t, pdq, seed) in [
+            (300, 0, 256, 1),
+            (600, 4, 256, 2),
+            (900, 10, 100, 3),
+            (900, 16, 256, 4),
+            (2000, 8, 90, 5),
+        ] {
             check(n, t, pdq, seed);
         }
     }

@@ -46,7 +46,10 @@ pub fn explain(store: &Store, id: &ContentId) -> Result<Explanation, CurateError
     let provenance = store.provenance(id)?;
     let mut urls = Vec::new();
     for p in &provenance {
-        if urls.iter().any(|(u, _): &(String, UrlState)| u == &p.image_url) {
+        if urls
+            .iter()
+            .any(|(u, _): &(String, UrlState)| u == &p.image_url)
+        {
             continue;
         }
         if let Some(s) = store.url_state(&p.image_url)? {
@@ -64,7 +67,10 @@ pub fn explain(store: &Store, id: &ContentId) -> Result<Explanation, CurateError
             let mm = store.meta(&m)?;
             let md = store.decision(&m)?;
             let (pd, qd) = match (&meta, &mm) {
-                (Some(a), Some(b)) => (Some(a.phash.distance(&b.phash)), Some(a.pdq.distance(&b.pdq))),
+                (Some(a), Some(b)) => (
+                    Some(a.phash.distance(&b.phash)),
+                    Some(a.pdq.distance(&b.pdq)),
+                ),
                 _ => (None, None),
             };
             cluster.push(ClusterMember {
@@ -73,7 +79,9 @@ pub fn explain(store: &Store, id: &ContentId) -> Result<Explanation, CurateError
                 pdq_distance: qd,
                 status: md.as_ref().map(|d| d.status.to_string()),
                 label: md.as_ref().map(|d| d.label.to_string()),
-                groups: md.map(|d| d.groups.iter().map(|g| g.to_string()).collect()).unwrap_or_default(),
+                groups: md
+                    .map(|d| d.groups.iter().map(|g| g.to_string()).collect())
+                    .unwrap_or_default(),
             });
         }
     }
@@ -101,7 +109,11 @@ impl Explanation {
             s,
             "  object   {} ({})",
             self.object_path,
-            if self.object_present { "present" } else { "absent" }
+            if self.object_present {
+                "present"
+            } else {
+                "absent"
+            }
         );
         match (&self.meta, &self.rejection) {
             (Some(m), _) => {
@@ -116,7 +128,11 @@ impl Explanation {
                     m.oriented_height,
                     m.color,
                     if m.has_alpha { ", alpha" } else { "" },
-                    if m.animated { ", animated (first frame used)" } else { "" },
+                    if m.animated {
+                        ", animated (first frame used)"
+                    } else {
+                        ""
+                    },
                     m.bytes
                 );
                 let _ = writeln!(
@@ -152,7 +168,7 @@ impl Explanation {
             if let Some(q) = &p.query_id {
                 let _ = write!(line, " ({q})");
             }
-            if line.trim().len() > 0 {
+            if !line.trim().is_empty() {
                 let _ = writeln!(s, "{line}");
             }
             let _ = writeln!(s, "    image {}", p.image_url);
@@ -199,7 +215,11 @@ impl Explanation {
                     "  cluster {} of {} image(s){}",
                     d.cluster,
                     d.cluster_size,
-                    if d.cluster == self.id { ", represented by this image" } else { "" }
+                    if d.cluster == self.id {
+                        ", represented by this image"
+                    } else {
+                        ""
+                    }
                 );
                 let groups: Vec<String> = d.groups.iter().map(|g| g.to_string()).collect();
                 let _ = writeln!(s, "  groups  {}", groups.join(", "));
@@ -219,9 +239,14 @@ impl Explanation {
                     );
                 }
                 if self.history.len() > 1 {
-                    let _ = writeln!(s, "  history ({} decisions, oldest first)", self.history.len());
+                    let _ = writeln!(
+                        s,
+                        "  history ({} decisions, oldest first)",
+                        self.history.len()
+                    );
                     for h in &self.history {
-                        let codes: Vec<String> = h.reasons.iter().map(|r| r.code.to_string()).collect();
+                        let codes: Vec<String> =
+                            h.reasons.iter().map(|r| r.code.to_string()).collect();
                         let _ = writeln!(
                             s,
                             "    {}  {} as {}, cluster of {} [{}]",

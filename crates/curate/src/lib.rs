@@ -164,7 +164,11 @@ fn pdq_words(h: &lennonnet_store::Hash256) -> [u64; 4] {
 }
 
 /// Curates the whole store under `policy`, journaling every decision that changed.
-pub fn curate(store: &Store, policy: &Policy, progress: &dyn Progress) -> Result<CurateReport, CurateError> {
+pub fn curate(
+    store: &Store,
+    policy: &Policy,
+    progress: &dyn Progress,
+) -> Result<CurateReport, CurateError> {
     let mut report = CurateReport::default();
     let t = Instant::now();
     let mut groups = Groups::default();
@@ -216,42 +220,46 @@ pub fn curate(store: &Store, policy: &Policy, progress: &dyn Progress) -> Result
         members.entry(*r).or_default().push(i as u32);
     }
     let now = Timestamp::now();
-    let mut decisions = Vec::with_capacity(items.len());
+    report.clusters = members.len() as u64;
+    // Decide cluster by cluster, journaling changed decisions in batches as they come, so that
+    // memory holds one batch of decisions, not one per image.
+    const BATCH: usize = 10_000;
+    let mut decisions = Vec::new();
+    let mut changed = Vec::with_capacity(BATCH);
+    let mut acks = Vec::new();
+    let (mut millis_write, mut written) = (0u128, 0u64);
+    progress.start("curate: decide", Some(items.len() as u64));
     for m in members.values() {
         decide_cluster(m, &items, &groups, policy, now, &mut report, &mut decisions);
-    }
-    decisions.sort_by_key(|d| d.id);
-    report.clusters = members.len() as u64;
-    for d in &decisions {
-        *report
-            .by_status_label
-            .entry(format!("{}/{}", d.status, d.label))
-            .or_default() += 1;
-    }
-    report.millis_decide = t.elapsed().as_millis() as u64;
-
-    let t = Instant::now();
-    let mut changed = Vec::new();
-    for d in decisions {
-        let same = store.decision(&d.id)?.is_some_and(|old| old.same_as(&d));
-        if !same {
-            changed.push(d);
+        progress.advance("curate: decide", decisions.len() as u64);
+        let tw = Instant::now();
+        for d in decisions.drain(..) {
+            *report
+                .by_status_label
+                .entry(format!("{}/{}", d.status, d.label))
+                .or_default() += 1;
+            if !store.decision(&d.id)?.is_some_and(|old| old.same_as(&d)) {
+                changed.push(d);
+            }
         }
+        if changed.len() >= BATCH {
+            written += changed.len() as u64;
+            acks.push(store.record_decisions(std::mem::take(&mut changed)));
+        }
+        millis_write += tw.elapsed().as_millis();
     }
-    report.decisions_written = changed.len() as u64;
-    progress.start("curate: write", Some(changed.len() as u64));
-    let mut acks = Vec::new();
-    while !changed.is_empty() {
-        let rest = changed.split_off(changed.len().min(10_000));
-        let n = changed.len() as u64;
-        acks.push((store.record_decisions(std::mem::replace(&mut changed, rest)), n));
+    let tw = Instant::now();
+    if !changed.is_empty() {
+        written += changed.len() as u64;
+        acks.push(store.record_decisions(changed));
     }
-    for (ack, n) in acks {
+    for ack in acks {
         ack.wait()?;
-        progress.advance("curate: write", n);
     }
-    progress.finish("curate: write");
-    report.millis_write = t.elapsed().as_millis() as u64;
+    progress.finish("curate: decide");
+    report.decisions_written = written;
+    report.millis_write = (millis_write + tw.elapsed().as_millis()) as u64;
+    report.millis_decide = (t.elapsed().as_millis() as u64).saturating_sub(report.millis_write);
     tracing::info!(
         images = report.images,
         clusters = report.clusters,
@@ -266,7 +274,10 @@ pub fn curate(store: &Store, policy: &Policy, progress: &dyn Progress) -> Result
 }
 
 fn list<T: std::fmt::Display>(xs: impl IntoIterator<Item = T>) -> String {
-    xs.into_iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+    xs.into_iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn decide_cluster(
@@ -282,7 +293,12 @@ fn decide_cluster(
     // Representative: most pixels, then smallest content id (members are in id order).
     let rep = *members
         .iter()
-        .max_by(|&&a, &&b| item(a).pixels.cmp(&item(b).pixels).then(item(b).id.cmp(&item(a).id)))
+        .max_by(|&&a, &&b| {
+            item(a)
+                .pixels
+                .cmp(&item(b).pixels)
+                .then(item(b).id.cmp(&item(a).id))
+        })
         .expect("clusters are not empty");
     let rep_item = item(rep);
     let size = members.len() as u32;
@@ -293,9 +309,18 @@ fn decide_cluster(
     report.largest_cluster = report.largest_cluster.max(size as u64);
 
     let labels_of = |i: u32| -> BTreeSet<&Label> {
-        item(i).groups.iter().map(|&g| &groups.labels[g as usize]).collect()
+        item(i)
+            .groups
+            .iter()
+            .map(|&g| &groups.labels[g as usize])
+            .collect()
     };
-    let has_purpose = |i: u32, p: Purpose| item(i).groups.iter().any(|&g| groups.purposes[g as usize] == p);
+    let has_purpose = |i: u32, p: Purpose| {
+        item(i)
+            .groups
+            .iter()
+            .any(|&g| groups.purposes[g as usize] == p)
+    };
     let labels: BTreeSet<&Label> = members.iter().flat_map(|&i| labels_of(i)).collect();
     // An example member per label, for the reasons.
     let example = |label: &Label| -> String {
@@ -322,7 +347,10 @@ fn decide_cluster(
     if conflict {
         report.conflicting_clusters += 1;
     }
-    let train_member = members.iter().copied().find(|&i| has_purpose(i, Purpose::Train));
+    let train_member = members
+        .iter()
+        .copied()
+        .find(|&i| has_purpose(i, Purpose::Train));
 
     for &i in members {
         let it = item(i);
@@ -440,7 +468,13 @@ fn decide_cluster(
             cluster_size: size,
             label,
             status,
-            groups: it.groups.iter().map(|&g| groups.names[g as usize].clone()).collect::<BTreeSet<_>>().into_iter().collect(),
+            groups: it
+                .groups
+                .iter()
+                .map(|&g| groups.names[g as usize].clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
             reasons,
         });
     }

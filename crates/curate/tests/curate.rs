@@ -22,10 +22,11 @@ fn policy(conflict: Conflict) -> Policy {
     groups.insert(g("john"), (l("john"), Purpose::Train));
     groups.insert(g("paul"), (l("not_john"), Purpose::Train));
     groups.insert(g("eval_paul"), (l("not_john"), Purpose::Eval));
+    let d = lennonnet_config::CurateConfig::default();
     Policy {
-        phash_max_distance: 10,
-        pdq_max_distance: 70,
-        min_quality: 30,
+        phash_max_distance: d.phash_max_distance,
+        pdq_max_distance: d.pdq_max_distance,
+        min_quality: d.min_quality,
         conflict,
         groups,
     }
@@ -36,7 +37,11 @@ fn prov(group: &str, url: &str) -> Provenance {
     Provenance {
         group: g(group),
         label: l(label),
-        purpose: if group.starts_with("eval") { Purpose::Eval } else { Purpose::Train },
+        purpose: if group.starts_with("eval") {
+            Purpose::Eval
+        } else {
+            Purpose::Train
+        },
         image_url: url.to_string(),
         query_id: None,
         query_text: Some(format!("{group} query")),
@@ -67,24 +72,38 @@ fn world() -> World {
         ("a_q50", "eval_paul", synth::Copy::Resize(75).apply(&a, 2)),
         ("b", "john", synth::jpeg(&pic(15), 90)),
         ("c", "paul", synth::jpeg(&c, 90)),
-        ("c_copy", "eval_paul", synth::Copy::Reencode(60).apply(&c, 3)),
+        (
+            "c_copy",
+            "eval_paul",
+            synth::Copy::Reencode(60).apply(&c, 3),
+        ),
         ("d", "eval_paul", synth::jpeg(&d, 90)),
         ("e", "paul", synth::jpeg(&e, 90)),
         ("e_marked", "paul", synth::Copy::Watermark.apply(&e, 4)),
     ];
     let mut ids = BTreeMap::new();
     for (name, group, bytes) in files {
-        let o = store.ingest(&bytes, prov(group, &format!("https://h.test/{name}"))).unwrap();
+        let o = store
+            .ingest(&bytes, prov(group, &format!("https://h.test/{name}")))
+            .unwrap();
         assert!(o.is_accepted(), "{name}");
         ids.insert(name, o.id);
     }
-    World { store, ids, _dir: dir }
+    World {
+        store,
+        ids,
+        _dir: dir,
+    }
 }
 
 /// Checks each named image's (status, label, reason codes).
 fn check(w: &World, expected: &[(&str, CurationStatus, &str, &[DecisionCode])]) {
     for (name, status, label, codes) in expected {
-        let d = w.store.decision(&w.ids[name]).unwrap().unwrap_or_else(|| panic!("{name}: no decision"));
+        let d = w
+            .store
+            .decision(&w.ids[name])
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name}: no decision"));
         let got_codes: Vec<DecisionCode> = d.reasons.iter().map(|r| r.code).collect();
         assert_eq!(
             (d.status, d.label.as_str(), got_codes.as_slice()),
@@ -110,7 +129,12 @@ fn conflicts_are_relabelled_and_eval_leaks_excluded() {
         &[
             ("a", Train, "john", &[Representative]),
             ("a_small", Train, "john", &[NearDuplicate, Relabelled]),
-            ("a_q50", Excluded, "john", &[NearDuplicate, Relabelled, EvalLeak]),
+            (
+                "a_q50",
+                Excluded,
+                "john",
+                &[NearDuplicate, Relabelled, EvalLeak],
+            ),
             ("b", Train, "john", &[]),
             ("c", Train, "not_john", &[Representative]),
             ("c_copy", Excluded, "not_john", &[NearDuplicate, EvalLeak]),
@@ -133,8 +157,17 @@ fn conflicts_are_relabelled_and_eval_leaks_excluded() {
         let d = d.unwrap();
         if d.label.as_str() == "not_john" && d.status == Train {
             for m in w.store.cluster_members(&d.cluster).unwrap() {
-                let found_by_john = w.store.provenance(&m).unwrap().iter().any(|p| p.label.as_str() == "john");
-                assert!(!found_by_john, "{} shares a cluster with john image {m}", d.id);
+                let found_by_john = w
+                    .store
+                    .provenance(&m)
+                    .unwrap()
+                    .iter()
+                    .any(|p| p.label.as_str() == "john");
+                assert!(
+                    !found_by_john,
+                    "{} shares a cluster with john image {m}",
+                    d.id
+                );
             }
         }
     }
@@ -153,8 +186,18 @@ fn the_quarantine_policy_quarantines_conflicting_clusters() {
         &w,
         &[
             ("a", Quarantined, "john", &[Representative, LabelConflict]),
-            ("a_small", Quarantined, "not_john", &[NearDuplicate, LabelConflict]),
-            ("a_q50", Quarantined, "not_john", &[NearDuplicate, LabelConflict]),
+            (
+                "a_small",
+                Quarantined,
+                "not_john",
+                &[NearDuplicate, LabelConflict],
+            ),
+            (
+                "a_q50",
+                Quarantined,
+                "not_john",
+                &[NearDuplicate, LabelConflict],
+            ),
             ("c", Train, "not_john", &[Representative]),
         ],
     );

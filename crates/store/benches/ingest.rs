@@ -1,1 +1,236 @@
-fn main() {}
+//! Ingest throughput against decode-only time, for the same images, in the same run, on two
+//! threads (the machine's two cores).
+//!
+//! Ingest = blake3 of the bytes, header checks, full decode, EXIF orientation, perceptual
+//! hashes, the object write (temp file, fsync, rename) and the journal's group commit (folder
+//! and journal fsync, index update). Decode-only = `image::load_from_memory`.
+//!
+//! `cargo bench -p lennonnet-store --bench ingest` (LENNONNET_BENCH_IMAGES sets the count).
+
+#[path = "../tests/common/synth.rs"]
+mod synth;
+
+use std::time::Instant;
+
+use lennonnet_core::{Group, Label, Purpose};
+use lennonnet_store::{Provenance, Rules, Store, Timestamp, hash, validate};
+use rayon::prelude::*;
+
+fn prov(i: usize) -> Provenance {
+    Provenance {
+        group: Group::new("bench").unwrap(),
+        label: Label::new("a").unwrap(),
+        purpose: Purpose::Train,
+        image_url: format!("https://bench.test/{i}.jpg"),
+        query_id: None,
+        query_text: Some("bench".into()),
+        engine: None,
+        rank: Some(i as u32 + 1),
+        page_url: None,
+        title: None,
+        licence: None,
+        fetched_at: Timestamp(0),
+    }
+}
+
+fn secs(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let n: usize = std::env::var("LENNONNET_BENCH_IMAGES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for grain in [0u8, 12] {
+        // Web-like pictures: mostly 640x480 JPEGs, some 1024x768, some PNGs. With grain, each
+        // pixel gets noise like a photograph's: larger files, slower to decode.
+        let t = Instant::now();
+        let base: Vec<image::RgbImage> = pool.install(|| {
+            (0..40u64)
+                .into_par_iter()
+                .map(|s| {
+                    let (w, h) = if s % 5 == 0 { (1024, 768) } else { (640, 480) };
+                    let mut pic = synth::scene(s, w, h);
+                    if grain > 0 {
+                        let mut rng = synth::Rng::new(s);
+                        for p in pic.pixels_mut() {
+                            let d = rng.below(2 * grain as u32 + 1) as i32 - grain as i32;
+                            p.0 = p.0.map(|c| (c as i32 + d).clamp(0, 255) as u8);
+                        }
+                    }
+                    pic
+                })
+                .collect()
+        });
+        let images: Vec<Vec<u8>> = pool.install(|| {
+            (0..n)
+                .into_par_iter()
+                .map(|i| {
+                    let pic = &base[i % base.len()];
+                    if i % 10 == 9 {
+                        synth::png(&image::DynamicImage::ImageRgb8(pic.clone()))
+                    } else {
+                        // Distinct bytes for every image: another quality, another file.
+                        synth::jpeg(pic, 60 + (i / base.len()) as u8 % 35)
+                    }
+                })
+                .collect()
+        });
+        let name = if grain > 0 {
+            "photo-like (with grain)"
+        } else {
+            "smooth synthetic"
+        };
+        println!("\n{name}: made in {:.1} s", secs(t));
+        run(&pool, &images);
+    }
+}
+
+fn run(pool: &rayon::ThreadPool, images: &[Vec<u8>]) {
+    let n = images.len();
+    let mb: f64 = images.iter().map(|b| b.len() as f64).sum::<f64>() / 1e6;
+    println!("{n} images, {mb:.1} MB; 2 threads");
+
+    // One thread, one image at a time: where the time goes.
+    {
+        let b = &images[1];
+        let reps = 50;
+        let t = Instant::now();
+        for _ in 0..reps {
+            drop(image::load_from_memory(b).unwrap());
+        }
+        let d = secs(t) / reps as f64 * 1e3;
+        let t = Instant::now();
+        for _ in 0..reps {
+            drop(validate::decode(b, &Rules::default()).unwrap());
+        }
+        let v = secs(t) / reps as f64 * 1e3;
+        let img = validate::decode(b, &Rules::default()).unwrap().image;
+        let t = Instant::now();
+        for _ in 0..reps {
+            let _ = hash::working_luma(&img);
+        }
+        let l = secs(t) / reps as f64 * 1e3;
+        let t = Instant::now();
+        for _ in 0..reps {
+            let _ = hash::hash_image(&img);
+        }
+        let h = secs(t) / reps as f64 * 1e3;
+        println!(
+            "one {}x{} JPEG on one thread: load_from_memory {d:.2} ms, validate::decode {v:.2} ms, working luma {l:.2} ms, all hashes {h:.2} ms",
+            img.width(),
+            img.height()
+        );
+    }
+    // Warm up the decoders and the page cache.
+    pool.install(|| {
+        images
+            .par_iter()
+            .take(20)
+            .for_each(|b| drop(image::load_from_memory(b)))
+    });
+
+    let t = Instant::now();
+    pool.install(|| {
+        images
+            .par_iter()
+            .for_each(|b| drop(image::load_from_memory(b).unwrap()))
+    });
+    let decode = secs(t);
+
+    let t = Instant::now();
+    pool.install(|| {
+        images.par_iter().for_each(|b| {
+            let _ = blake3::hash(b);
+        })
+    });
+    let blake = secs(t);
+
+    let t = Instant::now();
+    let decoded: Vec<validate::Decoded> = pool.install(|| {
+        images
+            .par_iter()
+            .map(|b| validate::decode(b, &Rules::default()).unwrap())
+            .collect()
+    });
+    let validate_decode = secs(t);
+
+    let t = Instant::now();
+    pool.install(|| {
+        decoded.par_iter().for_each(|d| {
+            let _ = hash::hash_image(&d.image);
+        })
+    });
+    let hashing = secs(t);
+    drop(decoded);
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Rules::default()).unwrap();
+    let t = Instant::now();
+    // Two threads validate and queue; acks are awaited at the end (as an async downloader would).
+    let acks: Vec<_> = pool.install(|| {
+        images
+            .par_iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let (o, ack) = store.ingest_nowait(b, prov(i)).unwrap();
+                assert!(o.is_accepted());
+                ack
+            })
+            .collect()
+    });
+    let queued = secs(t);
+    for a in acks {
+        a.wait().unwrap();
+    }
+    let ingest = secs(t);
+    println!(
+        "  (all queued after {queued:.2} s; the last group commit ended {:.2} s later)",
+        ingest - queued
+    );
+    store.close().unwrap();
+
+    // The blocking API from 4 threads (each call waits for its own durability).
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Rules::default()).unwrap();
+    let pool4 = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
+    let t = Instant::now();
+    pool4.install(|| {
+        images.par_iter().enumerate().for_each(|(i, b)| {
+            store.ingest(b, prov(i)).unwrap();
+        })
+    });
+    let ingest_blocking = secs(t);
+    store.close().unwrap();
+
+    let rate = |s: f64| n as f64 / s;
+    println!(
+        "decode only (image::load_from_memory): {decode:.2} s, {:.0} images/s",
+        rate(decode)
+    );
+    println!("  blake3 of the bytes:                 {blake:.3} s");
+    println!("  header + decode + orientation:       {validate_decode:.2} s");
+    println!("  perceptual hashes:                   {hashing:.2} s");
+    println!(
+        "ingest (ingest_nowait, 2 threads):     {ingest:.2} s, {:.0} images/s, {:.1} MB/s, {:.2}x decode-only",
+        rate(ingest),
+        mb / ingest,
+        ingest / decode
+    );
+    println!(
+        "ingest (blocking ingest, 4 threads):   {ingest_blocking:.2} s, {:.0} images/s, {:.2}x decode-only",
+        rate(ingest_blocking),
+        ingest_blocking / decode
+    );
+}

@@ -2,11 +2,14 @@
 //! taken from a crate, so that their definition is pinned here and versioned by
 //! [`HASH_VERSION`]:
 //!
-//! 1. Luma (Rec. 601), with transparent pixels composited over white, averaged over boxes into
-//!    a working image whose longer side is at most 256 pixels.
-//! 2. **PDQ-style 256-bit hash** (after Facebook's PDQ): two passes of a box ("Jarosz") filter
-//!    whose window is about the working size / 128, decimation to 64×64, a 16×16 DCT (the lowest
-//!    frequencies without the DC row and column), and one bit per coefficient: above the median.
+//! 1. Luma (Rec. 601), with transparent pixels composited over white, averaged over the cells of
+//!    a 64×64 grid (the box filter that PDQ's two "Jarosz" box passes approximate). Large images
+//!    are sampled on a lattice of at least 4×4 points per cell rather than read whole, so hashing
+//!    costs a fraction of decoding. Images smaller than 64 pixels keep their size and are
+//!    decimated (nearest sample) to 64×64.
+//! 2. **PDQ-style 256-bit hash** (after Facebook's PDQ): a 16×16 DCT of the 64×64 image (the
+//!    lowest frequencies without the DC row and column), and one bit per coefficient: above the
+//!    median.
 //!    Its quality score is PDQ's: the summed absolute gradient of the 64×64 image, scaled to
 //!    0–100; below about 50 the image is too flat for the hash to be trusted.
 //! 3. **64-bit DCT pHash**: the 64×64 image averaged down to 32×32, its 8×8 lowest DCT
@@ -24,8 +27,8 @@ use crate::record::{Hash64, Hash256};
 /// The version of the hashing scheme; stored with every image's hashes.
 pub const HASH_VERSION: u32 = 1;
 
-/// The longer side of the working luma image.
-const WORK_MAX: usize = 256;
+/// The working luma image is at most `WORK`×`WORK` cells.
+const WORK: usize = 64;
 
 /// An image's perceptual hashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +106,7 @@ fn box_rows(src: &[f32], dst: &mut [f32], w: usize, h: usize, win: usize) {
     }
 }
 
+/// The same along columns, computed a whole row at a time (row-major, so it vectorises).
 fn box_cols(src: &[f32], dst: &mut [f32], w: usize, h: usize, win: usize) {
     if win <= 1 {
         dst.copy_from_slice(src);
@@ -110,15 +114,23 @@ fn box_cols(src: &[f32], dst: &mut [f32], w: usize, h: usize, win: usize) {
     }
     let before = (win - 1) / 2;
     let after = win - 1 - before;
-    let mut prefix = vec![0f32; h + 1];
-    for x in 0..w {
-        for y in 0..h {
-            prefix[y + 1] = prefix[y] + src[y * w + x];
+    // prefix[y] = sum of rows 0..y.
+    let mut prefix = vec![0f32; (h + 1) * w];
+    for y in 0..h {
+        let (done, rest) = prefix.split_at_mut((y + 1) * w);
+        let prev = &done[y * w..];
+        let row = &src[y * w..(y + 1) * w];
+        for ((p, a), b) in rest[..w].iter_mut().zip(prev).zip(row) {
+            *p = a + b;
         }
-        for y in 0..h {
-            let lo = y.saturating_sub(before);
-            let hi = (y + after + 1).min(h);
-            dst[y * w + x] = (prefix[hi] - prefix[lo]) / (hi - lo) as f32;
+    }
+    for y in 0..h {
+        let lo = y.saturating_sub(before);
+        let hi = (y + after + 1).min(h);
+        let inv = 1.0 / (hi - lo) as f32;
+        let (top, bottom) = (&prefix[lo * w..(lo + 1) * w], &prefix[hi * w..(hi + 1) * w]);
+        for ((d, t), b) in dst[y * w..(y + 1) * w].iter_mut().zip(top).zip(bottom) {
+            *d = (b - t) * inv;
         }
     }
 }
@@ -202,116 +214,134 @@ fn bits<const N: usize>(v: &[f32]) -> [u8; N] {
     out
 }
 
-/// The working luma image: box averages over a grid whose longer side is at most
-/// [`WORK_MAX`], transparent pixels over white.
+/// The working luma image: the average luma over each cell of a grid of at most 64×64 cells
+/// (the image's own size when smaller), transparent pixels over white. Large images are
+/// sampled on a regular lattice of at least 4×4 points per cell, so that the cost does not
+/// grow with the image beyond one pass over a fraction of its rows.
 pub fn working_luma(img: &DynamicImage) -> (Vec<f32>, usize, usize) {
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let longer = w.max(h).max(1);
-    let (lw, lh) = if longer > WORK_MAX {
-        (
-            ((w * WORK_MAX + longer / 2) / longer).max(1),
-            ((h * WORK_MAX + longer / 2) / longer).max(1),
-        )
-    } else {
-        (w.max(1), h.max(1))
+    let (w, h) = (img.width().max(1) as usize, img.height().max(1) as usize);
+    let (lw, lh) = (w.min(WORK), h.min(WORK));
+    let (sx, sy) = ((w / (lw * 4)).max(1), (h / (lh * 4)).max(1));
+    let xs: Vec<usize> = (sx / 2..w).step_by(sx).collect();
+    let ys: Vec<usize> = (sy / 2..h).step_by(sy).collect();
+    let xmap: Vec<u32> = xs.iter().map(|&x| (x * lw / w) as u32).collect();
+    let ymap: Vec<u32> = ys.iter().map(|&y| (y * lh / h) as u32).collect();
+    let grid = Grid {
+        w,
+        lw,
+        lh,
+        xs: &xs,
+        ys: &ys,
+        xmap: &xmap,
+        ymap: &ymap,
     };
-    let xmap: Vec<u32> = (0..w).map(|x| (x * lw / w) as u32).collect();
-    let mut acc = vec![0f32; lw * lh];
-    let mut add_rows = |row_luma: &mut dyn FnMut(usize, &mut [f32])| {
-        let mut line = vec![0f32; w];
-        for y in 0..h {
-            row_luma(y, &mut line);
-            let by = y * lh / h;
-            let out = &mut acc[by * lw..(by + 1) * lw];
-            for (x, l) in line.iter().enumerate() {
-                out[xmap[x] as usize] += *l;
-            }
-        }
+    let mut acc = match luma_sums_u8(img, &grid) {
+        Some(a) => a,
+        None => luma_sums_f32(img, &grid),
     };
-    fn rgb(r: f32, g: f32, b: f32) -> f32 {
-        0.299 * r + 0.587 * g + 0.114 * b
-    }
-    fn over_white(l: f32, a: f32) -> f32 {
-        l * a + 255.0 * (1.0 - a)
-    }
-    match img {
-        DynamicImage::ImageLuma8(b) => add_rows(&mut |y, line| {
-            for (o, p) in line.iter_mut().zip(row(b.as_raw(), y, w, 1)) {
-                *o = p[0] as f32;
-            }
-        }),
-        DynamicImage::ImageLumaA8(b) => add_rows(&mut |y, line| {
-            for (o, p) in line.iter_mut().zip(row(b.as_raw(), y, w, 2)) {
-                *o = over_white(p[0] as f32, p[1] as f32 / 255.0);
-            }
-        }),
-        DynamicImage::ImageRgb8(b) => add_rows(&mut |y, line| {
-            for (o, p) in line.iter_mut().zip(row(b.as_raw(), y, w, 3)) {
-                *o = rgb(p[0] as f32, p[1] as f32, p[2] as f32);
-            }
-        }),
-        DynamicImage::ImageRgba8(b) => add_rows(&mut |y, line| {
-            for (o, p) in line.iter_mut().zip(row(b.as_raw(), y, w, 4)) {
-                let l = rgb(p[0] as f32, p[1] as f32, p[2] as f32);
-                *o = over_white(l, p[3] as f32 / 255.0);
-            }
-        }),
-        DynamicImage::ImageLuma16(b) => add_rows(&mut |y, line| {
-            for (o, p) in line.iter_mut().zip(row(b.as_raw(), y, w, 1)) {
-                *o = p[0] as f32 / 257.0;
-            }
-        }),
-        DynamicImage::ImageLumaA16(b) => add_rows(&mut |y, line| {
-            for (o, p) in line.iter_mut().zip(row(b.as_raw(), y, w, 2)) {
-                *o = over_white(p[0] as f32 / 257.0, p[1] as f32 / 65535.0);
-            }
-        }),
-        DynamicImage::ImageRgb16(b) => add_rows(&mut |y, line| {
-            for (o, p) in line.iter_mut().zip(row(b.as_raw(), y, w, 3)) {
-                *o = rgb(p[0] as f32, p[1] as f32, p[2] as f32) / 257.0;
-            }
-        }),
-        DynamicImage::ImageRgba16(b) => add_rows(&mut |y, line| {
-            for (o, p) in line.iter_mut().zip(row(b.as_raw(), y, w, 4)) {
-                let l = rgb(p[0] as f32, p[1] as f32, p[2] as f32) / 257.0;
-                *o = over_white(l, p[3] as f32 / 65535.0);
-            }
-        }),
-        DynamicImage::ImageRgb32F(b) => add_rows(&mut |y, line| {
-            for (o, p) in line.iter_mut().zip(row(b.as_raw(), y, w, 3)) {
-                *o = (rgb(p[0], p[1], p[2]) * 255.0).clamp(0.0, 255.0);
-            }
-        }),
-        other => {
-            let b = other.to_rgba8();
-            add_rows(&mut |y, line| {
-                for (o, p) in line.iter_mut().zip(row(b.as_raw(), y, w, 4)) {
-                    let l = rgb(p[0] as f32, p[1] as f32, p[2] as f32);
-                    *o = over_white(l, p[3] as f32 / 255.0);
-                }
-            })
-        }
-    }
-    // Divide each box by its pixel count.
+    // Divide each cell by its number of samples.
     let mut xcount = vec![0u32; lw];
-    for &bx in &xmap {
-        xcount[bx as usize] += 1;
+    for &b in &xmap {
+        xcount[b as usize] += 1;
     }
     let mut ycount = vec![0u32; lh];
-    for y in 0..h {
-        ycount[y * lh / h] += 1;
+    for &b in &ymap {
+        ycount[b as usize] += 1;
     }
     for by in 0..lh {
         for bx in 0..lw {
-            let n = (xcount[bx] * ycount[by]).max(1) as f32;
-            acc[by * lw + bx] /= n;
+            acc[by * lw + bx] /= (xcount[bx] * ycount[by]).max(1) as f32;
         }
     }
     (acc, lw, lh)
 }
 
-fn row<T>(raw: &[T], y: usize, w: usize, channels: usize) -> std::slice::ChunksExact<'_, T> {
-    raw[y * w * channels..(y + 1) * w * channels].chunks_exact(channels)
+/// The sampling lattice of [`working_luma`].
+struct Grid<'a> {
+    w: usize,
+    lw: usize,
+    lh: usize,
+    xs: &'a [usize],
+    ys: &'a [usize],
+    xmap: &'a [u32],
+    ymap: &'a [u32],
+}
+
+impl Grid<'_> {
+    /// Sums `px` of every sample into its cell. `raw` holds `C` values per pixel.
+    fn sum<T: Copy, const C: usize, A: Copy + Default + std::ops::AddAssign>(
+        &self,
+        raw: &[T],
+        px: impl Fn(&[T]) -> A,
+    ) -> Vec<A> {
+        let mut acc = vec![A::default(); self.lw * self.lh];
+        for (&y, &by) in self.ys.iter().zip(self.ymap) {
+            let row = &raw[y * self.w * C..(y + 1) * self.w * C];
+            let out = &mut acc[by as usize * self.lw..(by as usize + 1) * self.lw];
+            for (&x, &bx) in self.xs.iter().zip(self.xmap) {
+                out[bx as usize] += px(&row[x * C..x * C + C]);
+            }
+        }
+        acc
+    }
+}
+
+/// The common 8-bit layouts in integer arithmetic (luma × 256 in `u32` cells; a cell holds at
+/// most a few thousand samples, far from overflow).
+fn luma_sums_u8(img: &DynamicImage, g: &Grid<'_>) -> Option<Vec<f32>> {
+    let largest = g.xs.len().div_ceil(g.lw) as u64 * g.ys.len().div_ceil(g.lh) as u64 * 4;
+    if largest * 65_280 > u32::MAX as u64 {
+        return None;
+    }
+    let acc: Vec<u32> = match img {
+        DynamicImage::ImageRgb8(b) => g.sum::<u8, 3, u32>(b.as_raw(), |p| {
+            77 * p[0] as u32 + 150 * p[1] as u32 + 29 * p[2] as u32
+        }),
+        DynamicImage::ImageLuma8(b) => g.sum::<u8, 1, u32>(b.as_raw(), |p| 256 * p[0] as u32),
+        DynamicImage::ImageRgba8(b) => g.sum::<u8, 4, u32>(b.as_raw(), |p| {
+            let l = 77 * p[0] as u32 + 150 * p[1] as u32 + 29 * p[2] as u32;
+            let a = p[3] as u32;
+            (l * a + 65_280 * (255 - a)) / 255
+        }),
+        _ => return None,
+    };
+    Some(acc.into_iter().map(|v| v as f32 / 256.0).collect())
+}
+
+/// Every other layout, in floating point.
+fn luma_sums_f32(img: &DynamicImage, g: &Grid<'_>) -> Vec<f32> {
+    fn rgb(r: f32, gr: f32, b: f32) -> f32 {
+        0.299 * r + 0.587 * gr + 0.114 * b
+    }
+    fn over_white(l: f32, a: f32) -> f32 {
+        l * a + 255.0 * (1.0 - a)
+    }
+    match img {
+        DynamicImage::ImageLumaA8(b) => {
+            g.sum::<u8, 2, f32>(b.as_raw(), |p| over_white(p[0] as f32, p[1] as f32 / 255.0))
+        }
+        DynamicImage::ImageLuma16(b) => g.sum::<u16, 1, f32>(b.as_raw(), |p| p[0] as f32 / 257.0),
+        DynamicImage::ImageLumaA16(b) => g.sum::<u16, 2, f32>(b.as_raw(), |p| {
+            over_white(p[0] as f32 / 257.0, p[1] as f32 / 65535.0)
+        }),
+        DynamicImage::ImageRgb16(b) => g.sum::<u16, 3, f32>(b.as_raw(), |p| {
+            rgb(p[0] as f32, p[1] as f32, p[2] as f32) / 257.0
+        }),
+        DynamicImage::ImageRgba16(b) => g.sum::<u16, 4, f32>(b.as_raw(), |p| {
+            let l = rgb(p[0] as f32, p[1] as f32, p[2] as f32) / 257.0;
+            over_white(l, p[3] as f32 / 65535.0)
+        }),
+        DynamicImage::ImageRgb32F(b) => g.sum::<f32, 3, f32>(b.as_raw(), |p| {
+            (rgb(p[0], p[1], p[2]) * 255.0).clamp(0.0, 255.0)
+        }),
+        other => {
+            let b = other.to_rgba8();
+            g.sum::<u8, 4, f32>(b.as_raw(), |p| {
+                let l = rgb(p[0] as f32, p[1] as f32, p[2] as f32);
+                over_white(l, p[3] as f32 / 255.0)
+            })
+        }
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,9 @@ use crate::record::{
 };
 use crate::time::Timestamp;
 
+/// One index entry: tree name, key, value.
+pub type IndexRow = (String, Vec<u8>, Vec<u8>);
+
 /// Bump when the index's trees or values change shape: an index of another version is rebuilt.
 pub const INDEX_VERSION: u32 = 1;
 
@@ -312,7 +315,7 @@ impl Index {
     }
 
     /// Every (tree, key, value), in a fixed order: two indexes that answer alike dump alike.
-    pub fn dump(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
+    pub fn dump(&self) -> Result<Vec<IndexRow>> {
         let mut out = Vec::new();
         for (name, tree) in TREES.iter().zip(self.trees()) {
             for kv in tree.iter() {

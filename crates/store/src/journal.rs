@@ -11,7 +11,6 @@
 //! for writing truncates the last segment after its last good line. Any other unreadable line is
 //! an error: the journal is the source of truth and is never silently skipped.
 
-use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
@@ -24,7 +23,7 @@ use std::thread::JoinHandle;
 use serde::Deserialize;
 
 use crate::error::{Result, StoreError};
-use crate::objects::sync_dir;
+use crate::objects::{Staged, commit_staged, sync_dir};
 use crate::record::{RECORD_VERSION, Record};
 
 /// A new segment is started once the current one is this large.
@@ -224,7 +223,7 @@ struct Pending {
     records: Vec<Record>,
     lines: Vec<u8>,
     line_lens: Vec<usize>,
-    sync_dirs: Vec<PathBuf>,
+    staged: Vec<Staged>,
 }
 
 #[derive(Default)]
@@ -321,10 +320,9 @@ impl Future for Ack {
 }
 
 impl Journal {
-    /// Opens the journal in `dir` for appending: repairs a torn tail of the last segment and
+    /// Opens the journal in `dir` for appending at `end`, the position [`repair`] returned, and
     /// starts the writer thread, which calls `apply` on each durable batch.
-    pub fn open(dir: &Path, apply: Apply) -> Result<Self> {
-        let end = repair(dir)?;
+    pub fn open(dir: &Path, end: Position, apply: Apply) -> Result<Self> {
         let (segment, size) = (end.segment.max(1), end.offset);
         let writer = Writer::open(dir, segment, size)?;
         Self::start(dir, writer, apply)
@@ -398,9 +396,10 @@ impl Journal {
         &self.dir
     }
 
-    /// Queues `records` as one batch; `sync_dirs` are folders (of new objects) to fsync before
-    /// the records become durable. The returned [`Ack`] resolves when they are.
-    pub fn append(&self, records: Vec<Record>, sync_dirs: Vec<PathBuf>) -> Ack {
+    /// Queues `records` as one batch; `staged` are the new objects they name, made durable
+    /// and put in place before the records become durable. The returned [`Ack`] resolves when
+    /// they are.
+    pub fn append(&self, records: Vec<Record>, staged: Vec<Staged>) -> Ack {
         let mut lines = Vec::with_capacity(records.len() * 256);
         let mut line_lens = Vec::with_capacity(records.len());
         for r in &records {
@@ -417,7 +416,7 @@ impl Journal {
             records,
             lines,
             line_lens,
-            sync_dirs,
+            staged,
         });
         drop(st);
         self.shared.work.notify_one();
@@ -487,10 +486,11 @@ impl Writer {
             *self = Writer::open(&self.dir, self.segment + 1, 0)?;
         }
         let path = segment_path(&self.dir, self.segment);
-        let dirs: BTreeSet<&PathBuf> = batch.iter().flat_map(|p| &p.sync_dirs).collect();
-        for d in dirs {
-            sync_dir(d)?;
-        }
+        let staged: Vec<Staged> = batch
+            .iter()
+            .flat_map(|p| p.staged.iter().cloned())
+            .collect();
+        commit_staged(&staged)?;
         let mut positions = Vec::new();
         let mut all = Vec::with_capacity(batch.iter().map(|p| p.lines.len()).sum());
         let mut offset = self.size;

@@ -104,6 +104,36 @@ impl Objects {
         result.map(|()| Some(dir))
     }
 
+    /// Writes `bytes` to a temp file for the object `id`, without waiting for the disk: the
+    /// journal writer makes it durable and renames it into place ([`commit_staged`]) before the
+    /// records that name it become durable. `None` when an object of the same length is there.
+    pub fn stage(&self, id: &ContentId, bytes: &[u8]) -> Result<Option<Staged>> {
+        let path = self.path(id);
+        if fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64) {
+            return Ok(None);
+        }
+        let dir = path
+            .parent()
+            .expect("object paths have a folder")
+            .to_path_buf();
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(StoreError::io("cannot create", &dir))?;
+            sync_dir(&self.root)?;
+        }
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .tmp
+            .join(format!("{}.{}.{n}.tmp", id.to_hex(), std::process::id()));
+        let write = File::create(&tmp)
+            .and_then(|mut f| f.write_all(bytes))
+            .map_err(StoreError::io("cannot write", &tmp));
+        if let Err(e) = write {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(Some(Staged { tmp, path, dir }))
+    }
+
     /// Removes object `id` (for `gc`). Returns its folder, to be fsynced.
     pub fn remove_path(&self, path: &Path) -> Result<()> {
         fs::remove_file(path).map_err(StoreError::io("cannot remove", path))?;
@@ -152,6 +182,56 @@ impl Objects {
         }
         Ok(out)
     }
+}
+
+/// An object written to a temp file, waiting to be made durable and renamed into place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    pub tmp: PathBuf,
+    pub path: PathBuf,
+    pub dir: PathBuf,
+}
+
+/// Makes staged objects durable: fsyncs their temp files, renames them into place and fsyncs
+/// their folders. The fsyncs run in parallel, so the file system can group them.
+pub fn commit_staged(staged: &[Staged]) -> Result<()> {
+    if staged.is_empty() {
+        return Ok(());
+    }
+    let fsync_file = |p: &Path| {
+        File::open(p)
+            .and_then(|f| f.sync_all())
+            .map_err(StoreError::io("cannot fsync", p))
+    };
+    parallel(
+        staged.iter().map(|s| s.tmp.as_path()).collect(),
+        &fsync_file,
+    )?;
+    for s in staged {
+        fs::rename(&s.tmp, &s.path).map_err(StoreError::io("cannot rename into place", &s.path))?;
+    }
+    let dirs: std::collections::BTreeSet<&Path> = staged.iter().map(|s| s.dir.as_path()).collect();
+    parallel(dirs.into_iter().collect(), &sync_dir)
+}
+
+/// Runs `f` on every path, on up to 16 threads.
+fn parallel(paths: Vec<&Path>, f: &(dyn Fn(&Path) -> Result<()> + Sync)) -> Result<()> {
+    if paths.len() == 1 {
+        return f(paths[0]);
+    }
+    let threads = paths.len().min(16);
+    let chunk = paths.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|c| scope.spawn(move || c.iter().try_for_each(|p| f(p))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("fsync threads do not panic"))
+            .collect::<Result<Vec<()>>>()
+            .map(|_| ())
+    })
 }
 
 fn read_sorted(dir: &Path) -> Result<Vec<PathBuf>> {

@@ -217,7 +217,11 @@ impl Store {
         let index = Arc::new(index);
         let journal = {
             let index = index.clone();
-            Journal::open(&journal_dir, Box::new(move |records| index.apply(records)))?
+            Journal::open(
+                &journal_dir,
+                end,
+                Box::new(move |records| index.apply(records)),
+            )?
         };
         report.millis = started.elapsed().as_millis() as u64;
         Ok((
@@ -287,8 +291,8 @@ impl Store {
         };
         if let Some(meta) = self.index.meta(&id)? {
             // Known bytes: (re)write the object only if it went missing, add the provenance.
-            let dirs = self.objects.write(&id, bytes)?.into_iter().collect();
-            let ack = self.journal.append(vec![prov], dirs);
+            let staged = self.objects.stage(&id, bytes)?.into_iter().collect();
+            let ack = self.journal.append(vec![prov], staged);
             let result = Ingested::Accepted {
                 meta: Box::new(meta),
                 new: false,
@@ -298,14 +302,14 @@ impl Store {
         let at = Timestamp::now();
         match validate(bytes, &self.rules) {
             Ok(meta) => {
-                let dirs = self.objects.write(&id, bytes)?.into_iter().collect();
+                let staged = self.objects.stage(&id, bytes)?.into_iter().collect();
                 let ingest = Record::Ingest {
                     v: RECORD_VERSION,
                     id,
                     at,
                     result: IngestResult::Accepted { meta: meta.clone() },
                 };
-                let ack = self.journal.append(vec![ingest, prov], dirs);
+                let ack = self.journal.append(vec![ingest, prov], staged);
                 let result = Ingested::Accepted {
                     meta: Box::new(meta),
                     new: true,
@@ -597,7 +601,7 @@ impl Store {
     }
 
     /// The whole index as (tree, key, value) rows: equal dumps mean equal answers.
-    pub fn dump_index(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
+    pub fn dump_index(&self) -> Result<Vec<crate::index::IndexRow>> {
         self.index.dump()
     }
 

@@ -70,7 +70,8 @@ impl Store {
             })
             .collect();
         progress.start("verify", Some(objects.len() as u64));
-        let hashed: Vec<(ContentId, PathBuf, Result<(ContentId, u64), String>)> = objects
+        type Hashed = (ContentId, PathBuf, Result<(ContentId, u64), String>);
+        let hashed: Vec<Hashed> = objects
             .into_par_iter()
             .map(|(id, path, _)| {
                 let r = hash_file(&path).map_err(|e| e.to_string());

@@ -150,6 +150,7 @@ fn main() {
     let mut after = (0, 0);
     let mut after_ids = BTreeSet::new();
     let mut moved = (0, 0); // relabelled to the positive class: truly positive, not
+    let mut wrong_moves = Vec::new();
     let mut violations = 0;
     let mut found_clusters: BTreeMap<ContentId, Vec<ContentId>> = BTreeMap::new();
     for d in store.decisions() {
@@ -182,6 +183,7 @@ fn main() {
                 moved.0 += 1;
             } else {
                 moved.1 += 1;
+                wrong_moves.push(d.id);
             }
         }
     }
@@ -271,11 +273,50 @@ fn main() {
         "| images that left non-`{positive}` training: showing {positive} / not | {left_john} / {} |",
         left.len() - left_john
     );
+    // The originals that positive queries returned (in any copy).
+    let mut positive_originals = BTreeSet::new();
+    for (id, (_, orig)) in &truth {
+        if store
+            .provenance(id)
+            .unwrap()
+            .iter()
+            .any(|p| p.label == positive)
+        {
+            positive_originals.insert(orig.clone());
+        }
+    }
     let stayed: Vec<&ContentId> = after_ids.iter().filter(|id| shows(id)).collect();
-    for id in stayed {
+    let mut unreachable = 0;
+    for id in &stayed {
         let found_by_positive = truth_urls_by_positive(&store, id, &positive);
+        let (ids, orig) = &truth[*id];
+        let copy_of_positive = positive_originals.contains(orig);
+        if !found_by_positive && !copy_of_positive {
+            unreachable += 1;
+        }
         println!(
-            "  still in non-{positive} training and showing {positive}: {id} (its cluster found by a {positive} query: {found_by_positive})"
+            "  still non-{positive} training, shows {positive}: {} original {orig} {ids:?}; cluster has a {positive}-query image: {found_by_positive}; a {positive} query returned a copy of its original: {copy_of_positive}",
+            lennonnet_curate::short(id)
+        );
+    }
+    println!(
+        "| of those left, pictures no `{positive}` query returned in any copy (out of reach of clustering) | {unreachable} of {} |",
+        stayed.len()
+    );
+    for id in &wrong_moves {
+        let (ids, orig) = &truth[id];
+        let d = store.decision(id).unwrap().unwrap();
+        let members = store.cluster_members(&d.cluster).unwrap();
+        let same_original = members.iter().all(|m| &truth[m].1 == orig);
+        println!(
+            "  relabelled {positive} but shows {ids:?}: {} original {orig}; a {positive} query returned this picture itself: {}; cluster of {} all of one original: {same_original}",
+            lennonnet_curate::short(id),
+            store
+                .provenance(id)
+                .unwrap()
+                .iter()
+                .any(|p| p.label == positive),
+            members.len()
         );
     }
     assert_eq!(

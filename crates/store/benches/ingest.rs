@@ -138,13 +138,50 @@ fn run(pool: &rayon::ThreadPool, images: &[Vec<u8>]) {
             .for_each(|b| drop(image::load_from_memory(b)))
     });
 
-    let t = Instant::now();
-    pool.install(|| {
-        images
-            .par_iter()
-            .for_each(|b| drop(image::load_from_memory(b).unwrap()))
-    });
-    let decode = secs(t);
+    // Decode-only and ingest alternate three times and the fastest of each counts: the machine
+    // is shared, and a burst of other work should not decide the ratio.
+    let decode_once = || {
+        let t = Instant::now();
+        pool.install(|| {
+            images
+                .par_iter()
+                .for_each(|b| drop(image::load_from_memory(b).unwrap()))
+        });
+        secs(t)
+    };
+    // Two threads validate and queue; acks are awaited at the end (as an async downloader would).
+    let ingest_once = || {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Rules::default()).unwrap();
+        let t = Instant::now();
+        let acks: Vec<_> = pool.install(|| {
+            images
+                .par_iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let (o, ack) = store.ingest_nowait(b, prov(i)).unwrap();
+                    assert!(o.is_accepted());
+                    ack
+                })
+                .collect()
+        });
+        let queued = secs(t);
+        for a in acks {
+            a.wait().unwrap();
+        }
+        let total = secs(t);
+        store.close().unwrap();
+        (total, total - queued)
+    };
+    let (mut decode, mut ingest, mut tail) = (f64::INFINITY, f64::INFINITY, 0.0);
+    for _ in 0..3 {
+        decode = decode.min(decode_once());
+        let (total, last) = ingest_once();
+        if total < ingest {
+            (ingest, tail) = (total, last);
+        }
+    }
+    println!("  (the last group commit ended {tail:.3} s after the last image was queued)");
 
     let t = Instant::now();
     pool.install(|| {
@@ -172,32 +209,6 @@ fn run(pool: &rayon::ThreadPool, images: &[Vec<u8>]) {
     let hashing = secs(t);
     drop(decoded);
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Rules::default()).unwrap();
-    let t = Instant::now();
-    // Two threads validate and queue; acks are awaited at the end (as an async downloader would).
-    let acks: Vec<_> = pool.install(|| {
-        images
-            .par_iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let (o, ack) = store.ingest_nowait(b, prov(i)).unwrap();
-                assert!(o.is_accepted());
-                ack
-            })
-            .collect()
-    });
-    let queued = secs(t);
-    for a in acks {
-        a.wait().unwrap();
-    }
-    let ingest = secs(t);
-    println!(
-        "  (all queued after {queued:.2} s; the last group commit ended {:.2} s later)",
-        ingest - queued
-    );
-    store.close().unwrap();
-
     // The blocking API from 4 threads (each call waits for its own durability).
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), Rules::default()).unwrap();
@@ -216,14 +227,14 @@ fn run(pool: &rayon::ThreadPool, images: &[Vec<u8>]) {
 
     let rate = |s: f64| n as f64 / s;
     println!(
-        "decode only (image::load_from_memory): {decode:.2} s, {:.0} images/s",
+        "decode only (image::load_from_memory), best of 3: {decode:.2} s, {:.0} images/s",
         rate(decode)
     );
     println!("  blake3 of the bytes:                 {blake:.3} s");
-    println!("  header + decode + orientation:       {validate_decode:.2} s");
+    println!("  header + decode + orientation (all kept in memory): {validate_decode:.2} s");
     println!("  perceptual hashes:                   {hashing:.2} s");
     println!(
-        "ingest (ingest_nowait, 2 threads):     {ingest:.2} s, {:.0} images/s, {:.1} MB/s, {:.2}x decode-only",
+        "ingest (ingest_nowait, 2 threads), best of 3: {ingest:.2} s, {:.0} images/s, {:.1} MB/s, {:.2}x decode-only",
         rate(ingest),
         mb / ingest,
         ingest / decode

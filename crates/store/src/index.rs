@@ -115,7 +115,9 @@ impl Index {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(256 << 20)
-            .flush_every_ms(Some(1000))
+            // No periodic flush: the index is flushed at close, and rebuilt from the journal
+            // after a crash anyway, so flushing in between would only cost time.
+            .flush_every_ms(None)
             .open()
             .map_err(ierr)?;
         let t = |name: &str| db.open_tree(name).map_err(ierr);

@@ -332,7 +332,8 @@ fn check_jpeg_end(b: &[u8]) -> Result<(), Rejected> {
         let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
         if marker == 0xDA {
             let scan = (i + 2 + len).min(b.len());
-            return if b[scan..].windows(2).any(|w| w == [0xFF, 0xD9]) {
+            // Searched from the end, where the marker (or trailing junk) is.
+            return if b[scan..].windows(2).rev().any(|w| w == [0xFF, 0xD9]) {
                 Ok(())
             } else {
                 Err(reject(

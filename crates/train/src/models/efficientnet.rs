@@ -103,14 +103,15 @@ impl MbBlock {
             y = bn.forward(&conv.forward(&y, ctx)?, ACT, ctx)?;
         }
         y = self.dw.1.forward(&self.dw.0.forward(&y, ctx)?, ACT, ctx)?;
-        y = self
-            .project
-            .1
-            .forward(&self.project.0.forward(&y, ctx)?, Activation::None, ctx)?;
-        if self.residual {
-            y = (ctx.drop_path(&y, self.drop_path)? + x)?;
+        let (conv, bn) = &self.project;
+        let y = conv.forward(&y, ctx)?;
+        if !self.residual {
+            bn.forward(&y, Activation::None, ctx)
+        } else if ctx.train && self.drop_path > 0.0 {
+            ctx.drop_path(&bn.forward(&y, Activation::None, ctx)?, self.drop_path)? + x
+        } else {
+            bn.forward_add(&y, x, Activation::None, ctx)
         }
-        Ok(y)
     }
 }
 

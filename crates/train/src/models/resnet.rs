@@ -167,22 +167,24 @@ impl ResBlock {
     }
 
     fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        let last = self.convs.len() - 1;
-        let mut y = x.clone();
-        for (i, (conv, bn)) in self.convs.iter().zip(&self.bns).enumerate() {
-            let act = if i == last {
-                Activation::None
-            } else {
-                Activation::Relu
-            };
-            y = bn.forward(&conv.forward(&y, ctx)?, act, ctx)?;
-        }
-        let y = ctx.drop_path(&y, self.drop_path)?;
         let shortcut = match &self.downsample {
             Some(d) => d.forward(x, ctx)?,
             None => x.clone(),
         };
-        (y + shortcut)?.relu()
+        let last = self.convs.len() - 1;
+        let mut y = x.clone();
+        for (conv, bn) in self.convs[..last].iter().zip(&self.bns) {
+            y = bn.forward(&conv.forward(&y, ctx)?, Activation::Relu, ctx)?;
+        }
+        let y = self.convs[last].forward(&y, ctx)?;
+        let bn = &self.bns[last];
+        if ctx.train && self.drop_path > 0.0 {
+            let y = ctx.drop_path(&bn.forward(&y, Activation::None, ctx)?, self.drop_path)?;
+            (y + shortcut)?.relu()
+        } else {
+            // relu(bn(y) + shortcut) in one pass on the fast backend.
+            bn.forward_add(&y, &shortcut, Activation::Relu, ctx)
+        }
     }
 }
 

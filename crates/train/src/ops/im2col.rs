@@ -1,15 +1,16 @@
-//! `im2col` / `col2im` for NHWC tensors, and the k×k convolution built on them.
+//! `im2col` / `col2im` for NHWC tensors, and the convolution built on them.
 //!
 //! `im2col` turns `[B, H, W, C]` into the patch matrix `[B·Ho·Wo, kh·kw·C]` (patch order ky, kx, c),
 //! so that a convolution is one matrix product with the weight seen as `[kh·kw·C, Cout]`. Its
-//! backward pass is `col2im` (sum each patch entry back into the pixel it came from) and the
-//! backward pass of `col2im` is `im2col`, so the convolution's gradients are matrix products plus one
-//! `col2im`, all through candle's autograd.
+//! transpose is `col2im` (sum each patch entry back into the pixel it came from), so the
+//! convolution's gradients are matrix products plus one `col2im`. [`im2col_nhwc`] and
+//! [`col2im_nhwc`] are also differentiable ops on their own (each the other's backward pass).
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{Real, contiguous_slice, dispatch_float};
+use super::gemm::{Mat, matmul};
+use super::{Real, contiguous_slice, dispatch_float, with_slices};
 
 /// Kernel size, stride and (possibly asymmetric) zero padding of a 2-d window op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -230,31 +231,156 @@ pub fn col2im_nhwc(cols: &Tensor, g: &Geometry, bhwc: (usize, usize, usize, usiz
     cols.contiguous()?.apply_op1(Col2Im { g: *g, d })
 }
 
-/// A dense (groups = 1) convolution of an NHWC input with a PyTorch-layout weight
-/// `[Cout, Cin, kh, kw]`, returning NHWC. 1×1 stride-1 unpadded convolutions are a single matrix
-/// product; the others go through [`im2col_nhwc`]. Differentiable in both arguments.
-pub fn conv2d_nhwc(x: &Tensor, weight: &Tensor, g: &Geometry) -> Result<Tensor> {
-    let (b, h, w, c) = x.dims4()?;
-    let (c_out, c_in, kh, kw) = weight.dims4()?;
-    if c_in != c || kh != g.kh || kw != g.kw {
-        candle_core::bail!(
-            "conv2d_nhwc: input {:?} and weight {:?} do not match {g:?}",
-            x.shape(),
-            weight.shape()
-        )
+/// A dense convolution as one op: forward `im2col` + one matrix product (a 1×1 stride-1 unpadded
+/// convolution needs no `im2col`: its input is the patch matrix); backward two matrix products
+/// (weight gradient from the recomputed patches, patch gradient from the weight) and `col2im`.
+/// One graph node, so candle's autograd adds no per-node copies on the large activations.
+struct Conv {
+    g: Geometry,
+}
+
+fn pointwise(g: &Geometry) -> bool {
+    *g == Geometry::square(1, 1, 0)
+}
+
+/// `[Cout, Cin, kh, kw]` → `[Cout, kh·kw·Cin]` (the patch order).
+fn weight_rows<T: Real>(w: &[T], c_out: usize, c_in: usize, kk: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); w.len()];
+    for n in 0..c_out {
+        for c in 0..c_in {
+            for k in 0..kk {
+                out[(n * kk + k) * c_in + c] = w[(n * c_in + c) * kk + k];
+            }
+        }
     }
-    let (oh, ow) = g.out_hw(h, w)?;
-    let pointwise = kh == 1 && kw == 1 && g.stride == 1 && g == &Geometry::square(1, 1, 0);
-    let out = if pointwise {
-        let w2 = weight.reshape((c_out, c_in))?;
-        x.reshape((b * h * w, c))?.matmul(&w2.t()?)?
+    out
+}
+
+/// The inverse of [`weight_rows`].
+fn weight_unrows<T: Real>(wk: &[T], c_out: usize, c_in: usize, kk: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); wk.len()];
+    for n in 0..c_out {
+        for c in 0..c_in {
+            for k in 0..kk {
+                out[(n * c_in + c) * kk + k] = wk[(n * kk + k) * c_in + c];
+            }
+        }
+    }
+    out
+}
+
+fn conv_forward<T: Real>(g: &Geometry, d: &Dims, x: &[T], w: &[T], c_out: usize) -> Vec<T> {
+    let kk = g.kh * g.kw;
+    let k = kk * d.c;
+    let m = d.b * d.oh * d.ow;
+    let wk = weight_rows(w, c_out, d.c, kk);
+    let patches;
+    let cols: &[T] = if pointwise(g) {
+        x
     } else {
-        // [Cout, Cin, kh, kw] -> [Cout, kh, kw, Cin] to match the patch order.
-        let w2 = weight
-            .permute((0, 2, 3, 1))?
-            .contiguous()?
-            .reshape((c_out, kh * kw * c_in))?;
-        im2col_nhwc(x, g)?.matmul(&w2.t()?)?
+        patches = im2col(g, d, x);
+        &patches
     };
-    out.reshape((b, oh, ow, c_out))
+    let mut out = vec![T::zero(); m * c_out];
+    matmul(Mat::rows(cols, m, k), Mat::rows(&wk, c_out, k).t(), &mut out);
+    out
+}
+
+impl CustomOp2 for Conv {
+    fn name(&self) -> &'static str {
+        "conv2d-nhwc"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        fn run<T: Real>(
+            g: &Geometry,
+            s1: &CpuStorage,
+            l1: &Layout,
+            s2: &CpuStorage,
+            l2: &Layout,
+        ) -> Result<(CpuStorage, Shape)> {
+            let d = Dims::of(l1.shape(), g)?;
+            let (c_out, c_in, kh, kw) = l2.shape().dims4()?;
+            if c_in != d.c || kh != g.kh || kw != g.kw {
+                candle_core::bail!(
+                    "conv2d_nhwc: input {:?} and weight {:?} do not match {g:?}",
+                    l1.shape(),
+                    l2.shape()
+                )
+            }
+            let x = contiguous_slice::<T>(s1, l1, "conv2d")?;
+            let w = contiguous_slice::<T>(s2, l2, "conv2d")?;
+            let out = conv_forward(g, &d, x, w, c_out);
+            Ok((T::to_cpu_storage_owned(out), Shape::from((d.b, d.oh, d.ow, c_out))))
+        }
+        dispatch_float!("conv2d", s1, run(&self.g, s1, l1, s2, l2))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        fn run<T: Real>(
+            g: &Geometry,
+            x: &Tensor,
+            w: &Tensor,
+            grad: &Tensor,
+        ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+            let d = Dims::of(x.shape(), g)?;
+            let (c_out, c_in, _, _) = w.dims4()?;
+            let kk = g.kh * g.kw;
+            let k = kk * c_in;
+            let m = d.b * d.oh * d.ow;
+            let (need_dx, need_dw) = (x.track_op(), w.track_op());
+            let w = w.contiguous()?;
+            let grad = grad.contiguous()?;
+            let (dx, dw) = with_slices::<T, _>(&[x, &w, &grad], |s| {
+                let (x, w, gr) = (s[0], s[1], s[2]);
+                let dx = need_dx.then(|| {
+                    let wk = weight_rows(w, c_out, c_in, kk);
+                    let mut dcols = vec![T::zero(); m * k];
+                    matmul(Mat::rows(gr, m, c_out), Mat::rows(&wk, c_out, k), &mut dcols);
+                    if pointwise(g) { dcols } else { col2im(g, &d, &dcols) }
+                });
+                let dw = need_dw.then(|| {
+                    let patches;
+                    let cols: &[T] = if pointwise(g) {
+                        x
+                    } else {
+                        patches = im2col(g, &d, x);
+                        &patches
+                    };
+                    let mut dwk = vec![T::zero(); c_out * k];
+                    matmul(Mat::rows(gr, m, c_out).t(), Mat::rows(cols, m, k), &mut dwk);
+                    weight_unrows(&dwk, c_out, c_in, kk)
+                });
+                (dx, dw)
+            })?;
+            let dev = x.device();
+            let dx = dx.map(|v| Tensor::from_vec(v, x.shape(), dev)).transpose()?;
+            let dw = dw.map(|v| Tensor::from_vec(v, w.shape(), dev)).transpose()?;
+            Ok((dx, dw))
+        }
+        match x.dtype() {
+            DType::F32 => run::<f32>(&self.g, x, w, grad),
+            DType::F64 => run::<f64>(&self.g, x, w, grad),
+            other => candle_core::bail!("conv2d backward: unsupported dtype {other:?}"),
+        }
+    }
+}
+
+/// A dense (groups = 1) convolution of an NHWC input with a PyTorch-layout weight
+/// `[Cout, Cin, kh, kw]`, returning NHWC. Differentiable in both arguments.
+pub fn conv2d_nhwc(x: &Tensor, weight: &Tensor, g: &Geometry) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op2(&weight.contiguous()?, Conv { g: *g })
 }

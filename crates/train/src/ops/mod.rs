@@ -15,6 +15,7 @@ use candle_core::{CpuStorage, Layout, Tensor, WithDType};
 
 mod conv;
 mod depthwise;
+mod gemm;
 mod im2col;
 mod norm;
 mod pool;
@@ -137,6 +138,23 @@ macro_rules! dispatch_float {
     };
 }
 pub(crate) use dispatch_float;
+
+/// Runs `f` on the contiguous CPU slices of `tensors` (which must be contiguous, on the CPU,
+/// and of type `T`).
+pub(crate) fn with_slices<T: WithDType, R>(
+    tensors: &[&Tensor],
+    f: impl FnOnce(&[&[T]]) -> R,
+) -> candle_core::Result<R> {
+    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices = Vec::with_capacity(tensors.len());
+    for (storage, layout) in &guards {
+        let candle_core::Storage::Cpu(cpu) = &**storage else {
+            candle_core::bail!("fast kernels: CPU tensors only")
+        };
+        slices.push(contiguous_slice::<T>(cpu, layout, "fast kernel backward")?);
+    }
+    Ok(f(&slices))
+}
 
 /// Rows per parallel task in reductions. Fixed, so that sums are the same whatever the thread count.
 pub(crate) const REDUCE_ROWS: usize = 256;

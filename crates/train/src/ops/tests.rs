@@ -286,52 +286,62 @@ fn batch_norm(c: usize, dtype: DType, seed: u64) -> Result<(BatchNorm, ParamStor
 }
 
 #[test]
-fn fused_batch_norm_equals_the_composite_and_candle_nn() -> Result<()> {
+fn fused_batch_norm_equals_the_composite() -> Result<()> {
+    // act(bn(x) [+ r]) on the fast backend (one fused op) and as candle ops: outputs, gradients
+    // of input, weight, bias and residual, and the running statistics.
     let c = 5;
     for act in [Activation::None, Activation::Relu, Activation::Relu6] {
         for train in [true, false] {
-            // Values up to ±8 so that ReLU6 clips on both sides.
-            let x = rand(&[3, 4, 6, c], 120, DType::F64)?.affine(8.0, 0.0)?;
-            let mut outs = Vec::new();
-            for backend in [Backend::Fast, Backend::Candle] {
-                let (bn, store) = batch_norm(c, DType::F64, 7)?;
-                let input = match backend {
-                    Backend::Fast => x.clone(),
-                    Backend::Candle => nchw(&x)?,
-                };
-                let xv = Var::from_tensor(&input)?;
-                let ctx = Ctx::new(train, backend);
-                let y = bn.forward(xv.as_tensor(), act, &ctx)?;
-                let y = match backend {
-                    Backend::Fast => y,
-                    Backend::Candle => nhwc(&y)?,
-                };
-                let r = rand(y.dims(), 121, DType::F64)?;
-                let grads = (&y * &r)?.sum_all()?.backward()?;
-                let gx = grads.get(xv.as_tensor()).unwrap();
-                let gx = match backend {
-                    Backend::Fast => gx.clone(),
-                    Backend::Candle => nhwc(gx)?,
-                };
-                let w = store.get("bn.weight").unwrap();
-                let b = store.get("bn.bias").unwrap();
-                outs.push((
-                    y,
-                    gx,
-                    grads.get(w.as_tensor()).unwrap().clone(),
-                    grads.get(b.as_tensor()).unwrap().clone(),
-                    bn.running_mean().clone(),
-                    bn.running_var().clone(),
-                ));
+            for residual in [false, true] {
+                // Values up to ±8 so that ReLU6 clips on both sides.
+                let x = rand(&[3, 4, 6, c], 120, DType::F64)?.affine(8.0, 0.0)?;
+                let r = rand(&[3, 4, 6, c], 122, DType::F64)?.affine(2.0, 0.0)?;
+                let mut outs = Vec::new();
+                for backend in [Backend::Fast, Backend::Candle] {
+                    let (bn, store) = batch_norm(c, DType::F64, 7)?;
+                    let layout = |t: &Tensor| match backend {
+                        Backend::Fast => Ok(t.clone()),
+                        Backend::Candle => nchw(t),
+                    };
+                    let back = |t: &Tensor| match backend {
+                        Backend::Fast => Ok(t.clone()),
+                        Backend::Candle => nhwc(t),
+                    };
+                    let xv = Var::from_tensor(&layout(&x)?)?;
+                    let rv = Var::from_tensor(&layout(&r)?)?;
+                    let ctx = Ctx::new(train, backend);
+                    let y = if residual {
+                        bn.forward_add(xv.as_tensor(), rv.as_tensor(), act, &ctx)?
+                    } else {
+                        bn.forward(xv.as_tensor(), act, &ctx)?
+                    };
+                    let y = back(&y)?;
+                    let weights = rand(y.dims(), 121, DType::F64)?;
+                    let grads = (&y * &weights)?.sum_all()?.backward()?;
+                    let w = store.get("bn.weight").unwrap();
+                    let b = store.get("bn.bias").unwrap();
+                    let gr = match grads.get(rv.as_tensor()) {
+                        Some(g) => back(g)?,
+                        None => Tensor::zeros(y.dims(), DType::F64, &Device::Cpu)?,
+                    };
+                    outs.push([
+                        y.clone(),
+                        back(grads.get(xv.as_tensor()).unwrap())?,
+                        grads.get(w.as_tensor()).unwrap().clone(),
+                        grads.get(b.as_tensor()).unwrap().clone(),
+                        gr,
+                        bn.running_mean().clone(),
+                        bn.running_var().clone(),
+                    ]);
+                }
+                let what = format!("{act:?} train={train} residual={residual}");
+                for (i, part) in ["forward", "input grad", "weight grad", "bias grad", "residual grad", "running mean", "running var"]
+                    .iter()
+                    .enumerate()
+                {
+                    assert_close(&format!("{what} {part}"), &outs[0][i], &outs[1][i], 1e-10)?;
+                }
             }
-            let what = format!("{act:?} train={train}");
-            let (f, c_) = (&outs[0], &outs[1]);
-            assert_close(&format!("{what} forward"), &f.0, &c_.0, 1e-12)?;
-            assert_close(&format!("{what} input grad"), &f.1, &c_.1, 1e-10)?;
-            assert_close(&format!("{what} weight grad"), &f.2, &c_.2, 1e-10)?;
-            assert_close(&format!("{what} bias grad"), &f.3, &c_.3, 1e-10)?;
-            assert_close(&format!("{what} running mean"), &f.4, &c_.4, 1e-12)?;
-            assert_close(&format!("{what} running var"), &f.5, &c_.5, 1e-12)?;
         }
     }
     Ok(())

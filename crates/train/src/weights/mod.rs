@@ -359,6 +359,8 @@ pub struct ImportReport {
     pub dropped: usize,
     /// Classes of the checked head, when an architecture was given.
     pub num_classes: Option<usize>,
+    /// blake3 of the written file, hex.
+    pub blake3: String,
 }
 
 /// Converts a checkpoint to safetensors. With `arch`, the names are mapped to the
@@ -382,10 +384,9 @@ pub fn import(src: &Path, out: &Path, arch: Option<Arch>, key: Option<&str>) -> 
                 .iter()
                 .find(|(n, _)| *n == head_weight)
                 .map(|(_, t)| t.dims()[0])
-                .ok_or_else(|| Error::MissingWeights {
+                .ok_or_else(|| Error::Checkpoint {
                     path: src.into(),
-                    missing: 1,
-                    first: head_weight.clone(),
+                    reason: format!("no head tensor `{head_weight}`: not a {arch} checkpoint?"),
                 })?;
             let model = Classifier::new(
                 arch,
@@ -421,7 +422,9 @@ pub fn import(src: &Path, out: &Path, arch: Option<Arch>, key: Option<&str>) -> 
         meta.push(("lennonnet.arch".into(), a.name().into()));
     }
     write_safetensors(out, &tensors, &meta)?;
+    let written = std::fs::read(out).map_err(|e| Error::io(out, e))?;
     Ok(ImportReport {
+        blake3: blake3::hash(&written).to_hex().to_string(),
         format: weights.format,
         mapping,
         tensors: tensors.len(),

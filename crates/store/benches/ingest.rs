@@ -150,6 +150,9 @@ fn run(pool: &rayon::ThreadPool, images: &[Vec<u8>]) {
         secs(t)
     };
     // Two threads validate and queue; acks are awaited at the end (as an async downloader would).
+    // The stores are kept until the end: deleting one between runs would make the next run's
+    // file creations pay for the file system's recently-deleted inodes.
+    let dirs = std::sync::Mutex::new(Vec::new());
     let ingest_once = || {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), Rules::default()).unwrap();
@@ -171,6 +174,7 @@ fn run(pool: &rayon::ThreadPool, images: &[Vec<u8>]) {
         }
         let total = secs(t);
         store.close().unwrap();
+        dirs.lock().unwrap().push(dir);
         (total, total - queued)
     };
     let (mut decode, mut ingest, mut tail) = (f64::INFINITY, f64::INFINITY, 0.0);

@@ -314,7 +314,10 @@ impl Future for Ack {
         if let Some(r) = self.result(&st) {
             return Poll::Ready(r);
         }
-        st.wakers.push((self.seq, cx.waker().clone()));
+        // One waker per ack: a re-poll replaces the previous one.
+        let seq = self.seq;
+        st.wakers.retain(|(s, _)| *s != seq);
+        st.wakers.push((seq, cx.waker().clone()));
         Poll::Pending
     }
 }

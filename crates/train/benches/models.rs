@@ -4,7 +4,7 @@
 //!   fast CPU kernels and with candle's own conv2d path, in the same run, and the speed-up;
 //! - EfficientNet-Lite0 and ResNet-50d inference at batch 16 and 224 px.
 //!
-//! `LENNONNET_BENCH_STEPS` sets the timed repetitions (default 3, after one warm-up);
+//! `LENNONNET_BENCH_STEPS` sets the timed repetitions (default 3, after two warm-ups);
 //! `LENNONNET_BENCH_QUICK=1` uses 112 px and batch 4 for a smoke run.
 
 use std::time::Instant;
@@ -14,17 +14,34 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use lennonnet_train::{Arch, Backend, Classifier, ModelOptions};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
-/// Seconds per call: one warm-up, then the mean of `steps` timed calls.
-fn time(steps: usize, mut f: impl FnMut()) -> f64 {
+/// Process CPU time (user + system), seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// Wall and CPU seconds per call: two warm-ups (the allocator settles), then the mean of `steps`
+/// timed calls. The CPU time is the steadier figure on a shared machine.
+fn time(steps: usize, mut f: impl FnMut()) -> (f64, f64) {
     f();
-    let start = Instant::now();
+    f();
+    let (start, cpu) = (Instant::now(), cpu_seconds());
     for _ in 0..steps {
         f();
     }
-    start.elapsed().as_secs_f64() / steps as f64
+    (
+        start.elapsed().as_secs_f64() / steps as f64,
+        (cpu_seconds() - cpu) / steps as f64,
+    )
 }
 
 fn input(batch: usize, size: usize) -> Tensor {
@@ -41,7 +58,7 @@ fn model(arch: Arch, classes: usize, backend: Backend) -> Classifier {
     Classifier::new(arch, &opts, &Device::Cpu).expect("model")
 }
 
-fn train_step_seconds(backend: Backend, batch: usize, size: usize, steps: usize) -> f64 {
+fn train_step_seconds(backend: Backend, batch: usize, size: usize, steps: usize) -> (f64, f64) {
     let m = model(Arch::ResNet50d, 1000, backend);
     let vars = m.trainable_vars().into_iter().map(|(_, v)| v).collect();
     let mut opt = AdamW::new(vars, ParamsAdamW::default()).expect("optimiser");
@@ -59,7 +76,13 @@ fn train_step_seconds(backend: Backend, batch: usize, size: usize, steps: usize)
     })
 }
 
-fn inference_seconds(arch: Arch, backend: Backend, batch: usize, size: usize, steps: usize) -> f64 {
+fn inference_seconds(
+    arch: Arch,
+    backend: Backend,
+    batch: usize,
+    size: usize,
+    steps: usize,
+) -> (f64, f64) {
     let m = model(arch, 1000, backend);
     let x = input(batch, size);
     time(steps, || {
@@ -68,35 +91,58 @@ fn inference_seconds(arch: Arch, backend: Backend, batch: usize, size: usize, st
 }
 
 fn main() {
+    lennonnet_train::tune_allocator();
     let quick = std::env::var("LENNONNET_BENCH_QUICK").is_ok_and(|v| v == "1");
     let steps = env_usize("LENNONNET_BENCH_STEPS", 3);
     let size = if quick { 112 } else { 224 };
     let (train_batch, infer_batch) = if quick { (4, 4) } else { (8, 16) };
     let threads = candle_core::utils::get_num_threads();
-    println!("lennonnet-train benchmarks: {threads} threads, {steps} timed steps after one warm-up");
+    println!(
+        "lennonnet-train benchmarks: {threads} threads, {steps} timed steps after two warm-ups"
+    );
 
-    let fast = train_step_seconds(Backend::Fast, train_batch, size, steps);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "load average before: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let (fast, fast_cpu) = train_step_seconds(Backend::Fast, train_batch, size, steps);
     println!(
         "resnet50d train step (forward+backward+AdamW), batch {train_batch}, {size} px, fast kernels: \
-         {fast:.2} s/step, {:.2} images/s",
+         {fast:.2} s/step ({fast_cpu:.2} CPU s), {:.2} images/s",
         train_batch as f64 / fast
     );
-    let candle = train_step_seconds(Backend::Candle, train_batch, size, steps);
+    let (candle, candle_cpu) = train_step_seconds(Backend::Candle, train_batch, size, steps);
     println!(
         "resnet50d train step (forward+backward+AdamW), batch {train_batch}, {size} px, candle conv2d: \
-         {candle:.2} s/step, {:.2} images/s",
+         {candle:.2} s/step ({candle_cpu:.2} CPU s), {:.2} images/s",
         train_batch as f64 / candle
     );
-    println!("resnet50d train step speed-up of the fast kernels over candle's conv2d: {:.2}x", candle / fast);
+    println!(
+        "resnet50d train step speed-up of the fast kernels over candle's conv2d: {:.2}x wall, {:.2}x CPU time",
+        candle / fast,
+        candle_cpu / fast_cpu
+    );
 
     for arch in [Arch::EfficientNetLite0, Arch::ResNet50d] {
         for backend in [Backend::Fast, Backend::Candle] {
-            let s = inference_seconds(arch, backend, infer_batch, size, steps);
+            let (s, cpu) = inference_seconds(arch, backend, infer_batch, size, steps);
             println!(
-                "{arch} inference, batch {infer_batch}, {size} px, {} kernels: {s:.3} s/batch, {:.1} images/s",
+                "{arch} inference, batch {infer_batch}, {size} px, {} kernels: {s:.3} s/batch ({cpu:.3} CPU s), {:.1} images/s",
                 backend.name(),
                 infer_batch as f64 / s
             );
         }
     }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "load average after: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
 }

@@ -22,7 +22,9 @@ pub enum Error {
     #[error("bf16 is only supported on a cuda device")]
     Bf16NeedsCuda,
 
-    #[error("input must be [batch, 3, height, width] with height and width multiples of 32, got {shape:?}")]
+    #[error(
+        "input must be [batch, 3, height, width] with height and width of 32 or more, got {shape:?}"
+    )]
     BadInput { shape: Vec<usize> },
 
     #[error("cannot read {path}")]

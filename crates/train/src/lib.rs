@@ -20,6 +20,20 @@ pub use models::{Arch, Classifier, ModelOptions, ParamInfo, PretrainedCfg};
 pub use ops::Backend;
 pub use weights::{HeadPolicy, HubOptions, LoadReport, WeightsSource};
 
+/// Makes glibc's allocator keep freed memory for reuse: large blocks (up to 32 MiB) come from the
+/// heap instead of fresh `mmap`s, and the heap is not trimmed. Training allocates and frees
+/// activation-sized buffers at every step; without this each one is page-faulted in anew (about
+/// 20 % of a ResNet-50d training step's CPU time here). Call once at start-up, before threads
+/// allocate; a no-op off Linux/glibc.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; both values are in their valid ranges.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 /// Re-exported so that callers use the same candle version.
 pub use candle_core;
 pub use candle_nn;

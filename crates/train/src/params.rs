@@ -272,7 +272,10 @@ mod tests {
         let many = normals(&mut ChaCha8Rng::seed_from_u64(1), 100_000);
         let mean = many.iter().sum::<f64>() / many.len() as f64;
         let var = many.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / many.len() as f64;
-        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.02, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.01 && (var - 1.0).abs() < 0.02,
+            "{mean} {var}"
+        );
         Ok(())
     }
 }

@@ -4,16 +4,23 @@
 
 use std::path::{Path, PathBuf};
 
+use lennonnet_train::Error;
 use lennonnet_train::candle_core::{DType, Device, Tensor};
 use lennonnet_train::weights::{self, FileFormat, HubOptions, TorchFormat, WeightsSource};
-use lennonnet_train::Error;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn values(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 /// What the fixture script writes.
@@ -28,23 +35,42 @@ fn check_state_dict(tensors: &[(String, Tensor)]) {
     let names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["conv.weight", "fc.weight", "fc.weight_t", "fc.bias", "bn.running_var", "bn.num_batches_tracked", "half"]
+        [
+            "conv.weight",
+            "fc.weight",
+            "fc.weight_t",
+            "fc.bias",
+            "bn.running_var",
+            "bn.num_batches_tracked",
+            "half"
+        ]
     );
     let conv = get("conv.weight");
     assert_eq!((conv.dims(), conv.dtype()), (&[2, 3, 2, 2][..], DType::F32));
-    assert_eq!(values(conv), (0..24).map(|i| 0.5 * i as f64).collect::<Vec<_>>());
+    assert_eq!(
+        values(conv),
+        (0..24).map(|i| 0.5 * i as f64).collect::<Vec<_>>()
+    );
     let fc = get("fc.weight");
     assert_eq!(fc.dims(), [3, 4]);
-    assert_eq!(values(fc), (0..12).map(|i| i as f64 - 6.0).collect::<Vec<_>>());
+    assert_eq!(
+        values(fc),
+        (0..12).map(|i| i as f64 - 6.0).collect::<Vec<_>>()
+    );
     // The transpose shares the storage: element [i][j] is storage[j·4 + i].
     let fct = get("fc.weight_t");
     assert_eq!(fct.dims(), [4, 3]);
-    let want: Vec<f64> = (0..4).flat_map(|i| (0..3).map(move |j| (j * 4 + i) as f64 - 6.0)).collect();
+    let want: Vec<f64> = (0..4)
+        .flat_map(|i| (0..3).map(move |j| (j * 4 + i) as f64 - 6.0))
+        .collect();
     assert_eq!(values(fct), want);
     assert_eq!(values(get("fc.bias")), [2.0, 3.0, 4.0]);
     let var = get("bn.running_var");
     assert_eq!(var.dtype(), DType::F64);
-    assert_eq!(values(var), (0..5).map(|i| 1.0 / (i + 1) as f64).collect::<Vec<_>>());
+    assert_eq!(
+        values(var),
+        (0..5).map(|i| 1.0 / (i + 1) as f64).collect::<Vec<_>>()
+    );
     let nbt = get("bn.num_batches_tracked");
     assert_eq!((nbt.dims(), nbt.dtype()), (&[][..], DType::I64));
     assert_eq!(nbt.to_scalar::<i64>().unwrap(), 7);
@@ -99,12 +125,18 @@ fn damaged_checkpoints_are_errors_not_panics() {
         for cut in [3, 20, 100, 400, bytes.len() - 30, bytes.len() - 1] {
             let p = dir.path().join(format!("{cut}-{name}"));
             std::fs::write(&p, &bytes[..cut]).unwrap();
-            assert!(weights::read(&p, None).is_err(), "{name} cut at {cut} must fail");
+            assert!(
+                weights::read(&p, None).is_err(),
+                "{name} cut at {cut} must fail"
+            );
         }
     }
     let p = dir.path().join("junk.pth");
     std::fs::write(&p, b"GIF89a....").unwrap();
-    assert!(matches!(weights::read(&p, None), Err(Error::NotACheckpoint { .. })));
+    assert!(matches!(
+        weights::read(&p, None),
+        Err(Error::NotACheckpoint { .. })
+    ));
 }
 
 #[test]
@@ -116,15 +148,46 @@ fn import_writes_safetensors_without_num_batches_tracked() {
     let back = weights::read(&out, None).unwrap();
     assert_eq!(back.format, FileFormat::Safetensors);
     let names: Vec<&str> = back.tensors.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["bn.running_var", "conv.weight", "fc.bias", "fc.weight", "fc.weight_t", "half"]);
-    let fct = &back.tensors.iter().find(|(n, _)| n == "fc.weight_t").unwrap().1;
+    assert_eq!(
+        names,
+        [
+            "bn.running_var",
+            "conv.weight",
+            "fc.bias",
+            "fc.weight",
+            "fc.weight_t",
+            "half"
+        ]
+    );
+    let fct = &back
+        .tensors
+        .iter()
+        .find(|(n, _)| n == "fc.weight_t")
+        .unwrap()
+        .1;
     assert_eq!(values(fct)[..3], [-6.0, -2.0, 2.0]);
     // Imported for an architecture, a checkpoint of another one is refused.
-    let err = weights::import(&fixture("legacy.pth"), &out, Some(lennonnet_train::Arch::ResNet10t), None).unwrap_err();
+    let err = weights::import(
+        &fixture("legacy.pth"),
+        &out,
+        Some(lennonnet_train::Arch::ResNet10t),
+        None,
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::UnexpectedWeights { .. }), "{err}");
     // One without the architecture's head tensor is named as such.
-    let err = weights::import(&fixture("legacy.pth"), &out, Some(lennonnet_train::Arch::EfficientNetLite0), None).unwrap_err();
-    assert!(err.to_string().contains("not a efficientnet_lite0 checkpoint"), "{err}");
+    let err = weights::import(
+        &fixture("legacy.pth"),
+        &out,
+        Some(lennonnet_train::Arch::EfficientNetLite0),
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not a efficientnet_lite0 checkpoint"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -162,12 +225,19 @@ fn hub_specs_parse_and_offline_is_a_clear_error() {
         .unwrap_err();
     assert!(matches!(err, Error::Hub { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("timm/resnet50d.ra2_in1k") && msg.contains("offline"), "{msg}");
+    assert!(
+        msg.contains("timm/resnet50d.ra2_in1k") && msg.contains("offline"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn weights_load_on_the_cpu_device() {
     // Loaded tensors live on the CPU until a model moves them.
     let w = weights::read(&fixture("zip.pth"), None).unwrap();
-    assert!(w.tensors.iter().all(|(_, t)| matches!(t.device(), Device::Cpu)));
+    assert!(
+        w.tensors
+            .iter()
+            .all(|(_, t)| matches!(t.device(), Device::Cpu))
+    );
 }

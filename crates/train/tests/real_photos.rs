@@ -59,7 +59,13 @@ fn pretrained_efficientnet_lite0_recognises_a_cat_and_a_coffee() {
     let converted = tmp.path().join("efficientnet_lite0.safetensors");
 
     // `weights import`'s library half: legacy format, lukemelas names mapped to timm's, checked.
-    let report = weights::import(&dir.join(PTH), &converted, Some(Arch::EfficientNetLite0), None).unwrap();
+    let report = weights::import(
+        &dir.join(PTH),
+        &converted,
+        Some(Arch::EfficientNetLite0),
+        None,
+    )
+    .unwrap();
     assert_eq!(report.format, FileFormat::Torch(TorchFormat::Legacy));
     assert_eq!(report.mapping, Mapping::EfficientNetLite);
     assert_eq!(report.tensors, 247);
@@ -85,17 +91,40 @@ fn pretrained_efficientnet_lite0_recognises_a_cat_and_a_coffee() {
     // ImageNet: 281 tabby, 282 tiger cat, 283 Persian, 284 Siamese, 285 Egyptian cat.
     assert!((281..=285).contains(&top[0][0].0), "the cat: {:?}", top[0]);
     // 967 espresso, 968 cup, 504 coffee mug.
-    assert!([967, 968, 504].contains(&top[1][0].0), "the coffee: {:?}", top[1]);
+    assert!(
+        [967, 968, 504].contains(&top[1][0].0),
+        "the coffee: {:?}",
+        top[1]
+    );
     assert!(top[0][0].1 > 0.3 && top[1][0].1 > 0.3, "confident: {top:?}");
 
     // The same weights read straight from the .pth, and candle's kernels, agree.
     let direct = Classifier::new(arch, &ModelOptions::default(), &Device::Cpu).unwrap();
-    direct.load_weights(&dir.join(PTH), HeadPolicy::Require).unwrap();
+    direct
+        .load_weights(&dir.join(PTH), HeadPolicy::Require)
+        .unwrap();
     let logits_direct = direct.forward_t(&batch, false).unwrap();
-    let diff = (&logits_direct - &logits).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-    assert_eq!(diff, 0.0, "the .pth and its conversion must give the same logits");
+    let diff = (&logits_direct - &logits)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert_eq!(
+        diff, 0.0,
+        "the .pth and its conversion must give the same logits"
+    );
     model.set_backend(Backend::Candle);
     let logits_candle = model.forward_t(&batch, false).unwrap();
-    let diff = (&logits_candle - &logits).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let diff = (&logits_candle - &logits)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     assert!(diff < 1e-3, "fast and candle kernels differ by {diff}");
 }

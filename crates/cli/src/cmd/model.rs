@@ -66,7 +66,12 @@ fn info(a: ModelInfoArgs) -> anyhow::Result<()> {
             let path = source.resolve(&HubOptions::default())?;
             let report = model
                 .load_weights(&path, HeadPolicy::Require)
-                .with_context(|| format!("weights {source} do not fit {arch} with {} classes", a.classes))?;
+                .with_context(|| {
+                    format!(
+                        "weights {source} do not fit {arch} with {} classes",
+                        a.classes
+                    )
+                })?;
             Some((source, report))
         }
     };

@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use anyhow::Context;
-use lennonnet_train::weights::{self, HubOptions, WeightsSource};
 use lennonnet_train::Arch;
+use lennonnet_train::weights::{self, HubOptions, WeightsSource};
 
 use super::plan::thousands;
 use super::stdout_error;
@@ -23,16 +23,25 @@ fn import(a: WeightsImportArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot import {}", a.input.display()))?;
     tracing::info!(out = %a.out.display(), tensors = report.tensors, "weights imported");
     let mut lines = vec![
-        ("source", format!("{} ({})", a.input.display(), report.format.name())),
+        (
+            "source",
+            format!("{} ({})", a.input.display(), report.format.name()),
+        ),
         ("mapping", report.mapping.name().to_string()),
         (
             "tensors",
-            format!("{} ({} num_batches_tracked dropped)", report.tensors, report.dropped),
+            format!(
+                "{} ({} num_batches_tracked dropped)",
+                report.tensors, report.dropped
+            ),
         ),
         ("parameters", thousands(report.params as u64)),
     ];
     if let (Some(arch), Some(classes)) = (arch, report.num_classes) {
-        lines.push(("checked", format!("{arch}, {classes} classes: every tensor and shape")));
+        lines.push((
+            "checked",
+            format!("{arch}, {classes} classes: every tensor and shape"),
+        ));
     }
     lines.push(("wrote", a.out.display().to_string()));
     lines.push(("blake3", report.blake3.clone()));
@@ -46,7 +55,10 @@ fn import(a: WeightsImportArgs) -> anyhow::Result<()> {
 fn fetch(a: WeightsFetchArgs) -> anyhow::Result<()> {
     let source = WeightsSource::parse(&a.spec)?;
     if matches!(source, WeightsSource::File(_)) {
-        anyhow::bail!("`{}` is not a hub spec: expected hub:ORG/REPO[/FILE]", a.spec);
+        anyhow::bail!(
+            "`{}` is not a hub spec: expected hub:ORG/REPO[/FILE]",
+            a.spec
+        );
     }
     let path = source.resolve(&HubOptions::default())?;
     let mut out = std::io::stdout().lock();

@@ -30,6 +30,7 @@ pub struct Stage {
 }
 
 /// EfficientNet-B0's stages, which Lite0 keeps (width and depth multipliers 1.0).
+#[rustfmt::skip]
 pub const LITE0_STAGES: [Stage; 7] = [
     Stage { repeats: 1, kernel: 3, stride: 1, expand: 1, out: 16 },
     Stage { repeats: 2, kernel: 3, stride: 2, expand: 6, out: 24 },
@@ -77,15 +78,30 @@ impl MbBlock {
             // timm's DepthwiseSeparableConv.
             (
                 None,
-                (conv(c_in, c_in, st.kernel, stride, c_in, vb.pp("conv_dw"))?, bn(c_in, vb.pp("bn1"))?),
-                (conv(c_in, st.out, 1, 1, 1, vb.pp("conv_pw"))?, bn(st.out, vb.pp("bn2"))?),
+                (
+                    conv(c_in, c_in, st.kernel, stride, c_in, vb.pp("conv_dw"))?,
+                    bn(c_in, vb.pp("bn1"))?,
+                ),
+                (
+                    conv(c_in, st.out, 1, 1, 1, vb.pp("conv_pw"))?,
+                    bn(st.out, vb.pp("bn2"))?,
+                ),
             )
         } else {
             // timm's InvertedResidual.
             (
-                Some((conv(c_in, mid, 1, 1, 1, vb.pp("conv_pw"))?, bn(mid, vb.pp("bn1"))?)),
-                (conv(mid, mid, st.kernel, stride, mid, vb.pp("conv_dw"))?, bn(mid, vb.pp("bn2"))?),
-                (conv(mid, st.out, 1, 1, 1, vb.pp("conv_pwl"))?, bn(st.out, vb.pp("bn3"))?),
+                Some((
+                    conv(c_in, mid, 1, 1, 1, vb.pp("conv_pw"))?,
+                    bn(mid, vb.pp("bn1"))?,
+                )),
+                (
+                    conv(mid, mid, st.kernel, stride, mid, vb.pp("conv_dw"))?,
+                    bn(mid, vb.pp("bn2"))?,
+                ),
+                (
+                    conv(mid, st.out, 1, 1, 1, vb.pp("conv_pwl"))?,
+                    bn(st.out, vb.pp("bn3"))?,
+                ),
             )
         };
         Ok(Self {
@@ -125,7 +141,10 @@ pub struct EfficientNet {
 
 impl EfficientNet {
     pub fn lite0(drop_path_rate: f64, vb: VarBuilder) -> Result<Self> {
-        let stem = (conv(3, STEM, 3, 2, 1, vb.pp("conv_stem"))?, bn(STEM, vb.pp("bn1"))?);
+        let stem = (
+            conv(3, STEM, 3, 2, 1, vb.pp("conv_stem"))?,
+            bn(STEM, vb.pp("bn1"))?,
+        );
         let total: usize = LITE0_STAGES.iter().map(|s| s.repeats).sum();
         let mut blocks = Vec::with_capacity(total);
         let mut c_in = STEM;
@@ -139,7 +158,10 @@ impl EfficientNet {
                 c_in = st.out;
             }
         }
-        let head = (conv(c_in, HEAD, 1, 1, 1, vb.pp("conv_head"))?, bn(HEAD, vb.pp("bn2"))?);
+        let head = (
+            conv(c_in, HEAD, 1, 1, 1, vb.pp("conv_head"))?,
+            bn(HEAD, vb.pp("bn2"))?,
+        );
         Ok(Self { stem, blocks, head })
     }
 
@@ -149,11 +171,17 @@ impl EfficientNet {
 
     /// Pooled features `[B, 1280]` of an input in the backend's layout.
     pub fn features(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        let mut x = self.stem.1.forward(&self.stem.0.forward(x, ctx)?, ACT, ctx)?;
+        let mut x = self
+            .stem
+            .1
+            .forward(&self.stem.0.forward(x, ctx)?, ACT, ctx)?;
         for block in &self.blocks {
             x = block.forward(&x, ctx)?;
         }
-        let x = self.head.1.forward(&self.head.0.forward(&x, ctx)?, ACT, ctx)?;
+        let x = self
+            .head
+            .1
+            .forward(&self.head.0.forward(&x, ctx)?, ACT, ctx)?;
         global_avg_pool(&x, ctx.backend)
     }
 }

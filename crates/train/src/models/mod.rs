@@ -82,8 +82,12 @@ impl<'a> Ctx<'a> {
         if !self.train || rate <= 0.0 {
             return Ok(x.clone());
         }
-        let mask = Tensor::from_vec(self.keep_mask(x.elem_count(), 1.0 - rate)?, x.shape(), x.device())?
-            .to_dtype(x.dtype())?;
+        let mask = Tensor::from_vec(
+            self.keep_mask(x.elem_count(), 1.0 - rate)?,
+            x.shape(),
+            x.device(),
+        )?
+        .to_dtype(x.dtype())?;
         x * mask
     }
 }
@@ -184,12 +188,24 @@ impl Arch {
 
     pub fn description(self) -> &'static str {
         match self {
-            Self::ResNet10t => "timm resnet10t: BasicBlock [1,1,1,1], tiered deep stem (24, 32, 64), avg-pool downsample",
-            Self::ResNet18d => "timm resnet18d: BasicBlock [2,2,2,2], deep stem (32, 32, 64), avg-pool downsample",
-            Self::ResNet26d => "timm resnet26d: Bottleneck [2,2,2,2], deep stem (32, 32, 64), avg-pool downsample",
-            Self::ResNet34d => "timm resnet34d: BasicBlock [3,4,6,3], deep stem (32, 32, 64), avg-pool downsample",
-            Self::ResNet50d => "timm resnet50d: Bottleneck [3,4,6,3], deep stem (32, 32, 64), avg-pool downsample",
-            Self::EfficientNetLite0 => "EfficientNet-Lite0 (TensorFlow port: SAME padding, BN eps 1e-3, ReLU6, no SE), timm names as tf_efficientnet_lite0",
+            Self::ResNet10t => {
+                "timm resnet10t: BasicBlock [1,1,1,1], tiered deep stem (24, 32, 64), avg-pool downsample"
+            }
+            Self::ResNet18d => {
+                "timm resnet18d: BasicBlock [2,2,2,2], deep stem (32, 32, 64), avg-pool downsample"
+            }
+            Self::ResNet26d => {
+                "timm resnet26d: Bottleneck [2,2,2,2], deep stem (32, 32, 64), avg-pool downsample"
+            }
+            Self::ResNet34d => {
+                "timm resnet34d: BasicBlock [3,4,6,3], deep stem (32, 32, 64), avg-pool downsample"
+            }
+            Self::ResNet50d => {
+                "timm resnet50d: Bottleneck [3,4,6,3], deep stem (32, 32, 64), avg-pool downsample"
+            }
+            Self::EfficientNetLite0 => {
+                "EfficientNet-Lite0 (TensorFlow port: SAME padding, BN eps 1e-3, ReLU6, no SE), timm names as tf_efficientnet_lite0"
+            }
         }
     }
 
@@ -292,7 +308,7 @@ impl Default for ModelOptions {
 
 enum Net {
     ResNet(resnet::ResNet),
-    EfficientNet(efficientnet::EfficientNet),
+    EfficientNet(Box<efficientnet::EfficientNet>),
 }
 
 /// One stored tensor: name, shape and kind.
@@ -346,7 +362,7 @@ impl Classifier {
             Arch::EfficientNetLite0 => {
                 let net = efficientnet::EfficientNet::lite0(drop_path, vb.clone())?;
                 let f = net.num_features();
-                (Net::EfficientNet(net), f)
+                (Net::EfficientNet(Box::new(net)), f)
             }
             resnet_arch => {
                 let cfg = resnet::ResNetConfig::of(resnet_arch).expect("a ResNet architecture");
@@ -355,7 +371,14 @@ impl Classifier {
                 (Net::ResNet(net), f)
             }
         };
-        let head = Self::build_head(arch, num_features, opts.num_classes, &store, opts.dtype, device)?;
+        let head = Self::build_head(
+            arch,
+            num_features,
+            opts.num_classes,
+            &store,
+            opts.dtype,
+            device,
+        )?;
         Ok(Self {
             arch,
             store,
@@ -389,7 +412,10 @@ impl Classifier {
             // PyTorch's nn.Linear default: uniform ±1/sqrt(in) for weight and bias.
             _ => {
                 let r = 1.0 / (num_features as f64).sqrt();
-                (Init::Uniform { lo: -r, up: r }, Init::Uniform { lo: -r, up: r })
+                (
+                    Init::Uniform { lo: -r, up: r },
+                    Init::Uniform { lo: -r, up: r },
+                )
             }
         };
         Ok(Linear::new(num_features, num_classes, w, b, vb)?)

@@ -79,7 +79,16 @@ impl ResNetConfig {
 /// timm's init: Kaiming normal, fan-out, ReLU gain.
 fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
     let std = (2.0 / (c_out * k * k) as f64).sqrt();
-    Conv2d::new(c_in, c_out, k, stride, Padding::Symmetric(k / 2), 1, std, vb)
+    Conv2d::new(
+        c_in,
+        c_out,
+        k,
+        stride,
+        Padding::Symmetric(k / 2),
+        1,
+        std,
+        vb,
+    )
 }
 
 fn bn(c: usize, vb: VarBuilder) -> Result<BatchNorm> {
@@ -205,7 +214,11 @@ impl ResNet {
             conv(s0, s1, 3, 1, stem.pp("3"))?,
             conv(s1, s2, 3, 1, stem.pp("6"))?,
         ];
-        let stem_bns = vec![bn(s0, stem.pp("1"))?, bn(s1, stem.pp("4"))?, bn(s2, vb.pp("bn1"))?];
+        let stem_bns = vec![
+            bn(s0, stem.pp("1"))?,
+            bn(s1, stem.pp("4"))?,
+            bn(s2, vb.pp("bn1"))?,
+        ];
         let total: usize = cfg.layers.iter().sum();
         let mut blocks = Vec::with_capacity(total);
         let mut c_in = s2;

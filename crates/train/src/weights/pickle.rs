@@ -25,11 +25,20 @@ pub enum Value {
     Dict(Vec<(Value, Value)>),
     Set(Vec<Value>),
     /// A reference to `module.name`.
-    Global { module: String, name: String },
+    Global {
+        module: String,
+        name: String,
+    },
     /// `func(*args)`.
-    Call { func: Box<Value>, args: Box<Value> },
+    Call {
+        func: Box<Value>,
+        args: Box<Value>,
+    },
     /// `obj.__setstate__(state)`.
-    Build { obj: Box<Value>, state: Box<Value> },
+    Build {
+        obj: Box<Value>,
+        state: Box<Value>,
+    },
     /// A persistent id, which the caller resolves (PyTorch: a storage).
     Persistent(Box<Value>),
 }
@@ -352,7 +361,11 @@ pub fn parse<R: Read>(r: R, offset: u64) -> Result<Value> {
                 m.push(Node::List(items));
             }
             b'a' | b'e' => {
-                let items = if op == b'a' { vec![pop!()] } else { pop_mark!() };
+                let items = if op == b'a' {
+                    vec![pop!()]
+                } else {
+                    pop_mark!()
+                };
                 let list = top!();
                 match &mut m.nodes[list] {
                     Node::List(v) => v.extend(items),
@@ -426,7 +439,10 @@ pub fn parse<R: Read>(r: R, offset: u64) -> Result<Value> {
                     || g.is_global("collections", "defaultdict")
                     || g.is_global("builtins", "dict")
                     || g.is_global("__builtin__", "dict"));
-                if is_dict && (empty_args || matches!(&m.nodes[func], Node::Leaf(g) if g.is_global("collections", "defaultdict"))) {
+                if is_dict
+                    && (empty_args
+                        || matches!(&m.nodes[func], Node::Leaf(g) if g.is_global("collections", "defaultdict")))
+                {
                     m.push(Node::Dict(Vec::new()));
                 } else {
                     m.push(Node::Call(func, args));
@@ -518,7 +534,11 @@ fn to_value(nodes: &[Node], i: usize, depth: usize) -> std::result::Result<Value
         return Err("objects nested too deep (a cycle?)".into());
     }
     let v = |j: usize| to_value(nodes, j, depth + 1);
-    let all = |ids: &[usize]| ids.iter().map(|&j| v(j)).collect::<std::result::Result<Vec<_>, _>>();
+    let all = |ids: &[usize]| {
+        ids.iter()
+            .map(|&j| v(j))
+            .collect::<std::result::Result<Vec<_>, _>>()
+    };
     Ok(match &nodes[i] {
         Node::Leaf(x) => x.clone(),
         Node::Tuple(ids) => Value::Tuple(all(ids)?),
@@ -564,9 +584,14 @@ mod tests {
         check(b"\x80\x02\x8a\x02\x00\x01.", Value::Int(256));
         check(
             b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.",
-            Value::BigInt(vec![0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]),
+            Value::BigInt(vec![
+                0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
+            ]),
         );
-        check(b"\x80\x02G?\xf8\x00\x00\x00\x00\x00\x00.", Value::Float(1.5));
+        check(
+            b"\x80\x02G?\xf8\x00\x00\x00\x00\x00\x00.",
+            Value::Float(1.5),
+        );
         check(b"\x80\x02X\x03\x00\x00\x00abc.", s("abc"));
         check(b"\x80\x04\x8c\x03abc\x94.", s("abc"));
         check(b"\x80\x02U\x03abc.", s("abc"));

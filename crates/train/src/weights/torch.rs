@@ -136,12 +136,20 @@ fn usizes(v: &Value) -> Option<Vec<usize>> {
 fn storage_id(pid: &Value) -> std::result::Result<StorageId, String> {
     let items = pid.as_seq().ok_or("persistent id is not a tuple")?;
     match items {
-        [tag, Value::Global { name, .. }, key, _location, numel, rest @ ..]
-            if tag.as_str() == Some("storage") =>
-        {
+        [
+            tag,
+            Value::Global { name, .. },
+            key,
+            _location,
+            numel,
+            rest @ ..,
+        ] if tag.as_str() == Some("storage") => {
             let dtype = TorchDType::of_storage(name)
                 .ok_or_else(|| format!("unsupported storage type {name}"))?;
-            let key = key.as_str().ok_or("storage key is not a string")?.to_string();
+            let key = key
+                .as_str()
+                .ok_or("storage key is not a string")?
+                .to_string();
             let numel = numel
                 .as_int()
                 .and_then(|n| usize::try_from(n).ok())
@@ -151,8 +159,12 @@ fn storage_id(pid: &Value) -> std::result::Result<StorageId, String> {
                 Some(v) => match v.as_seq() {
                     Some([vk, off, size]) => Some((
                         vk.as_str().ok_or("bad view key")?.to_string(),
-                        off.as_int().and_then(|n| usize::try_from(n).ok()).ok_or("bad view offset")?,
-                        size.as_int().and_then(|n| usize::try_from(n).ok()).ok_or("bad view size")?,
+                        off.as_int()
+                            .and_then(|n| usize::try_from(n).ok())
+                            .ok_or("bad view offset")?,
+                        size.as_int()
+                            .and_then(|n| usize::try_from(n).ok())
+                            .ok_or("bad view size")?,
                     )),
                     _ => return Err("bad storage view metadata".into()),
                 },
@@ -195,10 +207,12 @@ fn tensor_ref(v: &Value) -> std::result::Result<Option<TensorRef>, String> {
                 stride: usizes(stride).ok_or("bad tensor stride")?,
             }))
         }
-        ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => match args.first() {
-            Some(data) => tensor_ref(data),
-            None => Err(format!("{name} without data")),
-        },
+        ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
+            match args.first() {
+                Some(data) => tensor_ref(data),
+                None => Err(format!("{name} without data")),
+            }
+        }
         ("torch._tensor", "_rebuild_from_type_v2") => match args {
             [f, _type, inner, ..] => tensor_ref(&Value::Call {
                 func: Box::new(f.clone()),
@@ -210,10 +224,22 @@ fn tensor_ref(v: &Value) -> std::result::Result<Option<TensorRef>, String> {
     }
 }
 
-const WRAPPER_KEYS: [&str; 6] = ["state_dict", "model", "model_state_dict", "model_state", "module", "net"];
+const WRAPPER_KEYS: [&str; 6] = [
+    "state_dict",
+    "model",
+    "model_state_dict",
+    "model_state",
+    "module",
+    "net",
+];
+
+/// State-dict entries, and the wrapper key they were found under.
+type Entries = (Vec<(Value, Value)>, Option<String>);
+/// Named tensor references, and the names of entries that are not tensors.
+type Collected = (Vec<(String, TensorRef)>, Vec<String>);
 
 /// The state dict inside `root`: `root` itself, or the entry `key`, or a usual wrapper key.
-fn state_dict(path: &Path, root: Value, key: Option<&str>) -> Result<(Vec<(Value, Value)>, Option<String>)> {
+fn state_dict(path: &Path, root: Value, key: Option<&str>) -> Result<Entries> {
     let root = match root {
         Value::Build { obj, .. } => *obj,
         other => other,
@@ -252,13 +278,18 @@ fn state_dict(path: &Path, root: Value, key: Option<&str>) -> Result<(Vec<(Value
 }
 
 /// Named tensor references, and the names of non-tensor entries.
-fn collect(path: &Path, entries: Vec<(Value, Value)>) -> Result<(Vec<(String, TensorRef)>, Vec<String>)> {
+fn collect(path: &Path, entries: Vec<(Value, Value)>) -> Result<Collected> {
     let mut tensors = Vec::new();
     let mut skipped = Vec::new();
     for (name, v) in entries {
         let name = match name {
             Value::Str(s) => s,
-            other => return Err(bad(path, format!("state-dict key {other:?} is not a string"))),
+            other => {
+                return Err(bad(
+                    path,
+                    format!("state-dict key {other:?} is not a string"),
+                ));
+            }
         };
         match tensor_ref(&v) {
             Ok(Some(t)) => tensors.push((name, t)),
@@ -270,11 +301,20 @@ fn collect(path: &Path, entries: Vec<(Value, Value)>) -> Result<(Vec<(String, Te
 }
 
 /// Builds a tensor from its storage bytes, gathering strided elements into row-major order.
-fn materialise(path: &Path, name: &str, t: &TensorRef, storage: &[u8], base: usize) -> Result<Tensor> {
+fn materialise(
+    path: &Path,
+    name: &str,
+    t: &TensorRef,
+    storage: &[u8],
+    base: usize,
+) -> Result<Tensor> {
     let es = t.storage.dtype.size();
     let count: usize = t.shape.iter().product();
     if t.shape.len() != t.stride.len() {
-        return Err(bad(path, format!("tensor `{name}`: size and stride ranks differ")));
+        return Err(bad(
+            path,
+            format!("tensor `{name}`: size and stride ranks differ"),
+        ));
     }
     let n_elems = storage.len() / es;
     let start = base + t.offset;
@@ -311,7 +351,12 @@ fn materialise(path: &Path, name: &str, t: &TensorRef, storage: &[u8], base: usi
         let mut out = Vec::with_capacity(count * es);
         let mut index = vec![0usize; t.shape.len()];
         for _ in 0..count {
-            let e = start + index.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<usize>();
+            let e = start
+                + index
+                    .iter()
+                    .zip(&t.stride)
+                    .map(|(i, s)| i * s)
+                    .sum::<usize>();
             out.extend_from_slice(&storage[e * es..(e + 1) * es]);
             for ax in (0..index.len()).rev() {
                 index[ax] += 1;
@@ -353,7 +398,10 @@ fn read_zip(path: &Path, key: Option<&str>) -> Result<TorchCheckpoint> {
         let mut order = String::new();
         let _ = f.read_to_string(&mut order);
         if order.trim() != "little" {
-            return Err(bad(path, format!("byte order `{}` is not supported", order.trim())));
+            return Err(bad(
+                path,
+                format!("byte order `{}` is not supported", order.trim()),
+            ));
         }
     }
     let root = {
@@ -459,7 +507,12 @@ fn read_legacy(path: &Path, key: Option<&str>) -> Result<TorchCheckpoint> {
     }
     match next(&mut r)? {
         Value::Int(LEGACY_PROTOCOL) => {}
-        other => return Err(bad(path, format!("unsupported legacy protocol version {other:?}"))),
+        other => {
+            return Err(bad(
+                path,
+                format!("unsupported legacy protocol version {other:?}"),
+            ));
+        }
     }
     if let Value::Dict(info) = next(&mut r)? {
         let little = info
@@ -477,7 +530,12 @@ fn read_legacy(path: &Path, key: Option<&str>) -> Result<TorchCheckpoint> {
             .map(|k| k.as_str().map(str::to_string))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| bad(path, "storage keys are not strings"))?,
-        other => return Err(bad(path, format!("expected the storage key list, got {other:?}"))),
+        other => {
+            return Err(bad(
+                path,
+                format!("expected the storage key list, got {other:?}"),
+            ));
+        }
     };
     // Element size and count of every storage the object refers to (not only the state
     // dict's: all storages are written, and in key order).
@@ -485,7 +543,8 @@ fn read_legacy(path: &Path, key: Option<&str>) -> Result<TorchCheckpoint> {
     storage_sizes(&root, &mut sizes);
     let (entries, found_key) = state_dict(path, root, key)?;
     let (refs, skipped) = collect(path, entries)?;
-    let used: std::collections::HashSet<&str> = refs.iter().map(|(_, t)| t.storage.key.as_str()).collect();
+    let used: std::collections::HashSet<&str> =
+        refs.iter().map(|(_, t)| t.storage.key.as_str()).collect();
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     for k in &keys {
         let Some(&(es, expected)) = sizes.get(k) else {
@@ -510,9 +569,12 @@ fn read_legacy(path: &Path, key: Option<&str>) -> Result<TorchCheckpoint> {
     }
     let mut tensors = Vec::with_capacity(refs.len());
     for (name, t) in refs {
-        let data = storages
-            .get(&t.storage.key)
-            .ok_or_else(|| bad(path, format!("tensor `{name}`: storage {} missing", t.storage.key)))?;
+        let data = storages.get(&t.storage.key).ok_or_else(|| {
+            bad(
+                path,
+                format!("tensor `{name}`: storage {} missing", t.storage.key),
+            )
+        })?;
         let base = t.storage.view.as_ref().map_or(0, |v| v.1);
         tensors.push((name.clone(), materialise(path, &name, &t, data, base)?));
     }

@@ -4,7 +4,7 @@
 //!
 //! 1. Luma (Rec. 601), with transparent pixels composited over white, averaged over the cells of
 //!    a 64×64 grid (the box filter that PDQ's two "Jarosz" box passes approximate). Large images
-//!    are sampled on a lattice of at least 4×4 points per cell rather than read whole, so hashing
+//!    are sampled on a lattice of at least 3×3 points per cell rather than read whole, so hashing
 //!    costs a fraction of decoding. Images smaller than 64 pixels keep their size and are
 //!    decimated (nearest sample) to 64×64.
 //! 2. **PDQ-style 256-bit hash** (after Facebook's PDQ): a 16×16 DCT of the 64×64 image (the
@@ -216,12 +216,12 @@ fn bits<const N: usize>(v: &[f32]) -> [u8; N] {
 
 /// The working luma image: the average luma over each cell of a grid of at most 64×64 cells
 /// (the image's own size when smaller), transparent pixels over white. Large images are
-/// sampled on a regular lattice of at least 4×4 points per cell, so that the cost does not
+/// sampled on a regular lattice of at least 3×3 points per cell, so that the cost does not
 /// grow with the image beyond one pass over a fraction of its rows.
 pub fn working_luma(img: &DynamicImage) -> (Vec<f32>, usize, usize) {
     let (w, h) = (img.width().max(1) as usize, img.height().max(1) as usize);
     let (lw, lh) = (w.min(WORK), h.min(WORK));
-    let (sx, sy) = ((w / (lw * 4)).max(1), (h / (lh * 4)).max(1));
+    let (sx, sy) = ((w / (lw * 3)).max(1), (h / (lh * 3)).max(1));
     let xs: Vec<usize> = (sx / 2..w).step_by(sx).collect();
     let ys: Vec<usize> = (sy / 2..h).step_by(sy).collect();
     let xmap: Vec<u32> = xs.iter().map(|&x| (x * lw / w) as u32).collect();

@@ -223,13 +223,17 @@ pub struct ScrapeConfig {
     /// Downloads a group runs ahead of the result it is storing. Results are still stored in
     /// rank order, so the images a group ends with do not depend on timing.
     pub prefetch_per_group: u32,
+    /// Downloaded images waiting to be stored, all groups together: bounds the memory that
+    /// slow downloads at the head of groups can hold up.
+    pub prefetch_total: u32,
 }
 
 impl Default for ScrapeConfig {
     fn default() -> Self {
         Self {
-            groups_in_parallel: 6,
-            prefetch_per_group: 16,
+            groups_in_parallel: 16,
+            prefetch_per_group: 256,
+            prefetch_total: 1024,
         }
     }
 }

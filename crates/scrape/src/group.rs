@@ -6,9 +6,12 @@ use futures::StreamExt;
 use lennonnet_core::{Candidate, ContentId, Query};
 use lennonnet_fetch::{Failure, Outcome};
 use lennonnet_search::Pager;
-use lennonnet_store::{FetchOutcome, Ingested, Provenance, Timestamp, UrlState};
+use lennonnet_store::{Ack, FetchOutcome, Ingested, Provenance, Timestamp, UrlState};
 
 use crate::{GroupReport, QueryError, ScrapeError, Scraper};
+
+/// Acknowledgements awaited at once when this many are outstanding.
+const MAX_PENDING_ACKS: usize = 64;
 
 /// What is known of a candidate before storing: its recorded outcome, or a fresh download.
 enum Resolved {
@@ -44,6 +47,11 @@ pub(crate) async fn work(s: &Scraper, rows: Vec<Query>) -> Result<GroupReport, S
     let mut held: HashSet<ContentId> = HashSet::new();
     let errors: Arc<Mutex<Vec<QueryError>>> = Arc::new(Mutex::new(Vec::new()));
     let max_tier = rows.iter().map(|r| r.tier).max().unwrap_or(0);
+    // Journal acknowledgements still to come. Results are counted as soon as they are known
+    // (validation is synchronous); durability is awaited in batches and before the group
+    // reports, so fsync latency never serialises the group. A crash loses only unacknowledged
+    // records, whose URLs a rerun fetches again in the same order.
+    let mut pending: Vec<Ack> = Vec::new();
 
     'tiers: for tier in 0..=max_tier {
         if held.len() as u32 >= first.wanted || s.stop.load(Ordering::SeqCst) {
@@ -64,12 +72,19 @@ pub(crate) async fn work(s: &Scraper, rows: Vec<Query>) -> Result<GroupReport, S
         let mut results = Box::pin(
             candidates
                 .map(|(q, c)| async move {
+                    // A download holds one unit of the run's prefetch budget until stored.
+                    let permit = s
+                        .prefetch_budget
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("budget never closes");
                     let r = resolve(s, &c).await;
-                    (q, c, r)
+                    (q, c, r, permit)
                 })
                 .buffered(prefetch),
         );
-        while let Some((query, candidate, resolved)) = results.next().await {
+        while let Some((query, candidate, resolved, _permit)) = results.next().await {
             if s.stop.load(Ordering::SeqCst) {
                 break 'tiers;
             }
@@ -77,7 +92,12 @@ pub(crate) async fn work(s: &Scraper, rows: Vec<Query>) -> Result<GroupReport, S
             if matches!(resolved, Resolved::Known(_)) {
                 report.resumed += 1;
             }
-            match settle(s, query, &candidate, resolved).await? {
+            if pending.len() >= MAX_PENDING_ACKS {
+                for ack in pending.drain(..) {
+                    ack.await?;
+                }
+            }
+            match settle(s, query, &candidate, resolved, &mut pending).await? {
                 Settled::Accepted { id, new } => {
                     if new {
                         report.new += 1;
@@ -96,6 +116,9 @@ pub(crate) async fn work(s: &Scraper, rows: Vec<Query>) -> Result<GroupReport, S
                 break 'tiers;
             }
         }
+    }
+    for ack in pending {
+        ack.await?;
     }
     report.got = held.len() as u32;
     report.query_errors = std::mem::take(&mut *errors.lock().expect("errors poisoned"));
@@ -176,12 +199,14 @@ async fn resolve(s: &Scraper, candidate: &Candidate) -> Resolved {
     Resolved::Fetched(s.fetcher.fetch(url).await)
 }
 
-/// Stores what `resolve` found, in order, and records the outcome. Returns only once durable.
+/// Stores what `resolve` found, in order, and records the outcome; the acknowledgements of the
+/// records it wrote go to `pending`.
 async fn settle(
     s: &Scraper,
     query: &Query,
     candidate: &Candidate,
     resolved: Resolved,
+    pending: &mut Vec<Ack>,
 ) -> Result<Settled, ScrapeError> {
     let url = &candidate.image_url;
     match resolved {
@@ -198,12 +223,9 @@ async fn settle(
                     // The same URL found by another query: keep this provenance too.
                     let path = s.store.object_path(&ingest.id);
                     if let Ok(bytes) = std::fs::read(&path) {
-                        ingest_blocking(
-                            s,
-                            bytes,
-                            Provenance::from_candidate(query, candidate, Timestamp::now()),
-                        )
-                        .await?;
+                        let prov = Provenance::from_candidate(query, candidate, Timestamp::now());
+                        let (_, ack) = ingest_blocking(s, bytes, prov).await?;
+                        pending.push(ack);
                     }
                 }
                 return Ok(Settled::Accepted {
@@ -232,7 +254,8 @@ async fn settle(
             let settled = match outcome.result {
                 Ok(fetched) => {
                     let prov = Provenance::from_candidate(query, candidate, Timestamp::now());
-                    let ingested = ingest_blocking(s, fetched.body.to_vec(), prov).await?;
+                    let (ingested, ack) = ingest_blocking(s, fetched.body.to_vec(), prov).await?;
+                    pending.push(ack);
                     match ingested.result {
                         Ingested::Accepted { new, .. } => Settled::Accepted {
                             id: ingested.id,
@@ -245,22 +268,21 @@ async fn settle(
                 }
                 Err(failure) => Settled::Failed(failure.reason().to_string()),
             };
-            s.store.record_fetch(record).await?;
+            pending.push(s.store.record_fetch(record));
             Ok(settled)
         }
     }
 }
 
-/// Validates, hashes and stores off the async threads; waits for durability without blocking.
+/// Validates, hashes and stores off the async threads; the ack resolves once durable.
 async fn ingest_blocking(
     s: &Scraper,
     bytes: Vec<u8>,
     prov: Provenance,
-) -> Result<lennonnet_store::IngestOutcome, ScrapeError> {
+) -> Result<(lennonnet_store::IngestOutcome, Ack), ScrapeError> {
     let store = s.store.clone();
-    let (outcome, ack) = tokio::task::spawn_blocking(move || store.ingest_nowait(&bytes, prov))
+    let out = tokio::task::spawn_blocking(move || store.ingest_nowait(&bytes, prov))
         .await
         .map_err(|e| ScrapeError::Task(e.to_string()))??;
-    ack.await?;
-    Ok(outcome)
+    Ok(out)
 }

@@ -8,6 +8,11 @@
 //! group ends with depends on the engines' answers, not on timing, and a rerun after a crash
 //! ends with the same objects as an uninterrupted run.
 //!
+//! A slow download at the head of a group's order holds the group up, while the downloads
+//! behind it go on; a window of `prefetch_per_group` per group, and `prefetch_total` for the
+//! run, bound how many downloaded images wait in memory (a slow head costs one window of
+//! throughput, not memory without end). With many groups in parallel the others go on.
+//!
 //! Resume: a URL with a recorded outcome is not fetched again; its recorded result counts as
 //! before. With `retry_failed`, recorded failures whose reason is transient are fetched again.
 //! Nothing is held in memory beyond the prefetch windows.
@@ -98,9 +103,34 @@ pub struct Scraper {
     pub stop: Arc<AtomicBool>,
     /// Fetch again recorded failures whose reason is transient.
     pub retry_failed: bool,
+    /// Downloads of all groups together that may wait, downloaded but not yet stored, for the
+    /// result before them (see [`Scraper::new`]).
+    pub prefetch_budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl Scraper {
+    /// A scraper with the prefetch budget of `config.scrape.prefetch_total`, not interrupted, not
+    /// retrying failures.
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<Store>,
+        fetcher: Arc<Fetcher>,
+        searcher: Arc<Searcher>,
+        progress: Arc<dyn Progress>,
+    ) -> Self {
+        let budget = config.scrape.prefetch_total.max(1) as usize;
+        Self {
+            config,
+            store,
+            fetcher,
+            searcher,
+            progress,
+            stop: Arc::new(AtomicBool::new(false)),
+            retry_failed: false,
+            prefetch_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
+        }
+    }
+
     /// Works every group of `plan` (rows of one group must be contiguous, as `plan` makes them).
     pub async fn run(&self, plan: &[Query]) -> Result<Report, ScrapeError> {
         let mut groups: Vec<Vec<Query>> = Vec::new();

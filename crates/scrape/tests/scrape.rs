@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use lennonnet_config::Config;
 use lennonnet_core::{ContentId, NoProgress};
@@ -100,15 +99,13 @@ fn open(config: &Config) -> Store {
 }
 
 async fn scrape(config: &Config, store: Arc<Store>) -> Report {
-    let scraper = Scraper {
-        config: Arc::new(config.clone()),
+    let scraper = Scraper::new(
+        Arc::new(config.clone()),
         store,
-        fetcher: Arc::new(Fetcher::new(&config.fetch, &config.http).unwrap()),
-        searcher: Arc::new(Searcher::from_config(&config.http, &config.engines).unwrap()),
-        progress: Arc::new(NoProgress),
-        stop: Arc::new(AtomicBool::new(false)),
-        retry_failed: false,
-    };
+        Arc::new(Fetcher::new(&config.fetch, &config.http).unwrap()),
+        Arc::new(Searcher::from_config(&config.http, &config.engines).unwrap()),
+        Arc::new(NoProgress),
+    );
     scraper.run(&lennonnet_plan::plan(config)).await.unwrap()
 }
 

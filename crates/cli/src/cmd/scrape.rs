@@ -38,15 +38,15 @@ pub fn run(args: ScrapeArgs, quiet: bool) -> anyhow::Result<()> {
                 on_signal.store(true, Ordering::SeqCst);
             }
         });
-        let scraper = Scraper {
-            config: config.clone(),
-            store: store.clone(),
+        let mut scraper = Scraper::new(
+            config.clone(),
+            store.clone(),
             fetcher,
             searcher,
-            progress: Arc::from(progress::reporter(!args.no_progress && !quiet)),
-            stop,
-            retry_failed: args.retry_failed,
-        };
+            Arc::from(progress::reporter(!args.no_progress && !quiet)),
+        );
+        scraper.stop = stop;
+        scraper.retry_failed = args.retry_failed;
         scraper.run(&rows).await.context("scrape stopped")
     })?;
     drop(runtime);

@@ -5,13 +5,13 @@ use crate::cli::{Cli, Command};
 mod curate;
 mod engines;
 mod mirror;
-mod model;
 mod plan;
 mod scrape;
 mod search;
 mod sheet;
 mod snapshot;
 mod store;
+mod model;
 mod weights;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {

@@ -440,3 +440,38 @@ fn unknown_names_list_the_known_ones() {
         assert_eq!(Arch::from_name(arch.name()).unwrap(), arch);
     }
 }
+
+#[test]
+fn a_training_step_is_bitwise_reproducible() -> CResult<()> {
+    // Same seed, same input: identical logits, gradients and statistics, bit for bit (the
+    // kernels' reductions have a fixed order whatever the threads do).
+    let x = rand(&[3, 3, 64, 64], 270, DType::F32)?;
+    let labels = Tensor::new(&[0u32, 1, 1], &Device::Cpu)?;
+    let run = |arch: Arch| -> CResult<(Tensor, BTreeMap<String, Tensor>, Tensor)> {
+        let m = model(arch, 2, 9, Backend::Fast);
+        m.set_rng_seed(3);
+        let (logits, grads) = train_step_outputs(&m, &x, &labels)?;
+        let stats = m
+            .store()
+            .get("bn1.running_var")
+            .unwrap()
+            .as_tensor()
+            .copy()?;
+        Ok((logits, grads, stats))
+    };
+    for arch in [Arch::ResNet10t, Arch::EfficientNetLite0] {
+        let (a, b) = (run(arch)?, run(arch)?);
+        assert_close(&format!("{arch} logits"), &a.0, &b.0, 0.0)?;
+        assert_close(&format!("{arch} statistics"), &a.2, &b.2, 0.0)?;
+        for (name, g) in &a.1 {
+            assert_close(&format!("{arch} gradient of {name}"), g, &b.1[name], 0.0)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn models_can_be_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Classifier>();
+}

@@ -43,8 +43,12 @@ impl<'a, T> Mat<'a, T> {
 }
 
 /// `dst = a · b`, `dst` row-major `a.rows × b.cols`. Parallel over candle's thread count. The
-/// result does not depend on the thread count: `gemm` splits the output, not the sum.
+/// result does not depend on the thread count: `gemm` splits the output, not the sum (tested).
 pub(crate) fn matmul<T: Real>(a: Mat<T>, b: Mat<T>, dst: &mut [T]) {
+    matmul_threads(a, b, dst, candle_core::utils::get_num_threads())
+}
+
+pub(crate) fn matmul_threads<T: Real>(a: Mat<T>, b: Mat<T>, dst: &mut [T], threads: usize) {
     assert_eq!(a.cols, b.rows, "matmul: inner dimensions");
     assert!(a.fits() && b.fits(), "matmul: operand out of bounds");
     assert_eq!(dst.len(), a.rows * b.cols, "matmul: destination size");
@@ -55,7 +59,6 @@ pub(crate) fn matmul<T: Real>(a: Mat<T>, b: Mat<T>, dst: &mut [T]) {
         dst.fill(T::zero());
         return;
     }
-    let threads = candle_core::utils::get_num_threads();
     let parallelism = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
@@ -85,5 +88,47 @@ pub(crate) fn matmul<T: Real>(a: Mat<T>, b: Mat<T>, dst: &mut [T]) {
             false,
             parallelism,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_do_not_depend_on_the_thread_count() {
+        let (m, k, n) = (301, 517, 129);
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919) % 1000) as f32 / 997.0 - 0.5)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 104_729) % 1000) as f32 / 991.0 - 0.5)
+            .collect();
+        let run = |threads| {
+            let mut out = vec![0f32; m * n];
+            matmul_threads(Mat::rows(&a, m, k), Mat::rows(&b, k, n), &mut out, threads);
+            out
+        };
+        let one = run(1);
+        for threads in [2, 3, 4] {
+            assert!(run(threads) == one, "{threads} threads give other bits");
+        }
+        // Against a plain triple loop.
+        let mut worst = 0f32;
+        for i in 0..m {
+            for j in 0..n {
+                let want: f32 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                worst = worst.max((want - one[i * n + j]).abs());
+            }
+        }
+        assert!(worst < 1e-3, "{worst}");
+        // A transposed operand.
+        let mut t = vec![0f32; n * m];
+        matmul_threads(Mat::rows(&b, k, n).t(), Mat::rows(&a, m, k).t(), &mut t, 2);
+        for i in 0..m {
+            for j in 0..n {
+                assert!((t[j * m + i] - one[i * n + j]).abs() < 1e-3);
+            }
+        }
     }
 }

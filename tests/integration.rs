@@ -6,5 +6,6 @@ mod integration {
     pub mod plan;
     pub mod scrape;
     pub mod snapshot;
+    pub mod train;
     pub mod util;
 }

@@ -49,6 +49,24 @@ pub enum Command {
     /// membership comes from a keyed hash of each cluster, so the same store and policy give a
     /// byte-identical manifest, and `--parent` keeps every earlier assignment.
     Snapshot(SnapshotArgs),
+    /// Train a classifier on a snapshot's train split, validating on its val split.
+    ///
+    /// Images are decoded once into a pixel cache; `--strategy head` (the default, the practical
+    /// path on a CPU) freezes the backbone, computes its features once (feature cache) and trains
+    /// the classifier head on them; `partial` also trains the last stages, `full` everything.
+    /// AdamW with warm-up and cosine decay, label smoothing, gradient clipping, class balance by
+    /// loss weights or sampling; validation every epoch, early stopping on the validation loss,
+    /// and the decision threshold tuned on validation. Defaults come from the config's `[train]`
+    /// section; the flags override them.
+    ///
+    /// Writes runs/<run>/: run.json (snapshot, model, weights and their blake3, settings, seed,
+    /// versions, device, threshold), metrics.jsonl (per step and per epoch; wall-clock figures
+    /// only under `time`), best.safetensors, last.safetensors and resume.safetensors; points
+    /// runs/latest at the run. The same seed and snapshot on the CPU give the same metrics.jsonl
+    /// (apart from `time`). Killed at any moment, the same command with --resume continues from
+    /// the last checkpoint and ends where an uninterrupted run ends. Prints a summary table. See
+    /// docs/training.md.
+    Train(TrainArgs),
     /// Search one engine for one query and print its candidates, one JSON object per line.
     ///
     /// Each line is a candidate: image_url, thumbnail_url, page_url, title, width, height,
@@ -609,4 +627,69 @@ pub struct WeightsFetchArgs {
     /// hub:ORG/REPO or hub:ORG/REPO/FILE, e.g. hub:timm/resnet50d.ra2_in1k.
     #[arg(value_name = "SPEC")]
     pub spec: String,
+}
+
+/// What `lennonnet train` trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    /// Frozen backbone, cached features, only the head trains.
+    Head,
+    /// The last stages and the head train.
+    Partial,
+    /// Everything trains.
+    Full,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The snapshot: an id, a unique prefix of one, or `latest`.
+    #[arg(long, default_value = "latest", value_name = "ID")]
+    pub snapshot: String,
+    /// The architecture (`lennonnet model list`). Default: train.model.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Pretrained weights: a .safetensors or .pth file, hub:ORG/REPO[/FILE], or `none` for a
+    /// random initialisation. Default: train.weights.
+    #[arg(long, value_name = "PATH|hub:..|none")]
+    pub weights: Option<String>,
+    /// Default: train.strategy.
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyArg>,
+    /// Epochs at most (early stopping may end sooner). Default: train.epochs.
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<u32>,
+    /// Seeds initialisation, data order, augmentation and dropout. Default: train.seed.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Default: train.batch_size.
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<u32>,
+    /// Input side in pixels, a multiple of 32. Default: train.input_px, else the model's own.
+    #[arg(long, value_name = "PX")]
+    pub input_px: Option<u32>,
+    /// `cpu`, `cuda` or `cuda:N` (CUDA needs a build with `--features cuda`). Default:
+    /// train.device.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+    /// Compute in bf16 (CUDA only).
+    #[arg(long)]
+    pub bf16: bool,
+    /// The run folder's name. Default: <model>-<strategy>-<first 8 hex of the snapshot>-s<seed>.
+    #[arg(long, value_name = "NAME")]
+    pub run: Option<String>,
+    /// Continue the run from its last checkpoint (same settings and snapshot; a finished run
+    /// just prints its summary).
+    #[arg(long)]
+    pub resume: bool,
+    /// The folder that holds run folders. Default: train.runs_dir.
+    #[arg(long, value_name = "DIR")]
+    pub runs_dir: Option<PathBuf>,
+    /// Draw no progress bars (they are drawn only on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Print run.json instead of the summary table.
+    #[arg(long)]
+    pub json: bool,
 }

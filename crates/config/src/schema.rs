@@ -24,6 +24,8 @@ pub struct Config {
     pub scrape: ScrapeConfig,
     #[serde(default)]
     pub curate: CurateConfig,
+    #[serde(default)]
+    pub train: TrainConfig,
     /// `[[class]]`: the labels the model learns. At least two.
     #[serde(rename = "class")]
     pub classes: Vec<ClassConfig>,
@@ -309,6 +311,167 @@ impl Default for CurateConfig {
             min_quality: 30,
             conflict_policy: ConflictPolicy::PreferLabel,
             prefer_label: None,
+        }
+    }
+}
+
+/// What `lennonnet train` trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainStrategy {
+    /// A frozen backbone whose features are computed once; only the classifier head trains.
+    /// The practical path on a CPU.
+    Head,
+    /// The last stages and the head train (`trainable_prefixes`).
+    Partial,
+    /// Every layer trains.
+    Full,
+}
+
+/// How training handles unequal class sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalancePolicy {
+    None,
+    /// Each class's loss is weighted by images / (classes × class images).
+    WeightedLoss,
+    /// Each epoch draws every class equally often (with replacement).
+    Sampler,
+}
+
+/// What the decision threshold maximises on the validation split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdMetric {
+    /// The mean of the two classes' recalls.
+    BalancedAccuracy,
+    /// F1 of the positive (first) class.
+    F1,
+}
+
+/// `[train]`: how `lennonnet train` trains; command-line flags override some keys.
+/// docs/training.md describes each.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// The folder that holds run folders, relative to the config file. Default `../runs` (the
+    /// repository's `runs/` for the shipped configs).
+    pub runs_dir: PathBuf,
+    /// The pixel and feature caches, relative to the config file. Default `<runs_dir>/cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// The architecture (`lennonnet model list`).
+    pub model: String,
+    /// Pretrained weights: a safetensors or .pth file (relative to the config file) or
+    /// `hub:ORG/REPO[/FILE]`. Absent: random initialisation from the seed.
+    pub weights: Option<String>,
+    /// `head` (default), `partial` or `full`.
+    pub strategy: TrainStrategy,
+    /// `partial`: name prefixes trained besides the head. Empty: the model's last stage.
+    pub trainable_prefixes: Vec<String>,
+    pub epochs: u32,
+    pub batch_size: u32,
+    /// Input side in pixels, a multiple of 32. Absent: the model's pretrained input size.
+    pub input_px: Option<u32>,
+    /// Seeds initialisation, data order, augmentation and dropout.
+    pub seed: u64,
+    /// AdamW's peak learning rate, reached after the warm-up.
+    pub learning_rate: f64,
+    /// AdamW's decoupled weight decay (not applied to biases and batch-norm parameters).
+    pub weight_decay: f64,
+    /// Linear warm-up length, in epochs (fractions allowed).
+    pub warmup_epochs: f64,
+    /// The cosine decay ends at this fraction of `learning_rate`.
+    pub final_lr_fraction: f64,
+    pub label_smoothing: f64,
+    /// The global gradient norm is clipped to this; 0 turns clipping off.
+    pub grad_clip_norm: f64,
+    /// `weighted_loss` (default), `sampler` or `none`.
+    pub balance: BalancePolicy,
+    /// Stop when the validation loss has not improved for this many epochs.
+    pub patience_epochs: u32,
+    /// `balanced_accuracy` (default) or `f1`.
+    pub threshold_metric: ThresholdMetric,
+    /// `head`: views cached per training image; 1 is the centre crop only, more add augmented
+    /// views that epochs choose from.
+    pub feature_views: u32,
+    pub augment: AugmentConfig,
+    /// `cpu`, `cuda` or `cuda:N` (CUDA needs a build with `--features cuda`).
+    pub device: String,
+    /// bf16 compute; CUDA only.
+    pub bf16: bool,
+    /// Threads that read, augment and batch images ahead of the model.
+    pub loader_threads: u32,
+    /// Finished batches that may wait for the model.
+    pub prefetch_batches: u32,
+    /// Also checkpoint (for --resume) every this many steps within an epoch; 0: at epoch ends.
+    pub checkpoint_every_steps: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            runs_dir: PathBuf::from("../runs"),
+            cache_dir: None,
+            model: "efficientnet_lite0".into(),
+            weights: None,
+            strategy: TrainStrategy::Head,
+            trainable_prefixes: Vec::new(),
+            epochs: 30,
+            batch_size: 32,
+            input_px: None,
+            seed: 0,
+            learning_rate: 1e-3,
+            weight_decay: 0.05,
+            warmup_epochs: 1.0,
+            final_lr_fraction: 0.01,
+            label_smoothing: 0.1,
+            grad_clip_norm: 1.0,
+            balance: BalancePolicy::WeightedLoss,
+            patience_epochs: 5,
+            threshold_metric: ThresholdMetric::BalancedAccuracy,
+            feature_views: 1,
+            augment: AugmentConfig::default(),
+            device: "cpu".into(),
+            bf16: false,
+            loader_threads: 2,
+            prefetch_batches: 4,
+            checkpoint_every_steps: 0,
+        }
+    }
+}
+
+/// `[train.augment]`: the training images' random transforms.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AugmentConfig {
+    /// Off: training images get the eval transform (resize and centre crop).
+    pub enabled: bool,
+    /// Random resized crop: the smallest crop area, as a fraction of the image...
+    pub crop_scale_min: f64,
+    /// ...and its aspect-ratio range.
+    pub crop_ratio_min: f64,
+    pub crop_ratio_max: f64,
+    pub hflip_prob: f64,
+    /// Colour jitter strengths: each factor is drawn from [1 - s, 1 + s].
+    pub brightness: f64,
+    pub contrast: f64,
+    pub saturation: f64,
+    /// Share of training images turned grey (many real photos are black and white).
+    pub grayscale_prob: f64,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            crop_scale_min: 0.25,
+            crop_ratio_min: 0.75,
+            crop_ratio_max: 4.0 / 3.0,
+            hflip_prob: 0.5,
+            brightness: 0.3,
+            contrast: 0.3,
+            saturation: 0.3,
+            grayscale_prob: 0.1,
         }
     }
 }

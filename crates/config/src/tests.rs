@@ -60,7 +60,7 @@ fn misspelt_keys_name_file_line_and_key() {
     );
     check(
         &with("[split]", "[splits]\n[split]"),
-        "t.toml:22:2: key `splits`: unknown field `splits`, expected one of `dataset`, `http`, `engines`, `fetch`, `image`, `scrape`, `curate`, `class`, `group`, `words`, `split`",
+        "t.toml:22:2: key `splits`: unknown field `splits`, expected one of `dataset`, `http`, `engines`, `fetch`, `image`, `scrape`, `curate`, `train`, `class`, `group`, `words`, `split`",
     );
     check(
         &with("queries = [\"pear\"]", "querys = [\"pear\"]"),
@@ -233,4 +233,55 @@ fn curate_section_is_checked() {
     let c = parse(BASE, Path::new("t.toml")).unwrap();
     assert_eq!(c.curate.conflict_policy, crate::ConflictPolicy::PreferLabel);
     assert_eq!(c.curate.prefer_label, None);
+}
+
+#[test]
+fn train_section_has_defaults_and_is_checked() {
+    let train = |body: &str| with("[split]", &format!("[train]\n{body}\n\n[split]"));
+    let c = parse(BASE, Path::new("t.toml")).unwrap();
+    assert_eq!(c.train.strategy, crate::TrainStrategy::Head);
+    assert_eq!(c.train.model, "efficientnet_lite0");
+    assert_eq!(c.train.runs_dir, Path::new("../runs"));
+    assert_eq!(c.train.weights, None);
+    assert_eq!(c.train.balance, crate::BalancePolicy::WeightedLoss);
+    assert!(c.train.augment.enabled);
+    check(
+        &train(
+            "model = \"resnet10t\"\nstrategy = \"full\"\nepochs = 3\ninput_px = 128\nbalance = \"sampler\"\n\n[train.augment]\ngrayscale_prob = 0.5",
+        ),
+        "ok",
+    );
+    check(
+        &train("strategy = \"everything\""),
+        "t.toml:23:12: key `train.strategy`: unknown variant `everything`, expected one of `head`, `partial`, `full`",
+    );
+    check(
+        &train("epoch = 3"),
+        "t.toml:23:1: key `train.epoch`: unknown field `epoch`, expected one of `runs_dir`, `cache_dir`, `model`, `weights`, `strategy`, `trainable_prefixes`, `epochs`, `batch_size`, `input_px`, `seed`, `learning_rate`, `weight_decay`, `warmup_epochs`, `final_lr_fraction`, `label_smoothing`, `grad_clip_norm`, `balance`, `patience_epochs`, `threshold_metric`, `feature_views`, `augment`, `device`, `bf16`, `loader_threads`, `prefetch_batches`, `checkpoint_every_steps`",
+    );
+    check(
+        &train("input_px = 100"),
+        "t.toml:23:12: key `train.input_px`: expected a multiple of 32 (at least 32), found 100",
+    );
+    check(
+        &train("epochs = 0"),
+        "t.toml:23:10: key `train.epochs`: expected a positive number, found 0",
+    );
+    check(
+        &train("label_smoothing = 1.0"),
+        "t.toml:23:19: key `train.label_smoothing`: expected a number in [0, 1), found 1",
+    );
+    check(
+        &train("device = \"gpu\""),
+        "t.toml:23:10: key `train.device`: expected `cpu`, `cuda` or `cuda:N`, found \"gpu\"",
+    );
+    check(
+        &train("bf16 = true"),
+        "t.toml:23:8: key `train.bf16`: bf16 needs a cuda device, and train.device is \"cpu\"",
+    );
+    check(&train("device = \"cuda:1\"\nbf16 = true"), "ok");
+    check(
+        &train("[train.augment]\nhflip_prob = 1.5"),
+        "t.toml:24:14: key `train.augment.hflip_prob`: expected a number in [0, 1], found 1.5",
+    );
 }

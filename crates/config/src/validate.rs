@@ -288,6 +288,8 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
         }
     }
 
+    check_train(c, &err)?;
+
     // Split.
     let at = |key| [P::Key("split"), P::Key(key)];
     if c.split.key.trim().is_empty() {
@@ -371,6 +373,127 @@ fn positive_f64(
 ) -> Result<(), ConfigError> {
     if !(v.is_finite() && v > 0.0) {
         return Err(err(path, format!("expected a positive number, found {v}")));
+    }
+    Ok(())
+}
+
+/// `[train]`: ranges and the device spelling.
+fn check_train(
+    c: &Config,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let t = &c.train;
+    let at = |key| [P::Key("train"), P::Key(key)];
+    if t.model.trim().is_empty() {
+        return Err(err(
+            &at("model"),
+            "expected a model name (`lennonnet model list`), found an empty string".into(),
+        ));
+    }
+    if t.weights.as_deref().is_some_and(|w| w.trim().is_empty()) {
+        return Err(err(
+            &at("weights"),
+            "expected a file or hub:ORG/REPO[/FILE], found an empty string (leave the key out for random initialisation)".into(),
+        ));
+    }
+    for (key, v) in [
+        ("epochs", t.epochs as u64),
+        ("batch_size", t.batch_size as u64),
+        ("patience_epochs", t.patience_epochs as u64),
+        ("feature_views", t.feature_views as u64),
+        ("prefetch_batches", t.prefetch_batches as u64),
+    ] {
+        positive(v, &at(key), err)?;
+    }
+    if let Some(px) = t.input_px {
+        if px < 32 || px % 32 != 0 {
+            return Err(err(
+                &at("input_px"),
+                format!("expected a multiple of 32 (at least 32), found {px}"),
+            ));
+        }
+    }
+    positive_f64(t.learning_rate, &at("learning_rate"), err)?;
+    let in_range = |key: &'static str, v: f64, lo: f64, hi: f64, hi_open: bool| {
+        let ok = v.is_finite() && v >= lo && if hi_open { v < hi } else { v <= hi };
+        if ok {
+            Ok(())
+        } else {
+            let close = if hi_open { ")" } else { "]" };
+            Err(err(
+                &at(key),
+                format!("expected a number in [{lo}, {hi}{close}, found {v}"),
+            ))
+        }
+    };
+    in_range("weight_decay", t.weight_decay, 0.0, 1.0, false)?;
+    in_range("final_lr_fraction", t.final_lr_fraction, 0.0, 1.0, false)?;
+    in_range("label_smoothing", t.label_smoothing, 0.0, 1.0, true)?;
+    if !(t.warmup_epochs.is_finite() && t.warmup_epochs >= 0.0) {
+        return Err(err(
+            &at("warmup_epochs"),
+            format!("expected 0 or more epochs, found {}", t.warmup_epochs),
+        ));
+    }
+    if !(t.grad_clip_norm.is_finite() && t.grad_clip_norm >= 0.0) {
+        return Err(err(
+            &at("grad_clip_norm"),
+            format!(
+                "expected 0 (off) or a positive norm, found {}",
+                t.grad_clip_norm
+            ),
+        ));
+    }
+    let device_ok = t.device == "cpu"
+        || t.device == "cuda"
+        || t.device
+            .strip_prefix("cuda:")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if !device_ok {
+        return Err(err(
+            &at("device"),
+            format!("expected `cpu`, `cuda` or `cuda:N`, found {:?}", t.device),
+        ));
+    }
+    if t.bf16 && !t.device.starts_with("cuda") {
+        return Err(err(
+            &at("bf16"),
+            format!(
+                "bf16 needs a cuda device, and train.device is {:?}",
+                t.device
+            ),
+        ));
+    }
+    let a = &t.augment;
+    let aug = |key| [P::Key("train"), P::Key("augment"), P::Key(key)];
+    for (key, v) in [
+        ("hflip_prob", a.hflip_prob),
+        ("grayscale_prob", a.grayscale_prob),
+        ("brightness", a.brightness),
+        ("contrast", a.contrast),
+        ("saturation", a.saturation),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(err(
+                &aug(key),
+                format!("expected a number in [0, 1], found {v}"),
+            ));
+        }
+    }
+    if !(a.crop_scale_min > 0.0 && a.crop_scale_min <= 1.0) {
+        return Err(err(
+            &aug("crop_scale_min"),
+            format!("expected a fraction in (0, 1], found {}", a.crop_scale_min),
+        ));
+    }
+    if !(a.crop_ratio_min > 0.0 && a.crop_ratio_min <= a.crop_ratio_max) {
+        return Err(err(
+            &aug("crop_ratio_min"),
+            format!(
+                "expected 0 < crop_ratio_min <= crop_ratio_max ({}), found {}",
+                a.crop_ratio_max, a.crop_ratio_min
+            ),
+        ));
     }
     Ok(())
 }

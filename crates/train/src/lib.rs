@@ -6,18 +6,39 @@
 //! Layout: [`models`] (architectures, [`Classifier`]), [`ops`] (layers and kernels), [`weights`]
 //! (reading, mapping, loading and writing weights), [`params`] (the named, seeded parameter
 //! store), [`device`] (device choice), [`preprocess`] (image to input tensor).
+//!
+//! Training (docs/training.md): [`trainer::train`] runs a training run from a snapshot into a run
+//! folder ([`run`]), with [`data`] (the snapshot's images, the pixel cache, the loader),
+//! [`augment`], [`features`] (the head strategy's feature cache), [`optim`] (AdamW),
+//! [`schedule`], [`metrics`] (loss, figures, threshold), [`rng`] (the run's random streams) and
+//! [`report`] (progress and summary).
 
+pub mod augment;
+pub mod data;
 pub mod device;
 mod error;
 pub mod models;
+pub mod features;
+pub mod metrics;
 pub mod ops;
+pub mod optim;
 pub mod params;
 pub mod preprocess;
+pub mod report;
+pub mod rng;
+pub mod run;
+pub mod schedule;
+pub mod synthetic;
+mod train_error;
+pub mod trainer;
 pub mod weights;
 
 pub use error::{Error, Result};
 pub use models::{Arch, Classifier, ModelOptions, ParamInfo, PretrainedCfg};
 pub use ops::Backend;
+pub use report::TrainReporter;
+pub use train_error::{TrainError, TrainResult};
+pub use trainer::{Strategy, TrainOptions, TrainOutcome, TrainSettings, train};
 pub use weights::{HeadPolicy, HubOptions, LoadReport, WeightsSource};
 
 /// Makes glibc's allocator keep freed memory for reuse: large blocks (up to 32 MiB) come from the

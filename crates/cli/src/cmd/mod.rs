@@ -13,6 +13,7 @@ mod snapshot;
 mod store;
 mod model;
 mod weights;
+mod train;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let quiet = cli.quiet;
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(args) => plan::run(args),
         Command::Scrape(args) => scrape::run(args, quiet),
         Command::Snapshot(args) => snapshot::run(args),
+        Command::Train(args) => train::run(args, quiet),
         Command::Search(args) => search::run(args),
         Command::Engines(args) => engines::run(args),
         Command::Store(args) => store::run(args),

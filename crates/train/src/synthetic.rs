@@ -1,0 +1,147 @@
+//! A small synthetic two-class dataset for tests and benchmarks: a store's `objects/` folder
+//! and a snapshot, written with the split crate's own API, of pictures that differ by shape and
+//! colour (class `a`: warm discs; class `b`: cool squares) on noisy backgrounds of random
+//! colours. Deterministic from a seed.
+
+use std::path::Path;
+
+use image::{ImageFormat, Rgb, RgbImage};
+use lennonnet_core::{ContentId, Group, Label, ManifestRow, Split};
+use lennonnet_split::{Assignment, Policy, Snapshot};
+use rand_chacha::ChaCha8Rng;
+
+use crate::data::object_path;
+use crate::rng::{self, uniform};
+use crate::train_error::{TrainError, TrainResult};
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct SyntheticSpec {
+    /// Images of class `a` and `b` in train.
+    pub train: [usize; 2],
+    /// Images of class `a` and `b` in val.
+    pub val: [usize; 2],
+    pub width: u32,
+    pub height: u32,
+    pub seed: u64,
+    /// Train images of class `b` whose object holds bytes that are not an image.
+    pub corrupt: usize,
+}
+
+impl Default for SyntheticSpec {
+    fn default() -> Self {
+        Self {
+            train: [20, 40],
+            val: [8, 16],
+            width: 96,
+            height: 80,
+            seed: 1,
+            corrupt: 0,
+        }
+    }
+}
+
+/// Draws one picture of `class` (0: `a`, 1: `b`).
+pub fn picture(class: usize, width: u32, height: u32, r: &mut ChaCha8Rng) -> RgbImage {
+    let bg = [
+        uniform(r, 40.0, 215.0),
+        uniform(r, 40.0, 215.0),
+        uniform(r, 40.0, 215.0),
+    ];
+    let fg = if class == 0 {
+        [
+            uniform(r, 190.0, 255.0),
+            uniform(r, 30.0, 120.0),
+            uniform(r, 20.0, 90.0),
+        ]
+    } else {
+        [
+            uniform(r, 20.0, 90.0),
+            uniform(r, 60.0, 150.0),
+            uniform(r, 190.0, 255.0),
+        ]
+    };
+    let short = width.min(height) as f64;
+    let radius = uniform(r, 0.2, 0.32) * short;
+    let cx = width as f64 / 2.0 + uniform(r, -0.12, 0.12) * short;
+    let cy = height as f64 / 2.0 + uniform(r, -0.12, 0.12) * short;
+    let mut img = RgbImage::new(width, height);
+    for (x, y, px) in img.enumerate_pixels_mut() {
+        let (dx, dy) = (x as f64 + 0.5 - cx, y as f64 + 0.5 - cy);
+        let inside = if class == 0 {
+            dx * dx + dy * dy <= radius * radius
+        } else {
+            dx.abs() <= radius * 0.9 && dy.abs() <= radius * 0.9
+        };
+        let base = if inside { fg } else { bg };
+        let noise = uniform(r, -20.0, 20.0);
+        *px = Rgb(base.map(|v| (v + noise).clamp(0.0, 255.0) as u8));
+    }
+    img
+}
+
+/// Writes the objects and a snapshot under `dataset_dir` (`objects/`, `snapshots/`) and returns
+/// the snapshot.
+pub fn write_dataset(dataset_dir: &Path, spec: &SyntheticSpec) -> TrainResult<Snapshot> {
+    let objects = dataset_dir.join("objects");
+    let mut rows = Vec::new();
+    for (split, counts) in [(Split::Train, spec.train), (Split::Val, spec.val)] {
+        for (class, &n) in counts.iter().enumerate() {
+            for i in 0..n {
+                let mut r = rng::stream(
+                    spec.seed,
+                    "synthetic",
+                    &[split.holdout_rank() as u64, class as u64, i as u64],
+                );
+                let corrupt = split == Split::Train && class == 1 && i < spec.corrupt;
+                let (bytes, format) = if corrupt {
+                    (format!("not an image {i}").into_bytes(), "png")
+                } else {
+                    let img = picture(class, spec.width, spec.height, &mut r);
+                    let mut out = std::io::Cursor::new(Vec::new());
+                    img.write_to(&mut out, ImageFormat::Png).map_err(|e| {
+                        TrainError::BadOption {
+                            option: "synthetic",
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    (out.into_inner(), "png")
+                };
+                let id = ContentId::of(&bytes);
+                let path = object_path(&objects, &id);
+                let dir = path.parent().expect("an object has a folder");
+                std::fs::create_dir_all(dir).map_err(TrainError::io("create", dir))?;
+                std::fs::write(&path, &bytes).map_err(TrainError::io("write", &path))?;
+                let label = ["a", "b"][class];
+                rows.push(ManifestRow {
+                    id,
+                    label: Label::new(label).expect("a valid name"),
+                    group: Group::new(format!("group_{label}")).expect("a valid name"),
+                    split,
+                    cluster: id,
+                    bytes: bytes.len() as u64,
+                    format: format.into(),
+                });
+            }
+        }
+    }
+    rows.sort_by_key(|r| r.id);
+    let assignment = Assignment {
+        rows,
+        excluded: Vec::new(),
+        moved: Vec::new(),
+        shortfalls: Vec::new(),
+    };
+    let policy = Policy {
+        key: "synthetic".into(),
+        val_fraction: 0.25,
+        test_per_class: Default::default(),
+    };
+    Ok(lennonnet_split::snapshot::create(
+        &dataset_dir.join("snapshots"),
+        &assignment,
+        &policy,
+        None,
+        "synthetic",
+    )?)
+}

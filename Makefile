@@ -8,7 +8,7 @@ DEMO    ?= config/demo.toml
 BIN     := target/release/lennonnet
 ASSETS  ?= target/test-assets
 
-.PHONY: help build demo plan test lint bench fmt weights test-assets
+.PHONY: help build demo plan dataset splits test lint bench fmt weights test-assets
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,13 +16,19 @@ help: ## List the targets
 build: ## Build the release binary (target/release/lennonnet)
 	$(CARGO) build --release --locked
 
-demo: build ## The main job, offline: runs every stage that exists on config/demo.toml
-	@echo "== plan ($(DEMO))" >&2
-	$(BIN) plan --config $(DEMO) --format table
-	$(BIN) plan --config $(DEMO) > /dev/null
+demo: build ## The main job, offline: mirror, plan, scrape, curate, snapshot on config/demo.toml
+	BIN=$(BIN) DEMO=$(DEMO) scripts/demo.sh
 
 plan: build ## Print the founding plan's summary (CONFIG=... for another config)
 	$(BIN) plan --config $(CONFIG) --format table
+
+dataset: build ## Scrape, curate and snapshot the founding plan from the real engines (CONFIG=...)
+	$(BIN) scrape --config $(CONFIG)
+	$(BIN) curate --config $(CONFIG)
+	$(BIN) -q snapshot --config $(CONFIG) create
+
+splits: build ## Rebuild the snapshot from the curated store; the same store gives the same id, byte for byte
+	$(BIN) -q snapshot --config $(CONFIG) create
 
 test: ## Run every test: unit, config, integration (loopback only)
 	$(CARGO) test --workspace --locked

@@ -278,6 +278,12 @@ pub enum StoreCommand {
     Verify(StoreVerifyArgs),
     /// Remove files under objects/ that nothing references. A dry run unless --yes is given.
     Gc(StoreGcArgs),
+    /// List the URLs that gave no image, with their final outcome (`--all`: every URL).
+    ///
+    /// One row per URL: url, outcome (`ok`, a download failure reason such as `http_404`,
+    /// `first_byte_timeout`, `not_an_image`, or `rejected:<reason>` for refused bytes), HTTP
+    /// status, bytes, duration_ms, final_url (after redirects), query_id and content id.
+    Failures(StoreFailuresArgs),
     /// Delete the index and rebuild it from the journal and the objects alone.
     ///
     /// The index is derived data: rebuilding it changes no answer. Opening a store that was not
@@ -305,6 +311,24 @@ pub struct StoreAddArgs {
     /// Image files or folders.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreFailuresArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// `jsonl` (one object per line) or `csv` (with a header row).
+    #[arg(long, value_enum, default_value_t = FailuresFormat::Jsonl)]
+    pub format: FailuresFormat,
+    /// List every URL, successes too.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailuresFormat {
+    Jsonl,
+    Csv,
 }
 
 #[derive(Debug, Args)]

@@ -453,6 +453,17 @@ impl Store {
     }
 
     /// Every current curation decision, by content id.
+    /// Every URL with its last fetch outcome and ingest outcome, in URL byte order (what
+    /// `store failures` lists).
+    pub fn url_states(&self) -> impl Iterator<Item = Result<(String, UrlState)>> + '_ {
+        self.index.url_state.iter().map(move |kv| {
+            let (k, v) = kv.map_err(|e| self.index.sled_err(e))?;
+            let url = String::from_utf8_lossy(&k).into_owned();
+            let state = decode(&v, "url_state", &ContentId::from_bytes([0; 32]))?;
+            Ok((url, state))
+        })
+    }
+
     pub fn decisions(&self) -> impl Iterator<Item = Result<Decision>> + '_ {
         self.index.decision.iter().map(move |kv| {
             let (k, v) = kv.map_err(|e| self.index.sled_err(e))?;

@@ -4,6 +4,7 @@ use crate::cli::{Cli, Command};
 
 mod curate;
 mod engines;
+mod failures;
 mod mirror;
 mod plan;
 mod scrape;

@@ -15,6 +15,7 @@ use crate::cli::{StoreAddArgs, StoreArgs, StoreCommand};
 pub fn run(args: StoreArgs) -> anyhow::Result<()> {
     match args.command {
         StoreCommand::Add(a) => add(a),
+        StoreCommand::Failures(a) => super::failures::run(a),
         StoreCommand::Stats(a) => {
             let (store, _) = open(&load_config(&a.config.config)?, false)?;
             let stats = store.stats()?;

@@ -427,7 +427,7 @@ impl Default for TrainConfig {
             label_smoothing: 0.1,
             grad_clip_norm: 1.0,
             balance: BalancePolicy::WeightedLoss,
-            patience_epochs: 5,
+            patience_epochs: 10,
             threshold_metric: ThresholdMetric::BalancedAccuracy,
             feature_views: 1,
             augment: AugmentConfig::default(),

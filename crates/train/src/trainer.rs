@@ -146,7 +146,7 @@ impl Default for TrainSettings {
             label_smoothing: 0.1,
             grad_clip_norm: Some(1.0),
             balance: Balance::WeightedLoss,
-            patience_epochs: 5,
+            patience_epochs: 10,
             threshold_metric: ThresholdMetric::BalancedAccuracy,
             feature_views: 1,
             augment: AugmentOptions::default(),

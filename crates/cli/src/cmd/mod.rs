@@ -6,15 +6,15 @@ mod curate;
 mod engines;
 mod failures;
 mod mirror;
+mod model;
 mod plan;
 mod scrape;
 mod search;
 mod sheet;
 mod snapshot;
 mod store;
-mod model;
-mod weights;
 mod train;
+mod weights;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let quiet = cli.quiet;

@@ -9,7 +9,7 @@ use lennonnet_core::{Group, Purpose, Split};
 use lennonnet_split::export::{Format, export};
 use lennonnet_split::snapshot::{self, Snapshot};
 use lennonnet_split::{Item, Policy, assign};
-use lennonnet_store::{CurationStatus, Store};
+use lennonnet_store::{CurationStatus, DecisionCode, Store};
 
 use super::plan::{layout, thousands};
 use super::{load_config, stdout_error};
@@ -187,9 +187,14 @@ fn items(config: &Config, store: &Store) -> anyhow::Result<Vec<Item>> {
             .with_context(|| format!("the decision for {id} names no group"))?;
         let excluded = match d.status {
             CurationStatus::Train | CurationStatus::Eval => None,
+            // The reason that explains the status (a label conflict, an eval leak), not the
+            // cluster role that comes first in the list.
             CurationStatus::Quarantined | CurationStatus::Excluded => Some(
                 d.reasons
-                    .first()
+                    .iter()
+                    .find(|r| {
+                        matches!(r.code, DecisionCode::LabelConflict | DecisionCode::EvalLeak)
+                    })
                     .map(|r| r.code.as_str().to_string())
                     .unwrap_or_else(|| d.status.as_str().to_string()),
             ),

@@ -145,6 +145,11 @@ fn import_writes_safetensors_without_num_batches_tracked() {
     let out = dir.path().join("out.safetensors");
     let report = weights::import(&fixture("legacy.pth"), &out, None, None).unwrap();
     assert_eq!((report.tensors, report.dropped), (6, 1));
+    // The same checkpoint gives the same bytes.
+    let again = dir.path().join("again.safetensors");
+    let report2 = weights::import(&fixture("legacy.pth"), &again, None, None).unwrap();
+    assert_eq!(report2.blake3, report.blake3);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
     let back = weights::read(&out, None).unwrap();
     assert_eq!(back.format, FileFormat::Safetensors);
     let names: Vec<&str> = back.tensors.iter().map(|(n, _)| n.as_str()).collect();

@@ -136,20 +136,14 @@ mod tests {
             prefetch_batches: 1,
         };
         let mut seen = 0;
-        for_each_batch(
-            opts,
-            0,
-            1000,
-            Ok,
-            |i, _| {
-                seen += 1;
-                Ok(if i == 4 {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                })
-            },
-        )
+        for_each_batch(opts, 0, 1000, Ok, |i, _| {
+            seen += 1;
+            Ok(if i == 4 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })
         .unwrap();
         assert_eq!(seen, 5);
         let err = for_each_batch(

@@ -330,14 +330,48 @@ impl Classifier {
 }
 
 /// Writes tensors as safetensors (with `format: pt` and `extra` in the metadata), through a
-/// temporary file renamed into place.
+/// temporary file renamed into place. The bytes depend on the tensors and metadata only: header
+/// keys sorted, tensors ordered by element size (largest first, which keeps them aligned) then name.
 pub fn write_safetensors(
     path: &Path,
     tensors: &[(String, Tensor)],
     extra: &[(String, String)],
 ) -> Result<()> {
-    let mut meta: HashMap<String, String> = extra.iter().cloned().collect();
+    use safetensors::View;
+    let mut meta: BTreeMap<String, String> = extra.iter().cloned().collect();
     meta.insert("format".into(), "pt".into());
+    let mut order: Vec<&(String, Tensor)> = tensors.iter().collect();
+    order.sort_by(|a, b| {
+        (std::cmp::Reverse(a.1.dtype().size_in_bytes()), &a.0)
+            .cmp(&(std::cmp::Reverse(b.1.dtype().size_in_bytes()), &b.0))
+    });
+    let mut header = serde_json::Map::new();
+    header.insert(
+        "__metadata__".into(),
+        serde_json::to_value(&meta).expect("strings"),
+    );
+    let mut data: Vec<u8> = Vec::new();
+    let mut entries: Vec<(String, serde_json::Value)> = Vec::with_capacity(order.len());
+    for (name, t) in order {
+        let bytes = View::data(t);
+        let start = data.len();
+        data.extend_from_slice(&bytes);
+        entries.push((
+            name.clone(),
+            serde_json::json!({
+                "dtype": View::dtype(t),
+                "shape": t.dims(),
+                "data_offsets": [start, data.len()],
+            }),
+        ));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    header.extend(entries);
+    let mut json = serde_json::to_vec(&serde_json::Value::Object(header)).expect("json");
+    // The data starts 8-byte aligned.
+    while (8 + json.len()) % 8 != 0 {
+        json.push(b' ');
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -348,17 +382,20 @@ pub fn write_safetensors(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let contiguous: Vec<(String, Tensor)> = tensors
-        .iter()
-        .map(|(n, t)| Ok((n.clone(), t.contiguous()?)))
-        .collect::<Result<_>>()?;
-    let views: Vec<(&str, &Tensor)> = contiguous.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    safetensors::tensor::serialize_to_file(views, Some(meta), &tmp)
-        .map_err(|e| Error::Candle(candle_core::Error::wrap(e)))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        f.write_all(&(json.len() as u64).to_le_bytes())?;
+        f.write_all(&json)?;
+        f.write_all(&data)?;
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()
+    };
+    write()
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(path, e)
+        })
 }
 
 /// What [`import`] did.

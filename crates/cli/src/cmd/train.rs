@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lennonnet_config::{BalancePolicy, TrainConfig, TrainStrategy};
-use lennonnet_core::{NoProgress, Progress};
+use lennonnet_core::Progress;
 use lennonnet_train::augment::AugmentOptions;
 use lennonnet_train::data::loader::LoaderOptions;
 use lennonnet_train::metrics::ThresholdMetric;
@@ -93,7 +93,7 @@ pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     let reporter: Box<dyn TrainReporter> = if bars {
         Box::new(Bars::new())
     } else {
-        Box::new(NoProgress)
+        Box::new(EpochLog)
     };
     let outcome = lennonnet_train::train(&snapshot, &opts, reporter.as_ref())
         .with_context(|| format!("training {} failed", run_dir.display()))?;
@@ -182,6 +182,26 @@ fn point_latest(runs_dir: &Path, run_name: &str) {
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
         tracing::warn!(link = %link.display(), error = %e, "cannot point runs/latest at the run");
+    }
+}
+
+/// Without bars: a log line per epoch.
+struct EpochLog;
+
+impl Progress for EpochLog {}
+
+impl TrainReporter for EpochLog {
+    fn epoch(&self, r: &EpochRecord) {
+        tracing::info!(
+            epoch = r.epoch,
+            train_loss = format!("{:.4}", r.train_loss),
+            train_accuracy = format!("{:.4}", r.train_accuracy),
+            val_loss = format!("{:.4}", r.val_loss),
+            val_accuracy = format!("{:.4}", r.val_accuracy),
+            images_per_sec = format!("{:.1}", r.time.images_per_sec),
+            best = r.best,
+            "epoch done"
+        );
     }
 }
 

@@ -386,6 +386,44 @@ impl RunDir {
     }
 }
 
+/// A finished run's best model, ready for inference (eval mode: call `forward_t(x, false)`),
+/// with its record. Inputs are prepared with [`preprocess_cfg`] and
+/// [`crate::preprocess::image_to_tensor`], which give the pixels validation saw.
+pub fn load_best(dir: &Path, device: &Device) -> TrainResult<(RunRecord, crate::Classifier)> {
+    let record = read_record(dir)?.ok_or_else(|| TrainError::NothingToResume {
+        dir: dir.to_path_buf(),
+        reason: "no run.json".into(),
+    })?;
+    let arch = crate::Arch::from_name(&record.model)?;
+    let model = crate::Classifier::new(
+        arch,
+        &crate::ModelOptions {
+            num_classes: record.classes.len(),
+            ..Default::default()
+        },
+        device,
+    )?;
+    model.load_weights(&dir.join(BEST), crate::HeadPolicy::Require)?;
+    Ok((record, model))
+}
+
+/// The preprocessing a run trained and validated with, for
+/// [`crate::preprocess::image_to_tensor`].
+pub fn preprocess_cfg(record: &RunRecord) -> crate::PretrainedCfg {
+    let p = &record.preprocess;
+    crate::PretrainedCfg {
+        input_size: p.input_px,
+        crop_pct: p.crop_pct,
+        mean: p.mean,
+        std: p.std,
+        interpolation: match p.interpolation.as_str() {
+            "bicubic" => "bicubic",
+            "nearest" => "nearest",
+            _ => "bilinear",
+        },
+    }
+}
+
 /// run.json of the run in `dir`, if there is one.
 pub fn read_record(dir: &Path) -> TrainResult<Option<RunRecord>> {
     let path = dir.join(RUN_JSON);

@@ -175,22 +175,32 @@ fn full_training_learns_and_fills_the_run_folder() {
     assert_eq!(out.epochs.len(), 6);
     assert!(matches!(records.last(), Some(MetricsRecord::End(_))));
     assert!(out.epochs.iter().any(|e| e.best));
-    // best.safetensors holds the best epoch's model: a fresh model loaded from it scores the
-    // same on validation (eval and predict rely on that).
-    let best = lennonnet_train::Classifier::new(
-        Arch::ResNet10t,
-        &lennonnet_train::ModelOptions {
-            num_classes: 2,
-            ..Default::default()
-        },
-        &lennonnet_train::candle_core::Device::Cpu,
-    )
-    .unwrap();
-    best.load_weights(
-        &out.run_dir.join(run::BEST),
-        lennonnet_train::HeadPolicy::Require,
-    )
-    .unwrap();
+    // best.safetensors holds the best epoch's model: loaded afresh and fed the original files
+    // through the pretrained preprocessing (what eval and predict do), it scores on val what
+    // validation measured.
+    let device = lennonnet_train::candle_core::Device::Cpu;
+    let (loaded, model) = run::load_best(&out.run_dir, &device).unwrap();
+    assert_eq!(&loaded.classes, &rec.classes);
+    let cfg = run::preprocess_cfg(&loaded);
+    let objects = f.root.join("data").join("objects");
+    let (mut right, mut total) = (0, 0);
+    for row in f.snapshot.rows().unwrap() {
+        if row.split != lennonnet_core::Split::Val {
+            continue;
+        }
+        let img = decode_upright(&std::fs::read(object_path(&objects, &row.id)).unwrap()).unwrap();
+        let x = preprocess::image_to_tensor(&img, &cfg, &device)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let p =
+            lennonnet_train::metrics::probabilities(&model.forward_t(&x, false).unwrap()).unwrap();
+        let predicted = &rec.classes[lennonnet_train::metrics::argmax(&p[0])];
+        right += usize::from(predicted == row.label.as_str());
+        total += 1;
+    }
+    assert_eq!(total, 24);
+    assert_eq!(right as f64 / total as f64, acc, "{right}/{total}");
 
     // A second run in the same folder needs --resume; resuming a finished run does nothing.
     let again = options(&f, "full", settings(Strategy::Full, 6));

@@ -9,7 +9,8 @@
 //! - full training step of a small ResNet (augmentation, forward, backward, clipping, AdamW) with
 //!   the loader's worker threads, against building each batch on the training thread.
 //!
-//! The images are the synthetic dataset's (tests use it too), written to a temporary folder.
+//! The images are the synthetic dataset's (tests use it too) as 800 × 600 JPEGs, the size of a
+//! typical web photo, written to a temporary folder.
 //! `LENNONNET_BENCH_QUICK=1`: fewer images and smaller inputs, for a smoke run.
 
 use std::ops::ControlFlow;
@@ -73,18 +74,15 @@ fn main() {
     let spec = SyntheticSpec {
         train: [n_images / 2, n_images / 2],
         val: [1, 1],
-        width: 320,
-        height: 240,
+        width: 800,
+        height: 600,
+        jpeg_quality: Some(90),
         ..Default::default()
     };
     let snapshot = write_dataset(&tmp.path().join("data"), &spec).expect("dataset");
     let rows = snapshot.rows().expect("rows");
     let ids: Vec<_> = rows.iter().map(|r| r.id).collect();
     let objects = tmp.path().join("data").join("objects");
-    let loader = LoaderOptions {
-        threads: 2,
-        prefetch_batches: 4,
-    };
 
     // 1. Head: feature extraction.
     let eff = model(Arch::EfficientNetLite0);
@@ -128,49 +126,66 @@ fn main() {
         )
         .unwrap(),
     );
-    let started = Instant::now();
-    for_each_batch(
-        loader,
-        0,
-        n_batches,
-        |b| {
-            let chunk = &ids[b * batch..((b + 1) * batch).min(ids.len())];
-            let mut images = vec![0f32; chunk.len() * image_len];
-            let mut buf = vec![0u8; cache.image_bytes()];
-            for (id, dst) in chunk.iter().zip(images.chunks_exact_mut(image_len)) {
-                cache.read(cache.slot(id).expect("cached"), &mut buf)?;
-                centre_crop(&buf, side, head_px, &norm, dst);
+    let cached = |loader: LoaderOptions| -> f64 {
+        let started = Instant::now();
+        for_each_batch(
+            loader,
+            0,
+            n_batches,
+            |b| {
+                let chunk = &ids[b * batch..((b + 1) * batch).min(ids.len())];
+                let mut images = vec![0f32; chunk.len() * image_len];
+                let mut buf = vec![0u8; cache.image_bytes()];
+                for (id, dst) in chunk.iter().zip(images.chunks_exact_mut(image_len)) {
+                    cache.read(cache.slot(id).expect("cached"), &mut buf)?;
+                    centre_crop(&buf, side, head_px, &norm, dst);
+                }
+                Ok((chunk.len(), images))
+            },
+            |_, (n, images)| {
+                extract(Tensor::from_vec(
+                    images,
+                    (n, 3, head_px, head_px),
+                    &Device::Cpu,
+                )?);
+                Ok(ControlFlow::Continue(()))
+            },
+        )
+        .expect("loader");
+        ids.len() as f64 / started.elapsed().as_secs_f64()
+    };
+    let naive = || -> f64 {
+        let started = Instant::now();
+        for chunk in ids.chunks(batch) {
+            let mut parts = Vec::new();
+            for id in chunk {
+                let bytes = std::fs::read(object_path(&objects, id)).expect("object");
+                let img = decode_upright(&bytes).expect("decodes");
+                parts.push(preprocess::image_to_tensor(&img, &cfg, &Device::Cpu).expect("tensor"));
             }
-            Ok((chunk.len(), images))
-        },
-        |_, (n, images)| {
-            extract(Tensor::from_vec(
-                images,
-                (n, 3, head_px, head_px),
-                &Device::Cpu,
-            )?);
-            Ok(ControlFlow::Continue(()))
-        },
-    )
-    .expect("loader");
-    let cached = ids.len() as f64 / started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    for chunk in ids.chunks(batch) {
-        let mut parts = Vec::new();
-        for id in chunk {
-            let bytes = std::fs::read(object_path(&objects, id)).expect("object");
-            let img = decode_upright(&bytes).expect("decodes");
-            parts.push(preprocess::image_to_tensor(&img, &cfg, &Device::Cpu).expect("tensor"));
+            extract(Tensor::stack(&parts, 0).expect("stack"));
         }
-        extract(Tensor::stack(&parts, 0).expect("stack"));
+        ids.len() as f64 / started.elapsed().as_secs_f64()
+    };
+    // Best of two rounds, interleaved, so that a burst of load elsewhere hits both sides.
+    let mut best = [0f64; 4];
+    for _ in 0..2 {
+        best[0] = best[0].max(naive());
+        for (i, threads) in [0, 1, 2].into_iter().enumerate() {
+            best[i + 1] = best[i + 1].max(cached(LoaderOptions {
+                threads,
+                prefetch_batches: 4,
+            }));
+        }
     }
-    let naive = ids.len() as f64 / started.elapsed().as_secs_f64();
-    row(
-        &format!("head: feature extraction, efficientnet_lite0 {head_px}px"),
-        cached,
-        "decode + preprocess each file inline",
-        naive,
-    );
+    for (i, threads) in [0, 1, 2].into_iter().enumerate() {
+        row(
+            &format!("head: features {head_px}px from the pixel cache, {threads} loader threads"),
+            best[i + 1],
+            "decode + preprocess each file inline",
+            best[0],
+        );
+    }
 
     // 2. Head: a training step on cached features, against a full step of the same model.
     let mut head_model = model(Arch::EfficientNetLite0);
@@ -279,13 +294,22 @@ fn main() {
         prefetch_batches: 1,
     };
     epoch(inline); // warm-up
-    let with_loader = epoch(loader);
-    let without = epoch(inline);
-    row(
-        &format!("full: resnet10t step {full_px}px batch {batch}, loader"),
-        with_loader,
-        "batches built inline",
-        without,
-    );
+    let mut best = [0f64; 3];
+    for _ in 0..2 {
+        for (i, threads) in [0, 1, 2].into_iter().enumerate() {
+            best[i] = best[i].max(epoch(LoaderOptions {
+                threads,
+                prefetch_batches: 4,
+            }));
+        }
+    }
+    for (i, threads) in [1, 2].into_iter().enumerate() {
+        row(
+            &format!("full: resnet10t step {full_px}px batch {batch}, {threads} loader threads"),
+            best[i + 1],
+            "batches built inline",
+            best[0],
+        );
+    }
     println!("load average at the end: {}", load());
 }

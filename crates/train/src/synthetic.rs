@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use image::codecs::jpeg::JpegEncoder;
 use image::{ImageFormat, Rgb, RgbImage};
 use lennonnet_core::{ContentId, Group, Label, ManifestRow, Split};
 use lennonnet_split::{Assignment, Policy, Snapshot};
@@ -26,6 +27,8 @@ pub struct SyntheticSpec {
     pub seed: u64,
     /// Train images of class `b` whose object holds bytes that are not an image.
     pub corrupt: usize,
+    /// Write JPEGs of this quality instead of PNGs (as photos from the web mostly are).
+    pub jpeg_quality: Option<u8>,
 }
 
 impl Default for SyntheticSpec {
@@ -37,6 +40,7 @@ impl Default for SyntheticSpec {
             height: 80,
             seed: 1,
             corrupt: 0,
+            jpeg_quality: None,
         }
     }
 }
@@ -99,13 +103,17 @@ pub fn write_dataset(dataset_dir: &Path, spec: &SyntheticSpec) -> TrainResult<Sn
                 } else {
                     let img = picture(class, spec.width, spec.height, &mut r);
                     let mut out = std::io::Cursor::new(Vec::new());
-                    img.write_to(&mut out, ImageFormat::Png).map_err(|e| {
-                        TrainError::BadOption {
-                            option: "synthetic",
-                            reason: e.to_string(),
-                        }
+                    let written = match spec.jpeg_quality {
+                        Some(q) => JpegEncoder::new_with_quality(&mut out, q)
+                            .encode_image(&img)
+                            .map(|()| "jpg"),
+                        None => img.write_to(&mut out, ImageFormat::Png).map(|()| "png"),
+                    };
+                    let format = written.map_err(|e| TrainError::BadOption {
+                        option: "synthetic",
+                        reason: e.to_string(),
                     })?;
-                    (out.into_inner(), "png")
+                    (out.into_inner(), format)
                 };
                 let id = ContentId::of(&bytes);
                 let path = object_path(&objects, &id);

@@ -27,20 +27,7 @@ fn config(port: u16, root: &Path) -> String {
 name = "bench"
 root_dir = {root:?}
 
-[http]
-user_agent = "lennonnet-bench/0.1 (+https://example.invalid/lennonnet)"
-allow_private_addresses = true
-resolve = {{ "mirror.test" = "127.0.0.1" }}
-
-[engines]
-order = ["duckduckgo", "bing"]
-[engines.duckduckgo]
-base_url = "http://duckduckgo.mirror.test:{port}"
-requests_per_sec = 1000.0
-[engines.bing]
-base_url = "http://bing.mirror.test:{port}"
-requests_per_sec = 1000.0
-
+{client}
 [fetch]
 concurrency = 64
 per_host_concurrency = 8
@@ -86,6 +73,7 @@ queries = ["person", "person portrait", "man portrait"]
 key = "bench"
 val_fraction = 0.1
 "#,
+        client = lennonnet_mirror::client_config(port, &["duckduckgo", "bing"]),
         root = root.to_str().unwrap()
     )
 }

@@ -107,26 +107,7 @@ pub fn mirror_config(port: u16, root: &Path, scale: u32) -> String {
 name = "t"
 root_dir = {root:?}
 
-[http]
-user_agent = "lennonnet-test/0.1 (+https://example.invalid/lennonnet)"
-allow_private_addresses = true
-resolve = {{ "mirror.test" = "127.0.0.1" }}
-
-[engines]
-order = ["duckduckgo", "bing", "wikimedia_commons"]
-
-[engines.duckduckgo]
-base_url = "http://duckduckgo.mirror.test:{port}"
-requests_per_sec = 500.0
-
-[engines.bing]
-base_url = "http://bing.mirror.test:{port}"
-requests_per_sec = 500.0
-
-[engines.wikimedia_commons]
-base_url = "http://commons.mirror.test:{port}"
-requests_per_sec = 500.0
-
+{client}
 [fetch]
 concurrency = 32
 per_host_concurrency = 4
@@ -185,6 +166,8 @@ key = "k"
 val_fraction = 0.1
 test_per_class = {{ john = 5, not_john = 5 }}
 "#,
+        client =
+            lennonnet_mirror::client_config(port, &["duckduckgo", "bing", "wikimedia_commons"]),
         root = root.to_str().unwrap(),
         john = scale * 4,
         few = scale,

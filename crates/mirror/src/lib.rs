@@ -35,6 +35,36 @@ pub use world::{IMAGE_HOSTS, Truth, World};
 
 use std::path::Path;
 
+/// The `[http]` and `[engines]` sections of a Lennonnet config that point `engines` (by config
+/// name: `duckduckgo`, `bing`, `wikimedia_commons`) at a mirror listening on 127.0.0.1:`port`,
+/// unpaced, for tests and benchmarks to splice into their configs.
+pub fn client_config(port: u16, engines: &[&str]) -> String {
+    let host = |e: &str| {
+        match e {
+            "wikimedia_commons" => "commons",
+            other => other,
+        }
+        .to_string()
+    };
+    let order = engines
+        .iter()
+        .map(|e| format!("{e:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut out = format!(
+        "[http]\nuser_agent = \"lennonnet-test/0.1 (+https://example.invalid/lennonnet)\"\n\
+         allow_private_addresses = true\nresolve = {{ \"mirror.test\" = \"127.0.0.1\" }}\n\n\
+         [engines]\norder = [{order}]\n"
+    );
+    for e in engines {
+        out += &format!(
+            "\n[engines.{e}]\nbase_url = \"http://{}.mirror.test:{port}\"\nrequests_per_sec = 1000.0\n",
+            host(e)
+        );
+    }
+    out
+}
+
 /// Builds a world from an optional world file, an optional seed that overrides the file's, and
 /// an optional corpus folder.
 pub fn load_world(

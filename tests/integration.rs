@@ -3,6 +3,8 @@
 
 mod integration {
     pub mod cli;
+    pub mod drills;
+    pub mod e2e;
     pub mod plan;
     pub mod scrape;
     pub mod snapshot;

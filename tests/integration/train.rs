@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use lennonnet_train::synthetic::{SyntheticSpec, write_dataset};
 
-use super::util::{lennonnet, run, write};
+use super::util::{lennonnet, metrics_without_time as metrics, run, steps_logged, write};
 
 /// A config for the synthetic dataset `syn` under `root/datasets`, runs under `root/runs`.
 fn config(root: &Path) -> PathBuf {
@@ -65,21 +65,6 @@ fn setup() -> (tempfile::TempDir, PathBuf) {
     .unwrap();
     let config = config(tmp.path());
     (tmp, config)
-}
-
-/// metrics.jsonl without the wall-clock `time` objects.
-fn metrics(run_dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| lennonnet_train::run::without_time(l).unwrap())
-        .collect()
-}
-
-fn steps_logged(run_dir: &Path) -> usize {
-    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
-        .map(|t| t.lines().filter(|l| l.contains(r#""kind":"step""#)).count())
-        .unwrap_or(0)
 }
 
 #[test]

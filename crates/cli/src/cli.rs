@@ -67,6 +67,18 @@ pub enum Command {
     /// the last checkpoint and ends where an uninterrupted run ends. Prints a summary table. See
     /// docs/training.md.
     Train(TrainArgs),
+    /// Write a run's report: one self-contained HTML page and its plots as PNG files.
+    ///
+    /// Reads the run folder (run.json, metrics.jsonl) and what `lennonnet eval --run DIR` wrote
+    /// to its eval/ folder, and the evaluated snapshot and the store of the config's dataset.
+    /// Writes report.html (CSS inline, every image a data: URI: it opens offline and makes no
+    /// request) with the run summary, loss and accuracy curves, the test split's tables,
+    /// confusion matrix, ROC curve and reliability diagram, per-group figures, the eval sets'
+    /// P(positive) histograms (25 bins and right/wrong), the misclassified and suspect-label
+    /// galleries with provenance, and the dataset summary; and every plot as a PNG beside it.
+    /// Files are written to temporary names and renamed into place, the page last; the same
+    /// inputs give the same bytes. See docs/report.md.
+    Report(ReportArgs),
     /// Search one engine for one query and print its candidates, one JSON object per line.
     ///
     /// Each line is a candidate: image_url, thumbnail_url, page_url, title, width, height,
@@ -716,4 +728,17 @@ pub struct TrainArgs {
     /// Print run.json instead of the summary table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The config whose dataset holds the run's snapshot and store (for the dataset summary).
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The run folder (evaluated with `lennonnet eval --run DIR` first).
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// Where to write report.html and the PNG files. Default: <run>/report.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }

@@ -8,6 +8,7 @@ mod failures;
 mod mirror;
 mod model;
 mod plan;
+mod report;
 mod scrape;
 mod search;
 mod sheet;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scrape(args) => scrape::run(args, quiet),
         Command::Snapshot(args) => snapshot::run(args),
         Command::Train(args) => train::run(args, quiet),
+        Command::Report(args) => report::run(args),
         Command::Search(args) => search::run(args),
         Command::Engines(args) => engines::run(args),
         Command::Store(args) => store::run(args),

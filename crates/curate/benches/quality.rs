@@ -240,6 +240,18 @@ fn main() {
         after.0
     );
     println!(
+        "{}",
+        lennonnet_core::bench::BenchLine::new(
+            "curate",
+            &format!(
+                "`{positive}`-showing share of non-`{positive}` training images after curation, % (lower is better)"
+            ),
+            pct(after),
+            "the same before curation, %",
+            Some(pct(before)),
+        )
+    );
+    println!(
         "| images relabelled `{positive}` that truly show {positive} / that do not | {} / {} |",
         moved.0, moved.1
     );

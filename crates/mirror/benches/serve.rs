@@ -252,6 +252,14 @@ fn main() {
             stats.cache.hits,
             stats.cache.misses
         );
+        use lennonnet_core::bench::BenchLine;
+        let baseline = format!("a static {mean}-byte buffer served the same way, images/s");
+        for (figure, value) in [
+            ("cold: render + encode + serve, images/s", cold),
+            ("warm: served from the cache, images/s", warm),
+        ] {
+            println!("{}", BenchLine::new("mirror", figure, value, &baseline, Some(base)));
+        }
         m.shutdown().await;
     });
 }

@@ -29,4 +29,14 @@ fn main() {
         parse.as_secs_f64() * 1e6,
         plan.as_secs_f64() / parse.as_secs_f64()
     );
+    println!(
+        "{}",
+        lennonnet_core::bench::BenchLine::new(
+            "plan",
+            "founding plan, µs (lower is better)",
+            plan.as_secs_f64() * 1e6,
+            "config parse + validate, µs",
+            Some(parse.as_secs_f64() * 1e6),
+        )
+    );
 }

@@ -113,6 +113,7 @@ fn main() {
         "{:<34} {:>8} {:>11} {:>9} {:>11} {:>9} {:>7}",
         "parser", "bytes", "pages/s", "MB/s", "baseline", "MB/s", "ratio"
     );
+    let mut bench_lines = Vec::new();
     for (name, engine, cursor, body, baseline) in cases {
         let response = Response::ok(body.clone());
         let parsed = adapter(engine)
@@ -154,6 +155,13 @@ fn main() {
             mb_s(t_base),
             t_parse.as_secs_f64() / t_base.as_secs_f64(),
         );
+        bench_lines.push(lennonnet_core::bench::BenchLine::new(
+            "search",
+            &format!("{name} parser, MB/s"),
+            mb_s(t_parse),
+            &format!("{base_name} alone on the same bytes, MB/s"),
+            Some(mb_s(t_base)),
+        ));
     }
     // The token scan alone, for scale.
     let page = fixture("duckduckgo/vqd_page_node.html");
@@ -170,4 +178,7 @@ fn main() {
     println!(
         "ratio = parser time / baseline time on the same bytes (1.00x: no cost over the format parse)"
     );
+    for line in bench_lines {
+        println!("{line}");
+    }
 }

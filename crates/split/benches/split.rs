@@ -70,4 +70,14 @@ fn main() {
         total.as_secs_f64() / baseline.as_secs_f64(),
         peak_rss_mb()
     );
+    println!(
+        "{}",
+        lennonnet_core::bench::BenchLine::new(
+            "split",
+            &format!("snapshot create over {n} records, s (lower is better)"),
+            total.as_secs_f64(),
+            "manifest serialisation, s",
+            Some(baseline.as_secs_f64()),
+        )
+    );
 }

@@ -267,4 +267,24 @@ fn run(pool: &rayon::ThreadPool, images: &[Vec<u8>]) {
         rate(ingest_blocking),
         ingest_blocking / decode
     );
+    println!(
+        "{}",
+        lennonnet_core::bench::BenchLine::new(
+            "store",
+            "ingest (validate, hash, write, journal), images/s",
+            rate(ingest),
+            "decode only (image::load_from_memory), images/s",
+            Some(rate(decode)),
+        )
+    );
+    println!(
+        "{}",
+        lennonnet_core::bench::BenchLine::new(
+            "store",
+            "ingest CPU time, s (lower is better)",
+            ingest_cpu,
+            "decode-only CPU time, s",
+            Some(decode_cpu),
+        )
+    );
 }

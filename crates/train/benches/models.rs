@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use lennonnet_core::bench::BenchLine;
 use lennonnet_train::{Arch, Backend, Classifier, ModelOptions};
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -126,8 +127,21 @@ fn main() {
         candle / fast,
         candle_cpu / fast_cpu
     );
+    println!(
+        "{}",
+        BenchLine::new(
+            "models",
+            &format!(
+                "resnet50d train step, batch {train_batch}, {size} px, fast kernels, images/s"
+            ),
+            train_batch as f64 / fast,
+            "the same step with candle's conv2d, images/s",
+            Some(train_batch as f64 / candle),
+        )
+    );
 
     for arch in [Arch::EfficientNetLite0, Arch::ResNet50d] {
+        let mut rates = Vec::new();
         for backend in [Backend::Fast, Backend::Candle] {
             let (s, cpu) = inference_seconds(arch, backend, infer_batch, size, steps);
             println!(
@@ -135,7 +149,20 @@ fn main() {
                 backend.name(),
                 infer_batch as f64 / s
             );
+            rates.push(infer_batch as f64 / s);
         }
+        println!(
+            "{}",
+            BenchLine::new(
+                "models",
+                &format!(
+                    "{arch} inference, batch {infer_batch}, {size} px, fast kernels, images/s"
+                ),
+                rates[0],
+                "the same with candle's conv2d, images/s",
+                Some(rates[1]),
+            )
+        );
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(

@@ -46,6 +46,16 @@ fn row(what: &str, figure: f64, baseline_name: &str, baseline: f64) {
         "{what:<46} {figure:>9.1} img/s   baseline ({baseline_name}) {baseline:>8.1} img/s   ratio {:.2}x",
         figure / baseline
     );
+    println!(
+        "{}",
+        lennonnet_core::bench::BenchLine::new(
+            "train",
+            &format!("{what}, images/s"),
+            figure,
+            &format!("{baseline_name}, images/s"),
+            Some(baseline),
+        )
+    );
 }
 
 /// The 1-minute load average, to judge figures taken on a shared machine.

@@ -79,6 +79,28 @@ pub enum Command {
     /// Files are written to temporary names and renamed into place, the page last; the same
     /// inputs give the same bytes. See docs/report.md.
     Report(ReportArgs),
+    /// Evaluate a run: the test split at the validation threshold, per group, the eval sets.
+    ///
+    /// Scores every image of the run's snapshot (or `--snapshot`) with the run's best model,
+    /// preprocessed as validation did, and prints the founding study's table ("96/100 john"),
+    /// accuracy, precision/recall/F1 of the positive class, ROC AUC, the confusion matrix and
+    /// calibration (ECE) on the test split; accuracy and mean P(positive) per group; a 25-bin
+    /// P(positive) histogram per eval set with its right/wrong counts. On a mirror world each
+    /// image's true identity is read off its URLs, so the same table is also given against the
+    /// truth, and label noise shows. Suspect labels (confident learning on train and val) and the
+    /// most confident errors go to a gallery of thumbnails with their provenance.
+    ///
+    /// Writes <run>/eval/: metrics.json (deterministic apart from its `timing` object),
+    /// predictions.jsonl, suspects.jsonl, gallery/index.json and thumbnails. See docs/eval.md.
+    Eval(EvalArgs),
+    /// P(positive) of image files, folders (recursively) or URLs with a run's best model.
+    ///
+    /// Preprocesses as validation and `eval` do, so a stored image gets the probability eval
+    /// gives it. URLs are downloaded with the scraper's guarded fetcher (size caps, timeouts,
+    /// address guard; `[http]`/`[fetch]` of `--config` when given). Prints a table, or one JSON
+    /// object per input with `--json`. An input that cannot be read, fetched or decoded gets its
+    /// error on its own row and the rest go on; the exit code is then 1.
+    Predict(PredictArgs),
     /// Search one engine for one query and print its candidates, one JSON object per line.
     ///
     /// Each line is a candidate: image_url, thumbnail_url, page_url, title, width, height,
@@ -110,7 +132,9 @@ pub enum Command {
     /// in byte order of their paths. Each cell shows the picture as a viewer would (EXIF
     /// orientation applied), its size, its folder and its file name; an unreadable file gets a
     /// red cell saying why. Use it to eyeball a class: `lennonnet sheet datasets/x/john --out
-    /// john.png`.
+    /// john.png`. With `--snapshot ID [--group G] [--split S]` it draws a snapshot's images:
+    /// `lennonnet sheet --config config/demo.toml --snapshot latest --group george --split test
+    /// --out george-test.png`.
     Sheet(SheetArgs),
     /// The dataset's image store: add local files, count, verify, collect garbage, reindex.
     ///
@@ -131,6 +155,9 @@ pub enum Command {
     /// `--explain ID` prints instead the story of one image (a content id or a unique prefix of
     /// at least 4 hex digits): validation, hashes, every provenance, fetch outcomes, cluster
     /// members with their distances, and every decision with its reasons.
+    ///
+    /// `--from-run DIR` quarantines reviewed suspect labels of a run evaluated with `lennonnet
+    /// eval` (see docs/eval.md); `--release ID...` lifts such quarantines.
     Curate(CurateArgs),
     /// The model zoo: list the architectures, show one's tensors and parameter count.
     ///
@@ -386,6 +413,26 @@ pub struct CurateArgs {
     /// Print the report (or the explanation) as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Quarantine suspect labels found by `lennonnet eval` in this run (its eval/suspects.jsonl),
+    /// after reviewing them in its gallery: the top --top suspects, or those named by --id. Each
+    /// image and its near-duplicates get status `quarantined` with a `suspect_label` reason;
+    /// later curation keeps them so, and the next snapshot leaves them out with that reason
+    /// (with --parent, the test holdout stays frozen). `--release` undoes it.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["explain", "release"])]
+    pub from_run: Option<PathBuf>,
+    /// With --from-run: the N most suspect.
+    #[arg(long, default_value_t = 20, value_name = "N", requires = "from_run")]
+    pub top: usize,
+    /// With --from-run: only these suspects (content ids or unique prefixes), instead of --top.
+    #[arg(long = "id", value_name = "ID", requires = "from_run")]
+    pub ids: Vec<String>,
+    /// With --from-run: print what would be quarantined, write nothing.
+    #[arg(long, requires = "from_run")]
+    pub dry_run: bool,
+    /// Lift the review quarantine of these images (content ids or unique prefixes) and their
+    /// near-duplicates, then curate as usual.
+    #[arg(long, value_name = "ID", num_args = 1.., conflicts_with = "explain")]
+    pub release: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -556,15 +603,33 @@ pub struct MirrorGenerateArgs {
 #[derive(Debug, Args)]
 pub struct SheetArgs {
     /// Image files or folders.
-    #[arg(value_name = "PATH", required = true)]
+    #[arg(value_name = "PATH", required_unless_present = "snapshot")]
     pub paths: Vec<PathBuf>,
+    /// Draw a snapshot's images instead (an id, a unique prefix, or `latest`), in content-id
+    /// order, each cell named `<group>/<split>` and by its id and label.
+    #[arg(long, value_name = "ID", conflicts_with = "paths")]
+    pub snapshot: Option<String>,
+    /// With --snapshot: only this group.
+    #[arg(long, value_name = "GROUP", requires = "snapshot")]
+    pub group: Option<String>,
+    /// With --snapshot: only this split (train, val, test or eval).
+    #[arg(long, value_name = "SPLIT", requires = "snapshot")]
+    pub split: Option<lennonnet_core::Split>,
+    /// With --snapshot: the config whose dataset holds it.
+    #[arg(
+        long,
+        short = 'c',
+        default_value = "config/lennonnet.toml",
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
     /// The PNG to write.
     #[arg(long, short = 'o', value_name = "FILE.png")]
     pub out: PathBuf,
     /// Thumbnails per row.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub columns: u32,
-    /// At most N images from each PATH (the first N in path order).
+    /// At most N images from each PATH (the first N in path order), or from the snapshot.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub limit: usize,
     /// Side of a thumbnail cell, in pixels.
@@ -741,4 +806,75 @@ pub struct ReportArgs {
     /// Where to write report.html and the PNG files. Default: <run>/report.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The run folder (runs/<run>), as `lennonnet train` wrote it.
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// The config whose dataset holds the snapshot (and whose store has the provenance).
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The snapshot to score: an id, a unique prefix, or `latest`. Default: the run's own.
+    #[arg(long, value_name = "ID")]
+    pub snapshot: Option<String>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub batch_size: usize,
+    /// Decoding and preprocessing threads (default: the CPUs).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Ground truth: `auto` reads it off the mirror's URLs when they carry it, `mirror` requires
+    /// it, `none` skips it.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub truth: TruthArg,
+    /// The mirror's world file (as for `mirror serve --world`), for reading the truth.
+    #[arg(long, value_name = "FILE")]
+    pub world: Option<PathBuf>,
+    /// The mirror's seed, if it was served with `--seed`.
+    #[arg(long, value_name = "N")]
+    pub world_seed: Option<u64>,
+    /// Word groups are the groups whose name starts with this (the `words` row).
+    #[arg(long, default_value = "word_", value_name = "PREFIX")]
+    pub words_prefix: String,
+    /// Misclassified images and suspects in the gallery, at most, each.
+    #[arg(long, default_value_t = 48, value_name = "N")]
+    pub gallery: usize,
+    /// `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+    /// Print metrics.json instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TruthArg {
+    Auto,
+    Mirror,
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The run folder (runs/<run>).
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// Image files, folders (searched recursively for images) or http(s) URLs.
+    #[arg(value_name = "IMAGE|FOLDER|URL", required = true)]
+    pub inputs: Vec<String>,
+    /// A config whose `[http]` and `[fetch]` sections govern URL downloads (default: the
+    /// built-in defaults).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// One JSON object per input instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub batch_size: usize,
+    /// `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
 }

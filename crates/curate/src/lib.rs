@@ -110,6 +110,10 @@ pub struct CurateReport {
     pub quarantined: u64,
     /// Eval images taken out of eval because their cluster holds training images.
     pub eval_excluded: u64,
+    /// Images kept quarantined because a person quarantined their suspect label after review.
+    pub review_quarantined: u64,
+    /// Review quarantines lifted by this run (`curate --release`).
+    pub released: u64,
     /// Images by final status and label, e.g. `train/john`.
     pub by_status_label: BTreeMap<String, u64>,
     /// Decisions journaled (the others were already in force).
@@ -167,6 +171,18 @@ fn pdq_words(h: &lennonnet_store::Hash256) -> [u64; 4] {
 pub fn curate(
     store: &Store,
     policy: &Policy,
+    progress: &dyn Progress,
+) -> Result<CurateReport, CurateError> {
+    curate_releasing(store, policy, &BTreeSet::new(), progress)
+}
+
+/// [`curate`], lifting the review quarantines ([`quarantine_reviewed`]) of the images in
+/// `release`: they get the decision curation alone gives them. Every other review quarantine in
+/// force stays, with its reason, on top of what curation decides.
+pub fn curate_releasing(
+    store: &Store,
+    policy: &Policy,
+    release: &BTreeSet<ContentId>,
     progress: &dyn Progress,
 ) -> Result<CurateReport, CurateError> {
     let mut report = CurateReport::default();
@@ -233,12 +249,22 @@ pub fn curate(
         decide_cluster(m, &items, &groups, policy, now, &mut report, &mut decisions);
         progress.advance("curate: decide", decisions.len() as u64);
         let tw = Instant::now();
-        for d in decisions.drain(..) {
+        for mut d in decisions.drain(..) {
+            let old = store.decision(&d.id)?;
+            if let Some(r) = old.as_ref().and_then(review_reason) {
+                if release.contains(&d.id) {
+                    report.released += 1;
+                } else {
+                    d.status = CurationStatus::Quarantined;
+                    d.reasons.push(r.clone());
+                    report.review_quarantined += 1;
+                }
+            }
             *report
                 .by_status_label
                 .entry(format!("{}/{}", d.status, d.label))
                 .or_default() += 1;
-            if !store.decision(&d.id)?.is_some_and(|old| old.same_as(&d)) {
+            if !old.is_some_and(|old| old.same_as(&d)) {
                 changed.push(d);
             }
         }
@@ -270,6 +296,94 @@ pub fn curate(
         written = report.decisions_written,
         "curation done"
     );
+    Ok(report)
+}
+
+/// The review quarantine of a decision in force, if it carries one.
+fn review_reason(d: &Decision) -> Option<&DecisionReason> {
+    (d.status == CurationStatus::Quarantined)
+        .then(|| {
+            d.reasons
+                .iter()
+                .find(|r| r.code == DecisionCode::SuspectLabel)
+        })
+        .flatten()
+}
+
+/// One image to quarantine after review, and why (shown in `curate --explain` and kept with the
+/// decision).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewPick {
+    pub id: ContentId,
+    pub detail: String,
+}
+
+/// What [`quarantine_reviewed`] did (or, dry, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReviewReport {
+    /// Images newly quarantined: the picks and their near-duplicates.
+    pub quarantined: Vec<ContentId>,
+    /// Of those, near-duplicates of a pick (same cluster, same label).
+    pub via_cluster: u64,
+    /// Already quarantined after an earlier review.
+    pub already: Vec<ContentId>,
+    /// Picks with no curation decision (run `lennonnet curate` first), left alone.
+    pub uncurated: Vec<ContentId>,
+}
+
+/// Quarantines each pick and the other members of its near-duplicate cluster (copies of the same
+/// picture carry the same label), keeping their decision but with status `quarantined` and a
+/// `suspect_label` reason. Later curation runs keep them quarantined until
+/// [`curate_releasing`] lifts it; the next snapshot leaves them out with reason `suspect_label`.
+/// With `dry_run` nothing is written.
+pub fn quarantine_reviewed(
+    store: &Store,
+    picks: &[ReviewPick],
+    dry_run: bool,
+) -> Result<ReviewReport, CurateError> {
+    let mut report = ReviewReport::default();
+    let now = Timestamp::now();
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for pick in picks {
+        let Some(d) = store.decision(&pick.id)? else {
+            report.uncurated.push(pick.id);
+            continue;
+        };
+        let mut members = store.cluster_members(&d.cluster)?;
+        members.retain(|m| *m != pick.id);
+        members.insert(0, pick.id);
+        for m in members {
+            if !seen.insert(m) {
+                continue;
+            }
+            let Some(dm) = store.decision(&m)? else {
+                continue;
+            };
+            if review_reason(&dm).is_some() {
+                report.already.push(m);
+                continue;
+            }
+            let via = m != pick.id;
+            let mut q = dm.clone();
+            q.at = now;
+            q.status = CurationStatus::Quarantined;
+            q.reasons.push(DecisionReason {
+                code: DecisionCode::SuspectLabel,
+                detail: if via {
+                    format!("near-duplicate of {}: {}", pick.id, pick.detail)
+                } else {
+                    pick.detail.clone()
+                },
+            });
+            report.via_cluster += u64::from(via);
+            report.quarantined.push(m);
+            out.push(q);
+        }
+    }
+    if !dry_run && !out.is_empty() {
+        store.record_decisions(out).wait()?;
+    }
     Ok(report)
 }
 

@@ -355,6 +355,9 @@ pub enum DecisionCode {
     LabelConflict,
     /// An eval image whose cluster also holds training images: taken out of eval.
     EvalLeak,
+    /// A person reviewed a suspect label (`lennonnet curate --from-run`) and quarantined it; it
+    /// stays quarantined through later curation runs until released (`curate --release`).
+    SuspectLabel,
 }
 
 impl DecisionCode {
@@ -366,6 +369,7 @@ impl DecisionCode {
             DecisionCode::Relabelled => "relabelled",
             DecisionCode::LabelConflict => "label_conflict",
             DecisionCode::EvalLeak => "eval_leak",
+            DecisionCode::SuspectLabel => "suspect_label",
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::io::{BufWriter, Write};
 
 use lennonnet_core::NoProgress;
-use lennonnet_curate::{Policy, curate, explain};
+use lennonnet_curate::{Policy, ReviewPick, curate_releasing, explain, quarantine_reviewed};
 
 use super::{load_config, stdout_error};
 use crate::cli::CurateArgs;
@@ -21,9 +21,19 @@ pub fn run(args: CurateArgs) -> anyhow::Result<()> {
         } else {
             out.write_all(e.render().as_bytes()).map_err(stdout_error)?;
         }
+    } else if let Some(run) = &args.from_run {
+        from_run(&store, run, &args, &mut out)?;
     } else {
         let policy = Policy::from_config(&config);
-        let r = curate(&store, &policy, &NoProgress)?;
+        let mut release = std::collections::BTreeSet::new();
+        for prefix in &args.release {
+            let id = store.resolve(prefix)?;
+            release.insert(id);
+            if let Some(d) = store.decision(&id)? {
+                release.extend(store.cluster_members(&d.cluster)?);
+            }
+        }
+        let r = curate_releasing(&store, &policy, &release, &NoProgress)?;
         if args.json {
             serde_json::to_writer_pretty(&mut out, &r)?;
             writeln!(out).map_err(stdout_error)?;
@@ -42,6 +52,10 @@ pub fn run(args: CurateArgs) -> anyhow::Result<()> {
                 r.conflicting_clusters, r.relabelled, r.quarantined, r.eval_excluded
             );
             t += &format!(
+                "{} images stay quarantined after review of suspect labels; {} released\n",
+                r.review_quarantined, r.released
+            );
+            t += &format!(
                 "{} decisions journaled (the others were already in force)\n\nby status and label\n",
                 r.decisions_written
             );
@@ -54,4 +68,93 @@ pub fn run(args: CurateArgs) -> anyhow::Result<()> {
     out.flush().map_err(stdout_error)?;
     store.close()?;
     Ok(())
+}
+
+/// `curate --from-run DIR`: quarantine reviewed suspects of an evaluated run.
+fn from_run(
+    store: &lennonnet_store::Store,
+    run: &std::path::Path,
+    args: &CurateArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use lennonnet_eval::metrics::{EVAL_DIR, SUSPECTS_JSONL, Suspect};
+    let path = run.join(EVAL_DIR).join(SUSPECTS_JSONL);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {} (run `lennonnet eval --run {}` first)",
+            path.display(),
+            run.display()
+        )
+    })?;
+    let mut suspects = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let s: Suspect = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a suspect record", path.display(), i + 1))?;
+        suspects.push(s);
+    }
+    let chosen: Vec<&Suspect> = if args.ids.is_empty() {
+        suspects.iter().take(args.top).collect()
+    } else {
+        let mut v = Vec::new();
+        for prefix in &args.ids {
+            let id = store.resolve(prefix)?.to_string();
+            let s = suspects
+                .iter()
+                .find(|s| s.id == id)
+                .with_context(|| format!("{id} is not among the suspects in {}", path.display()))?;
+            v.push(s);
+        }
+        v
+    };
+    let run_name = run
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut picks = Vec::new();
+    for s in &chosen {
+        picks.push(ReviewPick {
+            id: s.id.parse().with_context(|| format!("bad id {} in {}", s.id, path.display()))?,
+            detail: format!(
+                "suspect #{} of run {run_name}: labelled {}, the model says {} (P({}) {:.3}, P({}) {:.3}); quarantined after review",
+                s.rank, s.label, s.suggested, s.label, s.p_label, s.suggested, s.p_suggested
+            ),
+        });
+    }
+    let r = quarantine_reviewed(store, &picks, args.dry_run)?;
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &r)?;
+        writeln!(out).map_err(stdout_error)?;
+        return Ok(());
+    }
+    let mut t = String::new();
+    for s in &chosen {
+        t += &format!(
+            "#{:<4} {}  {:<8} {:<16} labelled {:<10} model: {:<10} P(label) {:.3}  {}\n",
+            s.rank,
+            &s.id[..16],
+            s.split,
+            s.group,
+            s.label,
+            s.suggested,
+            s.p_label,
+            s.sources.first().map(|x| x.url.as_str()).unwrap_or("")
+        );
+    }
+    t += &format!(
+        "{} {} images ({} of them near-duplicates of the picks); {} already quarantined; {} not curated yet\n",
+        if args.dry_run {
+            "would quarantine"
+        } else {
+            "quarantined"
+        },
+        r.quarantined.len(),
+        r.via_cluster,
+        r.already.len(),
+        r.uncurated.len()
+    );
+    if !args.dry_run && !r.quarantined.is_empty() {
+        t += "the next `lennonnet snapshot create` leaves them out (reason suspect_label); undo with `lennonnet curate --release ID...`\n";
+    }
+    out.write_all(t.as_bytes()).map_err(stdout_error)
 }

@@ -4,10 +4,12 @@ use crate::cli::{Cli, Command};
 
 mod curate;
 mod engines;
+mod eval;
 mod failures;
 mod mirror;
 mod model;
 mod plan;
+mod predict;
 mod report;
 mod scrape;
 mod search;
@@ -25,6 +27,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Snapshot(args) => snapshot::run(args),
         Command::Train(args) => train::run(args, quiet),
         Command::Report(args) => report::run(args),
+        Command::Eval(args) => eval::run(args, quiet),
+        Command::Predict(args) => predict::run(args),
         Command::Search(args) => search::run(args),
         Command::Engines(args) => engines::run(args),
         Command::Store(args) => store::run(args),

@@ -1,12 +1,15 @@
-//! `lennonnet sheet`: a contact sheet of image files or folders.
+//! `lennonnet sheet`: a contact sheet of image files or folders, or of a snapshot's images.
 
 use std::io::Write;
 
-use super::stdout_error;
+use anyhow::{Context, bail};
+use lennonnet_mirror::sheet::{SheetItem, SheetOptions};
+
+use super::{load_config, stdout_error};
 use crate::cli::SheetArgs;
 
 pub fn run(a: SheetArgs) -> anyhow::Result<()> {
-    let opts = lennonnet_mirror::sheet::SheetOptions {
+    let opts = SheetOptions {
         columns: a.columns,
         limit: a.limit,
         thumb_px: a.thumb_px,
@@ -14,7 +17,10 @@ pub fn run(a: SheetArgs) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    let n = lennonnet_mirror::sheet::write_sheet(&a.paths, &a.out, &opts, threads)?;
+    let n = match &a.snapshot {
+        None => lennonnet_mirror::sheet::write_sheet(&a.paths, &a.out, &opts, threads)?,
+        Some(id) => snapshot_sheet(&a, id, &opts, threads)?,
+    };
     tracing::info!(images = n, out = %a.out.display(), "contact sheet written");
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -24,4 +30,58 @@ pub fn run(a: SheetArgs) -> anyhow::Result<()> {
     )
     .and_then(|()| out.flush())
     .map_err(stdout_error)
+}
+
+/// The first `limit` images (content-id order) of a snapshot's group and split.
+fn snapshot_sheet(
+    a: &SheetArgs,
+    id: &str,
+    opts: &SheetOptions,
+    threads: usize,
+) -> anyhow::Result<usize> {
+    let config = load_config(&a.config)?;
+    let snapshots = config.dataset_dir().join("snapshots");
+    let snapshot = lennonnet_split::snapshot::open(&snapshots, id)
+        .with_context(|| format!("cannot open snapshot `{id}` in {}", snapshots.display()))?;
+    let objects = config.dataset_dir().join("objects");
+    let rows = snapshot.rows()?;
+    let items: Vec<SheetItem> = rows
+        .iter()
+        .filter(|r| a.group.as_deref().is_none_or(|g| r.group.as_str() == g))
+        .filter(|r| a.split.is_none_or(|s| r.split == s))
+        .take(a.limit)
+        .map(|r| SheetItem {
+            path: lennonnet_train::data::object_path(&objects, &r.id),
+            group: format!("{}/{}", r.group, r.split),
+            name: format!("{} {}", &r.id.to_hex()[..12], r.label),
+        })
+        .collect();
+    if items.is_empty() {
+        let groups: std::collections::BTreeSet<&str> =
+            rows.iter().map(|r| r.group.as_str()).collect();
+        bail!(
+            "snapshot {} has no images in group {} and split {} (its groups: {})",
+            &snapshot.id().to_string()[..8],
+            a.group.as_deref().unwrap_or("(any)"),
+            a.split
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "(any)".into()),
+            groups.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    let sheet = lennonnet_mirror::sheet::draw(&items, opts, threads);
+    let mut bytes = Vec::new();
+    sheet
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .context("cannot encode the contact sheet")?;
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = a.out.with_extension("png.tmp");
+    std::fs::write(&tmp, &bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &a.out).with_context(|| format!("cannot write {}", a.out.display()))?;
+    Ok(items.len())
 }

@@ -193,7 +193,12 @@ fn items(config: &Config, store: &Store) -> anyhow::Result<Vec<Item>> {
                 d.reasons
                     .iter()
                     .find(|r| {
-                        matches!(r.code, DecisionCode::LabelConflict | DecisionCode::EvalLeak)
+                        matches!(
+                            r.code,
+                            DecisionCode::LabelConflict
+                                | DecisionCode::EvalLeak
+                                | DecisionCode::SuspectLabel
+                        )
                     })
                     .map(|r| r.code.as_str().to_string())
                     .unwrap_or_else(|| d.status.as_str().to_string()),

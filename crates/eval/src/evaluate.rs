@@ -1,0 +1,614 @@
+//! `evaluate`: score a snapshot with a run's best model and write `<run>/eval/`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use lennonnet_core::{ContentId, ManifestRow, Progress, Split};
+use lennonnet_split::snapshot::Snapshot;
+
+use crate::error::{EvalError, Result};
+use crate::metrics::*;
+use crate::score::Scorer;
+use crate::stats::{self, Scored};
+
+/// How to evaluate.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Decoding and preprocessing threads.
+    pub threads: usize,
+    /// Groups whose name starts with this are word groups (the `words` aggregate).
+    pub words_prefix: String,
+    /// Misclassified images in the gallery, at most.
+    pub gallery_errors: usize,
+    /// Suspects in the gallery, at most.
+    pub gallery_suspects: usize,
+    /// Longer side of a gallery thumbnail.
+    pub thumb_px: u32,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            words_prefix: "word_".into(),
+            gallery_errors: 48,
+            gallery_suspects: 48,
+            thumb_px: 160,
+        }
+    }
+}
+
+/// What the caller knows about each image besides the snapshot: where it came from (the
+/// store's provenance) and, on a mirror world, its truth.
+#[derive(Debug, Clone, Default)]
+pub struct Annotations {
+    /// Sorted search results per image (missing: none known).
+    pub sources: BTreeMap<ContentId, Vec<Source>>,
+    pub truth: BTreeMap<ContentId, Truth>,
+    /// `mirror` or `none`.
+    pub truth_source: String,
+}
+
+/// One scored image.
+struct Item<'a> {
+    row: &'a ManifestRow,
+    probs: Vec<f32>,
+    label: usize,
+    predicted: usize,
+    /// The true class index, when known and one of the run's classes.
+    truth: Option<usize>,
+}
+
+/// What [`evaluate`] wrote.
+#[derive(Debug, Clone)]
+pub struct EvalOutput {
+    pub dir: PathBuf,
+    pub metrics: EvalMetrics,
+}
+
+const SPLIT_ORDER: [Split; 4] = [Split::Test, Split::Val, Split::Eval, Split::Train];
+
+/// Scores every image of `snapshot` with `scorer`'s model and writes `<run_dir>/eval/`
+/// (replacing an earlier evaluation). `load_secs` is the model's load time, for `timing`.
+pub fn evaluate(
+    run_dir: &Path,
+    scorer: &Scorer,
+    snapshot: &Snapshot,
+    ann: &Annotations,
+    opts: &EvalOptions,
+    progress: &dyn Progress,
+    load_secs: f64,
+) -> Result<EvalOutput> {
+    let started = Instant::now();
+    let rec = &scorer.record;
+    let classes = rec.classes.clone();
+    let class_index = |label: &str, id: &ContentId| {
+        classes
+            .iter()
+            .position(|c| c == label)
+            .ok_or_else(|| EvalError::UnknownLabel {
+                run: rec.name.clone(),
+                id: id.to_string(),
+                label: label.to_string(),
+                classes: classes.join(", "),
+            })
+    };
+    let (threshold, threshold_source) = match rec.threshold {
+        Some(t) => (t, "validation"),
+        None => (0.5, "default"),
+    };
+    let rows = snapshot.rows()?;
+    for r in &rows {
+        class_index(r.label.as_str(), &r.id)?;
+    }
+    let objects = lennonnet_train::data::dataset_dir(snapshot).join("objects");
+
+    // Score everything, in manifest order.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.max(1))
+        .build()
+        .map_err(EvalError::model)?;
+    let t_score = Instant::now();
+    progress.start("eval: score", Some(rows.len() as u64));
+    let results = scorer.score_all(
+        rows.len(),
+        |i| {
+            let p = lennonnet_train::data::object_path(&objects, &rows[i].id);
+            fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        },
+        opts.batch_size,
+        &pool,
+        &|k| progress.advance("eval: score", k as u64),
+    )?;
+    progress.finish("eval: score");
+    let score_secs = t_score.elapsed().as_secs_f64();
+
+    let mut items = Vec::with_capacity(rows.len());
+    let mut failed = Vec::new();
+    for (row, r) in rows.iter().zip(results) {
+        match r {
+            Ok(probs) => {
+                let truth = ann
+                    .truth
+                    .get(&row.id)
+                    .and_then(|t| classes.iter().position(|c| *c == t.class));
+                items.push(Item {
+                    row,
+                    predicted: stats::decide(&probs, threshold),
+                    label: class_index(row.label.as_str(), &row.id)?,
+                    probs,
+                    truth,
+                });
+            }
+            Err(reason) => failed.push(FailedImage {
+                id: row.id.to_string(),
+                split: row.split.to_string(),
+                group: row.group.to_string(),
+                reason,
+            }),
+        }
+    }
+    let of_split = |s: Split| -> Vec<&Item> { items.iter().filter(|i| i.row.split == s).collect() };
+
+    let mut scored = BTreeMap::new();
+    for s in Split::ALL {
+        scored.insert(s.to_string(), of_split(s).len());
+    }
+
+    // Truth and label noise.
+    let mut per_split = BTreeMap::new();
+    for s in Split::ALL {
+        let its = of_split(s);
+        let mut noise = LabelNoise {
+            images: its.len(),
+            known: 0,
+            wrong: 0,
+            wrong_by_label: BTreeMap::new(),
+        };
+        for it in &its {
+            if let Some(t) = it.truth {
+                noise.known += 1;
+                if t != it.label {
+                    noise.wrong += 1;
+                    *noise
+                        .wrong_by_label
+                        .entry(classes[it.label].clone())
+                        .or_default() += 1;
+                }
+            }
+        }
+        per_split.insert(s.to_string(), noise);
+    }
+    let truth_summary = TruthSummary {
+        available: items.iter().any(|i| i.truth.is_some()),
+        source: if items.iter().any(|i| i.truth.is_some()) {
+            ann.truth_source.clone()
+        } else {
+            "none".into()
+        },
+        per_split,
+    };
+
+    let split_scores = |s: Split| -> SplitScores {
+        let its = of_split(s);
+        let by_label: Vec<Scored> = its
+            .iter()
+            .map(|i| Scored {
+                probs: &i.probs,
+                predicted: i.predicted,
+                reference: i.label,
+            })
+            .collect();
+        let truth = (!its.is_empty() && its.iter().all(|i| i.truth.is_some())).then(|| {
+            let by_truth: Vec<Scored> = its
+                .iter()
+                .map(|i| Scored {
+                    probs: &i.probs,
+                    predicted: i.predicted,
+                    reference: i.truth.expect("checked"),
+                })
+                .collect();
+            stats::scores(&by_truth, &classes, "truth", CALIBRATION_BINS)
+        });
+        SplitScores {
+            split: s.to_string(),
+            labels: stats::scores(&by_label, &classes, "label", CALIBRATION_BINS),
+            truth,
+        }
+    };
+    let test = split_scores(Split::Test);
+    let val = split_scores(Split::Val);
+
+    // Per group, per split; then the words aggregate.
+    let mut groups = Vec::new();
+    for s in [Split::Test, Split::Val, Split::Eval] {
+        let its = of_split(s);
+        let mut by_group: BTreeMap<&str, Vec<&Item>> = BTreeMap::new();
+        for it in &its {
+            by_group.entry(it.row.group.as_str()).or_default().push(it);
+        }
+        for (g, members) in &by_group {
+            groups.push(group_scores(g, "group", s, members, &classes));
+        }
+        let words: Vec<&Item> = its
+            .iter()
+            .copied()
+            .filter(|i| i.row.group.as_str().starts_with(&opts.words_prefix))
+            .collect();
+        if !words.is_empty() {
+            groups.push(group_scores(
+                WORDS_AGGREGATE,
+                "words_aggregate",
+                s,
+                &words,
+                &classes,
+            ));
+        }
+    }
+
+    // The eval sets.
+    let mut eval_sets = Vec::new();
+    {
+        let mut by_group: BTreeMap<&str, Vec<&Item>> = BTreeMap::new();
+        for it in of_split(Split::Eval) {
+            by_group.entry(it.row.group.as_str()).or_default().push(it);
+        }
+        for (g, members) in by_group {
+            let p: Vec<f32> = members.iter().map(|i| i.probs[0]).collect();
+            let right = members.iter().filter(|i| i.predicted == i.label).count();
+            let label = majority_label(&members, &classes);
+            eval_sets.push(EvalSet {
+                group: g.to_string(),
+                label,
+                images: members.len(),
+                right,
+                accuracy: right as f64 / members.len() as f64,
+                mean_p_positive: mean(&p),
+                median_p_positive: stats::median(&p),
+                histogram: stats::histogram(
+                    p.iter().map(|&x| f64::from(x)),
+                    stats::edges(HISTOGRAM_BINS),
+                ),
+                threshold_histogram: stats::histogram(
+                    p.iter().map(|&x| f64::from(x)),
+                    vec![0.0, threshold, 1.0],
+                ),
+                wrong: members.len() - right,
+                truth_positive: members
+                    .iter()
+                    .all(|i| i.truth.is_some())
+                    .then(|| members.iter().filter(|i| i.truth == Some(0)).count()),
+            });
+        }
+    }
+
+    // Confident learning over train and val.
+    let examined: Vec<&Item> = items
+        .iter()
+        .filter(|i| matches!(i.row.split, Split::Train | Split::Val))
+        .collect();
+    let probs: Vec<&[f32]> = examined.iter().map(|i| i.probs.as_slice()).collect();
+    let labels: Vec<usize> = examined.iter().map(|i| i.label).collect();
+    let cl = stats::confident_learning(&probs, &labels, &classes);
+    let sources_of = |id: &ContentId| ann.sources.get(id).cloned().unwrap_or_default();
+    let truth_of = |id: &ContentId| ann.truth.get(id).cloned();
+    let mut suspects: Vec<Suspect> = cl
+        .suspects
+        .iter()
+        .enumerate()
+        .map(|(k, &(i, c, margin))| {
+            let it = examined[i];
+            Suspect {
+                rank: k + 1,
+                id: it.row.id.to_string(),
+                split: it.row.split.to_string(),
+                group: it.row.group.to_string(),
+                label: classes[it.label].clone(),
+                suggested: classes[c].clone(),
+                p_label: it.probs[it.label],
+                p_suggested: it.probs[c],
+                margin,
+                truth: truth_of(&it.row.id),
+                sources: sources_of(&it.row.id),
+                thumbnail: None,
+            }
+        })
+        .collect();
+    let mut by_split = BTreeMap::new();
+    for s in &suspects {
+        *by_split.entry(s.split.clone()).or_insert(0) += 1;
+    }
+    let suspect_truth = examined.iter().any(|i| i.truth.is_some()).then(|| {
+        let flagged: BTreeSet<usize> = cl.suspects.iter().map(|s| s.0).collect();
+        let mut st = SuspectTruth {
+            known: 0,
+            label_wrong: 0,
+            missed: 0,
+        };
+        for (i, it) in examined.iter().enumerate() {
+            let Some(t) = it.truth else { continue };
+            if flagged.contains(&i) {
+                st.known += 1;
+                st.label_wrong += usize::from(t != it.label);
+            } else if t != it.label {
+                st.missed += 1;
+            }
+        }
+        st
+    });
+
+    // Write into a fresh folder, then swap it in.
+    let out_dir = run_dir.join(EVAL_DIR);
+    let tmp = run_dir.join(format!("{EVAL_DIR}.tmp"));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(EvalError::io("cannot remove", &tmp))?;
+    }
+    fs::create_dir_all(tmp.join(GALLERY_DIR).join("errors"))
+        .map_err(EvalError::io("cannot create", &tmp))?;
+    fs::create_dir_all(tmp.join(GALLERY_DIR).join("suspects"))
+        .map_err(EvalError::io("cannot create", &tmp))?;
+
+    // The gallery: the most confident errors on test and eval, and the top suspects.
+    let mut errors: Vec<&Item> = items
+        .iter()
+        .filter(|i| matches!(i.row.split, Split::Test | Split::Eval) && i.predicted != i.label)
+        .collect();
+    errors.sort_by(|a, b| {
+        b.probs[b.predicted]
+            .total_cmp(&a.probs[a.predicted])
+            .then(a.row.id.cmp(&b.row.id))
+    });
+    errors.truncate(opts.gallery_errors);
+    let mut gallery_errors = Vec::new();
+    for (k, it) in errors.iter().enumerate() {
+        let rel = format!(
+            "{GALLERY_DIR}/errors/{:03}-{}.jpg",
+            k + 1,
+            short(&it.row.id)
+        );
+        thumbnail(&objects, &it.row.id, &tmp.join(&rel), opts.thumb_px)?;
+        gallery_errors.push(GalleryItem {
+            rank: k + 1,
+            id: it.row.id.to_string(),
+            split: it.row.split.to_string(),
+            group: it.row.group.to_string(),
+            label: classes[it.label].clone(),
+            predicted: classes[it.predicted].clone(),
+            p_positive: it.probs[0],
+            confidence: it.probs[it.predicted],
+            truth: truth_of(&it.row.id),
+            sources: sources_of(&it.row.id),
+            thumbnail: rel,
+        });
+    }
+    let mut gallery_suspects = Vec::new();
+    for s in suspects.iter_mut().take(opts.gallery_suspects) {
+        let id: ContentId = s.id.parse().map_err(EvalError::model)?;
+        let rel = format!("{GALLERY_DIR}/suspects/{:03}-{}.jpg", s.rank, short(&id));
+        thumbnail(&objects, &id, &tmp.join(&rel), opts.thumb_px)?;
+        s.thumbnail = Some(rel.clone());
+        let it = examined[cl.suspects[s.rank - 1].0];
+        gallery_suspects.push(GalleryItem {
+            rank: s.rank,
+            id: s.id.clone(),
+            split: s.split.clone(),
+            group: s.group.clone(),
+            label: s.label.clone(),
+            predicted: s.suggested.clone(),
+            p_positive: it.probs[0],
+            confidence: s.p_suggested,
+            truth: s.truth.clone(),
+            sources: s.sources.clone(),
+            thumbnail: rel,
+        });
+    }
+    let gallery = GallerySummary {
+        errors: gallery_errors.len(),
+        suspects: gallery_suspects.len(),
+        index: GALLERY_INDEX.to_string(),
+    };
+    write_json(
+        &tmp.join(GALLERY_INDEX),
+        &GalleryIndex {
+            format_version: FORMAT_VERSION,
+            threshold,
+            positive_class: classes[0].clone(),
+            errors: gallery_errors,
+            suspects: gallery_suspects,
+        },
+    )?;
+
+    // predictions.jsonl, sorted by (split, group, id).
+    let mut order: Vec<&Item> = items.iter().collect();
+    let split_rank = |s: Split| SPLIT_ORDER.iter().position(|x| *x == s).unwrap_or(9);
+    order.sort_by(|a, b| {
+        split_rank(a.row.split)
+            .cmp(&split_rank(b.row.split))
+            .then(a.row.group.cmp(&b.row.group))
+            .then(a.row.id.cmp(&b.row.id))
+    });
+    let mut lines = String::new();
+    for it in order {
+        let p = Prediction {
+            id: it.row.id.to_string(),
+            split: it.row.split.to_string(),
+            group: it.row.group.to_string(),
+            label: classes[it.label].clone(),
+            p_positive: it.probs[0],
+            predicted: classes[it.predicted].clone(),
+            correct: it.predicted == it.label,
+            truth: truth_of(&it.row.id),
+            sources: sources_of(&it.row.id),
+        };
+        lines += &serde_json::to_string(&p).expect("serialisable");
+        lines.push('\n');
+    }
+    write_file(&tmp.join(PREDICTIONS_JSONL), lines.as_bytes())?;
+    let mut lines = String::new();
+    for s in &suspects {
+        lines += &serde_json::to_string(s).expect("serialisable");
+        lines.push('\n');
+    }
+    write_file(&tmp.join(SUSPECTS_JSONL), lines.as_bytes())?;
+
+    let n_scored = items.len();
+    let metrics = EvalMetrics {
+        format_version: FORMAT_VERSION,
+        run: RunInfo {
+            name: rec.name.clone(),
+            snapshot: rec.snapshot.clone(),
+            model: rec.model.clone(),
+            strategy: rec.strategy.clone(),
+            seed: rec.seed,
+            classes: classes.clone(),
+            positive_class: classes[0].clone(),
+            threshold,
+            threshold_source: threshold_source.into(),
+            threshold_metric: rec
+                .result
+                .as_ref()
+                .map(|r| r.threshold_metric.as_str().to_string()),
+        },
+        snapshot: snapshot.id().to_string(),
+        scored,
+        failed,
+        truth: truth_summary,
+        test,
+        val,
+        groups,
+        eval_sets,
+        suspects: SuspectSummary {
+            splits: vec!["train".into(), "val".into()],
+            images: examined.len(),
+            thresholds: cl.thresholds.clone(),
+            confident_joint: ConfusionMatrix {
+                classes: classes.clone(),
+                rows: cl.joint.clone(),
+            },
+            suspects: suspects.len(),
+            by_split,
+            truth: suspect_truth,
+        },
+        gallery,
+        timing: Timing {
+            total_secs: load_secs + started.elapsed().as_secs_f64(),
+            load_secs,
+            score_secs,
+            images: n_scored,
+            images_per_sec: if score_secs > 0.0 {
+                rows.len() as f64 / score_secs
+            } else {
+                0.0
+            },
+            threads: opts.threads,
+            batch_size: opts.batch_size,
+        },
+    };
+    write_json(&tmp.join(METRICS_JSON), &metrics)?;
+
+    // Swap the new folder in.
+    if out_dir.exists() {
+        let old = run_dir.join(format!("{EVAL_DIR}.old"));
+        if old.exists() {
+            fs::remove_dir_all(&old).map_err(EvalError::io("cannot remove", &old))?;
+        }
+        fs::rename(&out_dir, &old).map_err(EvalError::io("cannot move aside", &out_dir))?;
+        fs::rename(&tmp, &out_dir).map_err(EvalError::io("cannot rename into", &out_dir))?;
+        fs::remove_dir_all(&old).map_err(EvalError::io("cannot remove", &old))?;
+    } else {
+        fs::rename(&tmp, &out_dir).map_err(EvalError::io("cannot rename into", &out_dir))?;
+    }
+    Ok(EvalOutput {
+        dir: out_dir,
+        metrics,
+    })
+}
+
+fn group_scores(
+    name: &str,
+    kind: &str,
+    split: Split,
+    members: &[&Item],
+    classes: &[String],
+) -> GroupScores {
+    let p: Vec<f32> = members.iter().map(|i| i.probs[0]).collect();
+    let right = members.iter().filter(|i| i.predicted == i.label).count();
+    GroupScores {
+        group: name.to_string(),
+        kind: kind.to_string(),
+        split: split.to_string(),
+        label: majority_label(members, classes),
+        images: members.len(),
+        right,
+        accuracy: right as f64 / members.len() as f64,
+        mean_p_positive: mean(&p),
+        predicted_positive: members.iter().filter(|i| i.predicted == 0).count(),
+        truth_positive: members
+            .iter()
+            .all(|i| i.truth.is_some())
+            .then(|| members.iter().filter(|i| i.truth == Some(0)).count()),
+    }
+}
+
+/// The label most members carry (a group has one label; ties go to the class order).
+fn majority_label(members: &[&Item], classes: &[String]) -> String {
+    let mut n = vec![0usize; classes.len()];
+    for m in members {
+        n[m.label] += 1;
+    }
+    let best = (0..n.len()).fold(0, |b, i| if n[i] > n[b] { i } else { b });
+    classes[best].clone()
+}
+
+fn mean(v: &[f32]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64
+    }
+}
+
+fn short(id: &ContentId) -> String {
+    id.to_hex()[..16].to_string()
+}
+
+/// A JPEG thumbnail (longer side `px`) of an object, upright.
+pub fn thumbnail(objects: &Path, id: &ContentId, out: &Path, px: u32) -> Result<()> {
+    let src = lennonnet_train::data::object_path(objects, id);
+    let bytes = fs::read(&src).map_err(EvalError::io("cannot read", &src))?;
+    let img = lennonnet_train::data::decode::decode_upright(&bytes).map_err(|message| {
+        EvalError::Data {
+            path: src.clone(),
+            message,
+        }
+    })?;
+    let rgb = img.thumbnail(px, px).to_rgb8();
+    let mut buf = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 85)
+        .encode_image(&rgb)
+        .map_err(|e| EvalError::Thumbnail {
+            path: out.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    write_file(out, &buf)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(d) = path.parent() {
+        fs::create_dir_all(d).map_err(EvalError::io("cannot create", d))?;
+    }
+    fs::write(path, bytes).map_err(EvalError::io("cannot write", path))
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
+    let mut s = serde_json::to_string_pretty(v).expect("serialisable");
+    s.push('\n');
+    write_file(path, s.as_bytes())
+}

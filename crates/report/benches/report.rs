@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use lennonnet_core::bench::BenchLine;
 use lennonnet_report::fixture::{FixtureSpec, write_run};
 use lennonnet_report::plot::encode_png;
 use lennonnet_report::{DatasetInputs, Inputs, RunInputs, render, write};
@@ -78,11 +79,15 @@ fn main() {
         ms(total),
         ms(encode)
     );
-    println!(
-        "BENCH {{\"stage\":\"report\",\"figure\":\"ms to read a run, draw {} plots, lay out and write report.html\",\"value\":{:.1},\"baseline\":\"ms to PNG-encode the same plots' pixels alone\",\"baseline_value\":{:.1},\"ratio\":{:.2}}}",
-        plots.len(),
+    let line = BenchLine::new(
+        "report",
+        &format!(
+            "ms to read a run, draw {} plots, lay out and write report.html",
+            plots.len()
+        ),
         ms(total),
-        ms(encode),
-        ms(total) / ms(encode)
+        "ms to PNG-encode the same plots' pixels alone",
+        Some(ms(encode)),
     );
+    println!("{line}");
 }

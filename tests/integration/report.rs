@@ -133,6 +133,103 @@ window.addEventListener('load', function () {
 });
 </script>"#;
 
+/// Opens `page` in headless Chromium twice (as it is, for the console and a screenshot; and a
+/// copy with [`CHECK`] appended, for the images and the network) and checks everything. Returns
+/// the number of images and the screenshot's path.
+fn check_in_chromium(page: &Path, work: &Path) -> (u64, PathBuf) {
+    let html = std::fs::read_to_string(page).unwrap();
+
+    // 1. The page as it is: no console message.
+    let shot = work.join("screenshot.png");
+    let (_, stderr) = headless(
+        &work.join("profile-shot"),
+        page,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,2400",
+        ],
+    );
+    assert_eq!(
+        console_lines(&stderr),
+        Vec::<&str>::new(),
+        "console messages"
+    );
+
+    // 2. A copy with the check appended: every image decoded, nothing fetched.
+    let checked = page.with_file_name("check.html");
+    std::fs::write(
+        &checked,
+        html.replace("</body>", &format!("{CHECK}</body>")),
+    )
+    .unwrap();
+    let (dom, stderr) = headless(&work.join("profile-dom"), &checked, &["--dump-dom"]);
+    std::fs::remove_file(&checked).unwrap();
+    assert_eq!(
+        console_lines(&stderr),
+        Vec::<&str>::new(),
+        "console messages"
+    );
+    let start = dom.find("<pre id=\"lennonnet-check\">").unwrap_or_else(|| {
+        panic!(
+            "the check did not run; DOM:\n{}",
+            &dom[..dom.len().min(2000)]
+        )
+    }) + "<pre id=\"lennonnet-check\">".len();
+    let end = start + dom[start..].find("</pre>").unwrap();
+    let json = dom[start..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let check: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        check["broken"],
+        serde_json::json!([]),
+        "images that did not render"
+    );
+    assert_eq!(
+        check["requests"],
+        serde_json::json!([]),
+        "the page fetched something"
+    );
+    assert!(check["height"].as_u64().unwrap() > 2000, "{check}");
+
+    // 3. The screenshot: a PNG of the window, not blank, with the dark headline band on top.
+    let img = image::open(&shot)
+        .expect("the screenshot is a PNG")
+        .to_rgb8();
+    assert_eq!(img.dimensions(), (1280, 2400));
+    let mut colours = std::collections::HashSet::new();
+    let mut dark_top = 0;
+    for (_, y, p) in img.enumerate_pixels() {
+        colours.insert(p.0);
+        if y < 200 && p.0.iter().all(|&c| c < 80) {
+            dark_top += 1;
+        }
+    }
+    assert!(
+        colours.len() > 500,
+        "a blank screenshot: {} colours",
+        colours.len()
+    );
+    assert!(
+        dark_top > 1280 * 50,
+        "no headline band: {dark_top} dark pixels"
+    );
+    (check["images"].as_u64().unwrap(), shot)
+}
+
+fn thumbnails(run_dir: &Path) -> u64 {
+    ["errors", "suspects"]
+        .iter()
+        .map(
+            |d| match std::fs::read_dir(run_dir.join("eval/gallery").join(d)) {
+                Ok(entries) => entries.count() as u64,
+                Err(_) => 0,
+            },
+        )
+        .sum()
+}
+
 #[test]
 fn the_report_renders_in_headless_chromium_without_errors() {
     let tmp = tempfile::tempdir().unwrap();
@@ -162,91 +259,89 @@ fn the_report_renders_in_headless_chromium_without_errors() {
     let plots = r.stdout.lines().filter(|l| l.starts_with("plot ")).count();
     assert_eq!(plots, 6, "{}", r.stdout);
 
-    // 1. The page as it is: no console message.
-    let shot = tmp.path().join("screenshot.png");
-    let (_, stderr) = headless(
-        &tmp.path().join("profile-shot"),
-        &page,
-        &[
-            &format!("--screenshot={}", shot.display()),
-            "--window-size=1280,2400",
-        ],
-    );
-    assert_eq!(
-        console_lines(&stderr),
-        Vec::<&str>::new(),
-        "console messages"
-    );
-
-    // 2. A copy with the check appended: every image decoded, nothing fetched.
-    let checked = out_dir.join("check.html");
-    std::fs::write(
-        &checked,
-        html.replace("</body>", &format!("{CHECK}</body>")),
-    )
-    .unwrap();
-    let (dom, stderr) = headless(&tmp.path().join("profile-dom"), &checked, &["--dump-dom"]);
-    assert_eq!(
-        console_lines(&stderr),
-        Vec::<&str>::new(),
-        "console messages"
-    );
-    let start = dom.find("<pre id=\"lennonnet-check\">").unwrap_or_else(|| {
-        panic!(
-            "the check did not run; DOM:\n{}",
-            &dom[..dom.len().min(2000)]
-        )
-    }) + "<pre id=\"lennonnet-check\">".len();
-    let end = start + dom[start..].find("</pre>").unwrap();
-    let json = dom[start..end]
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&");
-    let check: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let thumbs = std::fs::read_dir(run_dir.join("eval/gallery/errors"))
-        .unwrap()
-        .count()
-        + std::fs::read_dir(run_dir.join("eval/gallery/suspects"))
-            .unwrap()
-            .count();
-    assert_eq!(check["images"], 6 + thumbs as u64, "{check}");
-    assert_eq!(
-        check["broken"],
-        serde_json::json!([]),
-        "images that did not render"
-    );
-    assert_eq!(
-        check["requests"],
-        serde_json::json!([]),
-        "the page fetched something"
-    );
-    assert!(check["height"].as_u64().unwrap() > 3000, "{check}");
-
-    // 3. The screenshot: a PNG of the window, not blank, with the dark headline band on top.
-    let img = image::open(&shot)
-        .expect("the screenshot is a PNG")
-        .to_rgb8();
-    assert_eq!(img.dimensions(), (1280, 2400));
-    let mut colours = std::collections::HashSet::new();
-    let mut dark_top = 0;
-    for (_, y, p) in img.enumerate_pixels() {
-        colours.insert(p.0);
-        if y < 200 && p.0.iter().all(|&c| c < 80) {
-            dark_top += 1;
-        }
-    }
-    assert!(
-        colours.len() > 500,
-        "a blank screenshot: {} colours",
-        colours.len()
-    );
-    assert!(
-        dark_top > 1280 * 50,
-        "no headline band: {dark_top} dark pixels"
-    );
+    let (images, shot) = check_in_chromium(&page, tmp.path());
+    assert_eq!(images, 6 + thumbnails(&run_dir));
     let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-screenshot.png");
     std::fs::copy(&shot, &keep).unwrap();
     eprintln!("screenshot: {}", keep.display());
+}
+
+/// A real run: a small model trained on a synthetic snapshot (no test split), evaluated by
+/// `lennonnet eval`, reported by `lennonnet report` into the default folder.
+#[test]
+fn a_trained_and_evaluated_run_reports_in_chromium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    write_dataset(
+        &root.join("datasets").join("syn"),
+        &SyntheticSpec::default(),
+    )
+    .unwrap();
+    let config = write(
+        root,
+        "syn.toml",
+        &format!(
+            r#"[dataset]
+name = "syn"
+root_dir = {:?}
+
+[[class]]
+name = "a"
+
+[[class]]
+name = "b"
+
+[[group]]
+name = "group_a"
+label = "a"
+wanted = 10
+queries = ["a"]
+
+[[group]]
+name = "group_b"
+label = "b"
+wanted = 10
+queries = ["b"]
+
+[split]
+key = "k"
+val_fraction = 0.25
+
+[train]
+runs_dir = {:?}
+model = "resnet10t"
+strategy = "full"
+epochs = 2
+batch_size = 12
+input_px = 64
+seed = 3
+learning_rate = 3e-3
+loader_threads = 1
+"#,
+            root.join("datasets"),
+            root.join("runs")
+        ),
+    );
+    let config = config.to_str().unwrap();
+    let run_dir = root.join("runs").join("r");
+    let run_arg = run_dir.to_str().unwrap();
+    for args in [
+        vec!["-q", "train", "--config", config, "--run", "r"],
+        vec!["-q", "eval", "--config", config, "--run", run_arg],
+        vec!["-q", "report", "--config", config, "--run", run_arg],
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 0, "{args:?}\n{}\n{}", r.stdout, r.stderr);
+    }
+    let page = run_dir.join("report").join("report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("No test split in this snapshot"),
+        "the page says what it shows"
+    );
+    let (images, _) = check_in_chromium(&page, root);
+    // Loss, accuracy, confusion, ROC and reliability (no eval sets: no histograms).
+    assert_eq!(images, 5 + thumbnails(&run_dir));
 }
 
 #[test]

@@ -1,6 +1,16 @@
 //! Figures the report derives from eval's outputs: the ROC curve's points and the headline.
 
-use lennonnet_eval::metrics::{EvalMetrics, Prediction};
+use lennonnet_eval::metrics::{EvalMetrics, Prediction, SplitScores};
+
+/// The split the headline and the test figures show: the test split, or validation when the
+/// snapshot has no test images (its threshold was tuned on it, which the page says).
+pub fn headline_split(eval: &EvalMetrics) -> &SplitScores {
+    if eval.test.labels.images > 0 {
+        &eval.test
+    } else {
+        &eval.val
+    }
+}
 
 /// The ROC curve of P(positive) over `preds` against their labels: (false positive rate, true
 /// positive rate) from (0, 0) to (1, 1), one point per distinct probability (tied images move

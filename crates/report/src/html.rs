@@ -9,7 +9,7 @@ use lennonnet_eval::metrics::{EvalMetrics, GalleryItem, Scores, SplitScores, Sus
 use lennonnet_train::run::StopReason;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::figures::most_confused;
+use crate::figures::{headline_split, most_confused};
 use crate::inputs::{DatasetInputs, Inputs};
 use crate::plot::{Plot, SCALE};
 
@@ -178,7 +178,8 @@ pub fn page(inputs: &Inputs, plots: &Plots<'_>) -> String {
 fn hero(inputs: &Inputs) -> Markup {
     let eval = &inputs.run.eval;
     let rec = &inputs.run.record;
-    let test = &eval.test.labels;
+    let shown = headline_split(eval);
+    let test = &shown.labels;
     let positive = eval.run.positive_class.as_str();
     let headline = founding(test);
     let confused = most_confused(eval);
@@ -192,7 +193,9 @@ fn hero(inputs: &Inputs) -> Markup {
                 }
             }
             p.lede {
-                "Test split, " (test.images) " images, deciding " (positive) " when P(" (positive) ") ≥ "
+                @if shown.split == "test" { "Test split, " (test.images) " images" }
+                @else { "No test split in this snapshot: validation, " (test.images) " images (in-sample: the threshold was tuned on it)" }
+                ", deciding " (positive) " when P(" (positive) ") ≥ "
                 (format!("{:.2}", eval.run.threshold))
                 @if eval.run.threshold_source == "validation" { " (tuned on validation)" }
                 @else { " (" (eval.run.threshold_source) ")" }
@@ -216,7 +219,7 @@ fn hero(inputs: &Inputs) -> Markup {
                 div.kpi { b { (f3(test.positive.f1)) } span { "F1 " (positive) } }
                 div.kpi { b { (opt3(test.roc_auc)) } span { "ROC AUC" } }
                 div.kpi { b { (f3(test.calibration.ece)) } span { "ECE" } }
-                @if let Some(t) = &eval.test.truth {
+                @if let Some(t) = &shown.truth {
                     div.kpi { b { (pct(t.accuracy)) } span { "accuracy vs truth" } }
                 }
             }
@@ -309,7 +312,12 @@ fn training_section(inputs: &Inputs, plots: &Plots<'_>) -> Markup {
     }
 }
 
+/// A split's rows of the scores table: against the labels and, when known, the truth; none for
+/// a split without images.
 fn scores_rows(s: &SplitScores) -> Vec<(String, &Scores)> {
+    if s.labels.images == 0 {
+        return Vec::new();
+    }
     let mut rows = vec![(format!("{} vs labels", s.split), &s.labels)];
     if let Some(t) = &s.truth {
         rows.push((format!("{} vs truth", s.split), t));
@@ -321,8 +329,8 @@ fn test_section(eval: &EvalMetrics, plots: &Plots<'_>) -> Markup {
     let positive = eval.run.positive_class.as_str();
     let mut rows = scores_rows(&eval.test);
     rows.extend(scores_rows(&eval.val));
-    let classes: Vec<&str> = eval
-        .test
+    let shown = headline_split(eval);
+    let classes: Vec<&str> = shown
         .labels
         .per_class
         .iter()
@@ -333,6 +341,7 @@ fn test_section(eval: &EvalMetrics, plots: &Plots<'_>) -> Markup {
             h2 { "Test split" }
             p.sub { "Held out from training and from the threshold. Validation is shown for comparison: "
                 "its threshold was tuned on it, so it is in-sample."
+                @if shown.split != "test" { " This snapshot has no test images: the figures below are validation's." }
                 @if eval.test.truth.is_some() { " “vs truth” scores the same predictions against who is really in the picture (mirror world), so label noise in the test split shows." } }
             div.card {
                 table {
@@ -613,6 +622,18 @@ fn kv_table(title: &str, rows: &BTreeMap<String, u64>) -> Markup {
 }
 
 fn dataset_section(d: &DatasetInputs, eval: &EvalMetrics) -> Markup {
+    // Each group under its class (eval knows the groups' labels); groups eval did not score last.
+    let label_of: BTreeMap<&str, &str> = eval
+        .groups
+        .iter()
+        .filter(|g| g.kind == "group")
+        .map(|g| (g.group.as_str(), g.label.as_str()))
+        .chain(
+            eval.eval_sets
+                .iter()
+                .map(|s| (s.group.as_str(), s.label.as_str())),
+        )
+        .collect();
     html! {
         section #dataset {
             h2 { "Dataset" }
@@ -628,8 +649,11 @@ fn dataset_section(d: &DatasetInputs, eval: &EvalMetrics) -> Markup {
                         tbody {
                             @for (class, counts) in &m.counts.by_class {
                                 tr.class { td { b { (class) } } (split_cols(counts)) }
+                                @for (group, counts) in m.counts.by_group.iter().filter(|(g, _)| label_of.get(g.as_str()) == Some(&class.as_str())) {
+                                    tr { td { span.indent { (group) } } (split_cols(counts)) }
+                                }
                             }
-                            @for (group, counts) in &m.counts.by_group {
+                            @for (group, counts) in m.counts.by_group.iter().filter(|(g, _)| !label_of.contains_key(g.as_str())) {
                                 tr { td { span.indent { (group) } } (split_cols(counts)) }
                             }
                             tr.total { td { "all" } (split_cols(&m.counts.by_split)) }
@@ -637,6 +661,7 @@ fn dataset_section(d: &DatasetInputs, eval: &EvalMetrics) -> Markup {
                     }
                     p.muted.small {
                         "Validation share " (pct(m.policy.val_fraction)) "; test holdout per class: "
+                        @if m.policy.test_per_class.is_empty() { "none" }
                         @for (i, (c, n)) in m.policy.test_per_class.iter().enumerate() { @if i > 0 { ", " } (c) " " (n) }
                         ". " (m.moved) " images moved from the parent snapshot."
                         @for s in &m.shortfalls { " Test holdout of " (s.class) " short: " (s.got) " of " (s.wanted) "." }

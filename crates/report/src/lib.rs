@@ -67,10 +67,12 @@ pub fn render(inputs: &Inputs) -> Result<Rendered> {
         file: "loss.png",
         title: "Loss",
         y_desc: "cross-entropy",
+        // Headroom on top for the legend.
         y_range: plot::y_range(
             epochs.iter().flat_map(|e| [e.train_loss, e.val_loss]),
             Some(0.0),
             None,
+            0.3,
         ),
         lines: vec![
             Line {
@@ -99,6 +101,7 @@ pub fn render(inputs: &Inputs) -> Result<Rendered> {
                 .flat_map(|e| [e.train_accuracy, e.val_accuracy, e.val_balanced_accuracy]),
             None,
             Some(1.0),
+            0.0,
         ),
         lines: vec![
             Line {
@@ -152,7 +155,8 @@ pub fn render(inputs: &Inputs) -> Result<Rendered> {
         )?)
     };
 
-    let test = &eval.test.labels;
+    let shown = figures::headline_split(eval);
+    let test = &shown.labels;
     let matrix: Vec<Vec<u64>> = test
         .confusion
         .rows
@@ -177,7 +181,7 @@ pub fn render(inputs: &Inputs) -> Result<Rendered> {
     let test_preds: Vec<&lennonnet_eval::metrics::Prediction> = run
         .predictions
         .iter()
-        .filter(|p| p.split == "test")
+        .filter(|p| p.split == shown.split)
         .collect();
     let roc = match (figures::roc_points(&test_preds, positive), test.roc_auc) {
         (Some(points), Some(auc)) => Some(plot::roc("roc.png", auc, &points)?),

@@ -258,11 +258,14 @@ pub fn curves(c: Curves<'_>) -> Result<Plot> {
     })
 }
 
-/// A y range for values `vs` that starts at `floor` or below the smallest value, with headroom.
+/// A y range for values `vs` that starts at `floor` (or a little below the smallest value) and
+/// ends at `cap` (or a little above the largest), with `room` × the span added on top for a
+/// legend.
 pub fn y_range(
     vs: impl IntoIterator<Item = f64>,
     floor: Option<f64>,
     cap: Option<f64>,
+    room: f64,
 ) -> Range<f64> {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for v in vs.into_iter().filter(|v| v.is_finite()) {
@@ -281,6 +284,7 @@ pub fn y_range(
         Some(c) => c.max(hi),
         None => hi + pad,
     };
+    let hi = hi + (hi - lo) * room;
     lo..hi.max(lo + 0.05)
 }
 
@@ -596,7 +600,7 @@ pub fn reliability(file: &str, positive: &str, ece: f64, bins: &[ReliabilityBin]
             .axis_style(stroke(AXIS, 1.0))
             .x_labels(6)
             .x_label_formatter(&|v| format!("{v:.1}"))
-            .y_labels(3)
+            .y_labels(if most < 2.0 { 2 } else { 3 })
             .y_label_formatter(&|v| format!("{}", v.round() as i64))
             .x_desc(format!("predicted P({positive})"))
             .y_desc("images")
@@ -739,12 +743,14 @@ mod tests {
 
     #[test]
     fn y_range_pads_and_respects_floor_and_cap() {
-        let r = y_range([0.2, 0.4], Some(0.0), None);
+        let r = y_range([0.2, 0.4], Some(0.0), None, 0.0);
         assert_eq!(r.start, 0.0);
         assert!(r.end > 0.4);
-        let r = y_range([0.91, 0.97], None, Some(1.0));
+        let roomy = y_range([0.2, 0.4], Some(0.0), None, 0.5);
+        assert!((roomy.end - r.end * 1.5).abs() < 1e-12, "{roomy:?}");
+        let r = y_range([0.91, 0.97], None, Some(1.0), 0.0);
         assert!(r.start < 0.91 && r.start >= 0.8, "{r:?}");
         assert_eq!(r.end, 1.0);
-        assert_eq!(y_range([f64::NAN], None, None), 0.0..1.0);
+        assert_eq!(y_range([f64::NAN], None, None, 0.0), 0.0..1.0);
     }
 }

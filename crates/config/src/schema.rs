@@ -222,11 +222,12 @@ pub struct ScrapeConfig {
     /// Groups worked at once. Each group is worked in result order, so more groups keep more
     /// downloads and more CPU busy.
     pub groups_in_parallel: u32,
-    /// Downloads a group runs ahead of the result it is storing. Results are still stored in
-    /// rank order, so the images a group ends with do not depend on timing.
+    /// How far a group's downloads may run ahead of its first candidate whose outcome is still
+    /// unknown (a slow download holds only its own place). Which images a group ends with
+    /// still does not depend on timing: see the scrape crate's documentation.
     pub prefetch_per_group: u32,
-    /// Downloaded images waiting to be stored, all groups together: bounds the memory that
-    /// slow downloads at the head of groups can hold up.
+    /// Downloads in flight or downloaded but not yet stored, all groups together: bounds the
+    /// image bytes held in memory.
     pub prefetch_total: u32,
 }
 
@@ -234,8 +235,8 @@ impl Default for ScrapeConfig {
     fn default() -> Self {
         Self {
             groups_in_parallel: 16,
-            prefetch_per_group: 256,
-            prefetch_total: 1024,
+            prefetch_per_group: 4096,
+            prefetch_total: 256,
         }
     }
 }

@@ -1,22 +1,59 @@
+//! One group's pipeline; see the crate documentation for the design.
+
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use futures::StreamExt;
 use lennonnet_core::{Candidate, ContentId, Query};
-use lennonnet_fetch::{Failure, Outcome};
+use lennonnet_fetch::{Failure, Fetcher};
 use lennonnet_search::Pager;
-use lennonnet_store::{Ack, FetchOutcome, Ingested, Provenance, Timestamp, UrlState};
+use lennonnet_store::{
+    Ack, Checked, FetchOutcome, Ingested, Provenance, Store, Timestamp, UrlState,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 
 use crate::{GroupReport, QueryError, ScrapeError, Scraper};
 
-/// Acknowledgements awaited at once when this many are outstanding.
-const MAX_PENDING_ACKS: usize = 64;
+/// Acknowledgements outstanding before the oldest half is awaited.
+const MAX_PENDING_ACKS: usize = 256;
 
-/// What is known of a candidate before storing: its recorded outcome, or a fresh download.
+/// Candidates in flight beyond twice what the group still needs, so that its last images do
+/// not wait for a round trip each.
+const DISPATCH_SLACK: usize = 16;
+
+/// What is known of a candidate before storing: its recorded outcome, or a fresh download,
+/// already hashed and validated.
 enum Resolved {
     Known(Box<UrlState>),
-    Fetched(Outcome),
+    Fetched {
+        record: Box<FetchOutcome>,
+        /// The checked bytes, or the reason the download failed.
+        result: Result<Box<Checked<Bytes>>, String>,
+    },
+    /// Checking the bytes failed (the index could not be read, or the check task died).
+    Broken(ScrapeError),
+}
+
+impl Resolved {
+    /// The content id of an image this candidate will be accepted as, `None` when it cannot be
+    /// accepted.
+    fn accepted_id(&self) -> Option<ContentId> {
+        match self {
+            Resolved::Known(state) => state
+                .ingest
+                .as_ref()
+                .filter(|i| i.rejected.is_none())
+                .map(|i| i.id),
+            Resolved::Fetched {
+                result: Ok(checked),
+                ..
+            } => (checked.valid() != Some(false)).then(|| checked.id()),
+            Resolved::Fetched { result: Err(_), .. } | Resolved::Broken(_) => None,
+        }
+    }
 }
 
 /// What a candidate came to.
@@ -26,8 +63,52 @@ enum Settled {
     Failed(String),
 }
 
+/// A candidate in the group's window, from its dispatch until the frontier passes it.
+enum Slot {
+    /// Being fetched and checked.
+    Pending,
+    /// Resolved, not yet stored. The permit is one unit of the run's prefetch budget.
+    Ready(Resolved, OwnedSemaphorePermit),
+    /// Stored (its records appended).
+    Done(Settled),
+}
+
+struct Entry<'a> {
+    query: &'a Query,
+    candidate: Candidate,
+    slot: Slot,
+    /// Counted in the group's `ahead`: resolved to an image the group did not hold then.
+    ahead: bool,
+    /// Its outcome was recorded by an earlier run.
+    resumed: bool,
+}
+
+impl Entry<'_> {
+    /// Whether this candidate may still add an image the group does not hold yet.
+    fn may_count(&self, held: &HashSet<ContentId>) -> bool {
+        let id = match &self.slot {
+            // Unknown yet; a broken one stops the group when stored.
+            Slot::Pending | Slot::Ready(Resolved::Broken(_), _) => return true,
+            Slot::Ready(r, _) => r.accepted_id(),
+            Slot::Done(Settled::Accepted { id, .. }) => Some(*id),
+            Slot::Done(_) => None,
+        };
+        id.is_some_and(|id| !held.contains(&id))
+    }
+}
+
+/// What a download task needs, owned, so that it runs on any worker thread.
+#[derive(Clone)]
+struct TaskCtx {
+    store: Arc<Store>,
+    fetcher: Arc<Fetcher>,
+    checkers: Arc<Semaphore>,
+    retry_failed: bool,
+}
+
 pub(crate) async fn work(s: &Scraper, rows: Vec<Query>) -> Result<GroupReport, ScrapeError> {
     let first = &rows[0];
+    let wanted = first.wanted as usize;
     let stage = format!("group {}", first.group);
     let mut report = GroupReport {
         group: first.group.clone(),
@@ -44,80 +125,156 @@ pub(crate) async fn work(s: &Scraper, rows: Vec<Query>) -> Result<GroupReport, S
         query_errors: Vec::new(),
     };
     s.progress.start(&stage, Some(first.wanted as u64));
-    let mut held: HashSet<ContentId> = HashSet::new();
     let errors: Arc<Mutex<Vec<QueryError>>> = Arc::new(Mutex::new(Vec::new()));
-    let max_tier = rows.iter().map(|r| r.tier).max().unwrap_or(0);
-    // Journal acknowledgements still to come. Results are counted as soon as they are known
-    // (validation is synchronous); durability is awaited in batches and before the group
-    // reports, so fsync latency never serialises the group. A crash loses only unacknowledged
-    // records, whose URLs a rerun fetches again in the same order.
-    let mut pending: Vec<Ack> = Vec::new();
+    let ctx = TaskCtx {
+        store: s.store.clone(),
+        fetcher: s.fetcher.clone(),
+        checkers: s.checkers.clone(),
+        retry_failed: s.retry_failed,
+    };
 
-    'tiers: for tier in 0..=max_tier {
-        if held.len() as u32 >= first.wanted || s.stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let tier_rows: Vec<&Query> = rows.iter().filter(|r| r.tier == tier).collect();
-        let pagers: Vec<(&Query, Pager<'_>)> = tier_rows
-            .iter()
+    // Every tier's candidates, in the group's fixed order; a tier's searches start once the
+    // tier before has handed out all its candidates.
+    let max_tier = rows.iter().map(|r| r.tier).max().unwrap_or(0);
+    let tiers: Vec<Vec<&Query>> = (0..=max_tier)
+        .map(|t| rows.iter().filter(|r| r.tier == t).collect())
+        .collect();
+    let stream_errors = errors.clone();
+    let mut candidates = Box::pin(futures::stream::iter(tiers).flat_map(move |tier_rows| {
+        let pagers = tier_rows
+            .into_iter()
             .map(|q| {
                 (
-                    *q,
+                    q,
                     s.searcher.pager(q.engine, &q.text, q.id.clone(), u32::MAX),
                 )
             })
             .collect();
-        let candidates = candidate_stream(pagers, errors.clone());
-        let prefetch = s.config.scrape.prefetch_per_group.max(1) as usize;
-        let mut results = Box::pin(
-            candidates
-                .map(|(q, c)| async move {
-                    // A download holds one unit of the run's prefetch budget until stored.
-                    let permit = s
-                        .prefetch_budget
-                        .clone()
-                        .acquire_owned()
-                        .await
-                        .expect("budget never closes");
-                    let r = resolve(s, &c).await;
-                    (q, c, r, permit)
-                })
-                .buffered(prefetch),
-        );
-        while let Some((query, candidate, resolved, _permit)) = results.next().await {
-            if s.stop.load(Ordering::SeqCst) {
-                break 'tiers;
+        candidate_stream(pagers, stream_errors.clone())
+    }));
+    let mut candidates_done = false;
+
+    let max_window = s.config.scrape.prefetch_per_group.max(1) as usize;
+    // The window: entry k is the candidate at position `base + k` of the group's order. Every
+    // candidate before `base` is settled and counted; `held` is what they came to.
+    let mut window: VecDeque<Entry<'_>> = VecDeque::new();
+    let mut base: usize = 0;
+    let mut held: HashSet<ContentId> = HashSet::new();
+    let mut pending_count = 0usize;
+    let mut ready_count = 0usize;
+    // Entries resolved ahead of the frontier to an image the group may not hold yet.
+    let mut ahead = 0usize;
+    let mut tasks: JoinSet<(usize, Resolved, OwnedSemaphorePermit)> = JoinSet::new();
+    // Journal acknowledgements still to come. Durability is awaited in batches and before the
+    // group reports, so fsync latency never serialises the group. A crash loses only
+    // unacknowledged records, whose URLs a rerun fetches again in the same order.
+    let mut acks: VecDeque<Ack> = VecDeque::new();
+
+    while held.len() < wanted && !s.stop.load(Ordering::SeqCst) {
+        // Store what is safe to store, then move the frontier over what is stored.
+        if ready_count > 0 {
+            ready_count -= commit_safe(s, &mut window, &held, wanted, &mut acks)?;
+        }
+        while let Some(Entry {
+            slot: Slot::Done(_),
+            ..
+        }) = window.front()
+        {
+            let entry = window.pop_front().expect("front exists");
+            base += 1;
+            if entry.ahead {
+                ahead -= 1;
             }
-            report.candidates += 1;
-            if matches!(resolved, Resolved::Known(_)) {
+            if entry.resumed {
                 report.resumed += 1;
             }
-            if pending.len() >= MAX_PENDING_ACKS {
-                for ack in pending.drain(..) {
-                    ack.await?;
-                }
-            }
-            match settle(s, query, &candidate, resolved, &mut pending).await? {
-                Settled::Accepted { id, new } => {
-                    if new {
-                        report.new += 1;
-                    }
-                    if held.insert(id) {
-                        s.progress.advance(&stage, 1);
-                        s.progress.advance("scrape", 1);
-                    } else {
-                        report.duplicates += 1;
-                    }
-                }
-                Settled::Rejected(reason) => *report.rejected.entry(reason).or_default() += 1,
-                Settled::Failed(reason) => *report.failed.entry(reason).or_default() += 1,
-            }
-            if held.len() as u32 >= first.wanted {
-                break 'tiers;
+            let Slot::Done(settled) = entry.slot else {
+                unreachable!()
+            };
+            account(s, &stage, &mut report, &mut held, settled);
+            if held.len() >= wanted {
+                break;
             }
         }
+        if held.len() >= wanted {
+            break;
+        }
+        while acks.len() > MAX_PENDING_ACKS {
+            for ack in acks.drain(..MAX_PENDING_ACKS / 2) {
+                ack.await?;
+            }
+        }
+
+        // Dispatch more while the group may need them: at most twice what it still lacks,
+        // counting the images resolved ahead of the frontier as had.
+        let needed = wanted.saturating_sub(held.len() + ahead);
+        let allowed = if needed > 0 {
+            2 * needed + DISPATCH_SLACK
+        } else {
+            0
+        };
+        let dispatch = !candidates_done && window.len() < max_window && pending_count < allowed;
+        if !dispatch && tasks.is_empty() {
+            if window.is_empty() {
+                // Out of candidates.
+                break;
+            }
+            // Nothing in flight: the frontier entry is resolved, and is stored next round.
+            continue;
+        }
+        let next_candidate = async {
+            let permit = s
+                .prefetch_budget
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("budget never closes");
+            (candidates.next().await, permit)
+        };
+        tokio::select! {
+            biased;
+            joined = tasks.join_next(), if !tasks.is_empty() => {
+                let (k, resolved, permit) = joined
+                    .expect("tasks not empty")
+                    .map_err(|e| ScrapeError::Task(e.to_string()))?;
+                pending_count -= 1;
+                let entry = &mut window[k - base];
+                entry.resumed = matches!(resolved, Resolved::Known(_));
+                if resolved.accepted_id().is_some_and(|id| !held.contains(&id)) {
+                    entry.ahead = true;
+                    ahead += 1;
+                }
+                if held.len() + (k - base) < wanted {
+                    // Even if every candidate before it adds an image, the group still lacks
+                    // this one: store it now (see `commit_safe`).
+                    entry.slot = Slot::Done(store(s, entry.query, &entry.candidate, resolved, &mut acks)?);
+                    drop(permit);
+                } else {
+                    entry.slot = Slot::Ready(resolved, permit);
+                    ready_count += 1;
+                }
+            }
+            (next, permit) = next_candidate, if dispatch => match next {
+                Some((query, candidate)) => {
+                    let k = base + window.len();
+                    let url = candidate.image_url.clone();
+                    let query_id = query.id.clone();
+                    let ctx = ctx.clone();
+                    tasks.spawn(async move {
+                        let resolved = resolve(&ctx, &query_id, url).await;
+                        (k, resolved, permit)
+                    });
+                    window.push_back(Entry { query, candidate, slot: Slot::Pending, ahead: false, resumed: false });
+                    pending_count += 1;
+                }
+                None => candidates_done = true,
+            },
+        }
     }
-    for ack in pending {
+    // Downloads beyond the group's last image are not needed: stop them.
+    tasks.abort_all();
+    drop(window);
+    for ack in acks {
         ack.await?;
     }
     report.got = held.len() as u32;
@@ -125,6 +282,67 @@ pub(crate) async fn work(s: &Scraper, rows: Vec<Query>) -> Result<GroupReport, S
     s.progress.finish(&stage);
     tracing::info!(group = %report.group, wanted = report.wanted, got = report.got, candidates = report.candidates, "group done");
     Ok(report)
+}
+
+/// Stores every resolved candidate of the window that is sure to be within the group's part of
+/// the order: one where, even if every unresolved candidate before it came to a new image, the
+/// group would still lack images. The images a group ends with are therefore the same as if it
+/// stored strictly in order. Returns how many it stored.
+fn commit_safe(
+    s: &Scraper,
+    window: &mut VecDeque<Entry<'_>>,
+    held: &HashSet<ContentId>,
+    wanted: usize,
+    acks: &mut VecDeque<Ack>,
+) -> Result<usize, ScrapeError> {
+    let mut stored = 0;
+    // An upper bound of the distinct images the group holds before the entry looked at.
+    let mut could_hold = held.len();
+    for entry in window.iter_mut() {
+        if could_hold >= wanted {
+            break;
+        }
+        if matches!(entry.slot, Slot::Ready(..)) {
+            let Slot::Ready(resolved, permit) = std::mem::replace(&mut entry.slot, Slot::Pending)
+            else {
+                unreachable!()
+            };
+            let settled = store(s, entry.query, &entry.candidate, resolved, acks)?;
+            drop(permit);
+            entry.slot = Slot::Done(settled);
+            stored += 1;
+        }
+        if entry.may_count(held) {
+            could_hold += 1;
+        }
+    }
+    Ok(stored)
+}
+
+/// Counts a settled candidate at the frontier, in the group's order.
+fn account(
+    s: &Scraper,
+    stage: &str,
+    report: &mut GroupReport,
+    held: &mut HashSet<ContentId>,
+    settled: Settled,
+) {
+    report.candidates += 1;
+    match settled {
+        Settled::Accepted { id, new } => {
+            if new {
+                report.new += 1;
+            }
+            if held.insert(id) {
+                s.progress.advance(stage, 1);
+                s.progress.advance("scrape", 1);
+            } else {
+                report.duplicates += 1;
+            }
+        }
+        Settled::Rejected(reason) => *report.rejected.entry(reason).or_default() += 1,
+        Settled::Failed(reason) => *report.failed.entry(reason).or_default() += 1,
+    }
 }
 
 /// The candidates of a tier's queries in a fixed order: one page of each query in turn.
@@ -180,10 +398,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// The candidate's recorded outcome, or a download. Runs ahead of storing, in the prefetch window.
-async fn resolve(s: &Scraper, candidate: &Candidate) -> Resolved {
-    let url = &candidate.image_url;
-    if let Ok(Some(state)) = s.store.url_state(url) {
+/// The candidate's recorded outcome, or a download whose bytes are then hashed and validated
+/// (on a blocking thread, at most `checkers` at once). Runs ahead of storing, in the window.
+async fn resolve(ctx: &TaskCtx, query_id: &lennonnet_core::QueryId, url: String) -> Resolved {
+    if let Ok(Some(state)) = ctx.store.url_state(&url) {
         let failed_transiently = state.ingest.is_none()
             && state
                 .fetch
@@ -192,24 +410,54 @@ async fn resolve(s: &Scraper, candidate: &Candidate) -> Resolved {
                 .is_some_and(Failure::reason_is_transient);
         let usable =
             state.ingest.is_some() || state.fetch.as_ref().is_some_and(|f| f.reason.is_some());
-        if usable && !(s.retry_failed && failed_transiently) {
+        if usable && !(ctx.retry_failed && failed_transiently) {
             return Resolved::Known(Box::new(state));
         }
     }
-    Resolved::Fetched(s.fetcher.fetch(url).await)
+    let outcome = ctx.fetcher.fetch(&url).await;
+    let record = FetchOutcome {
+        url,
+        final_url: outcome.final_url.clone(),
+        query_id: Some(query_id.clone()),
+        status: outcome.status,
+        reason: outcome.reason().map(str::to_string),
+        bytes: outcome.bytes(),
+        duration_ms: outcome.duration.as_millis() as u64,
+        at: Timestamp::now(),
+    };
+    let fetched = match outcome.result {
+        Ok(fetched) => fetched,
+        Err(failure) => {
+            return Resolved::Fetched {
+                record: Box::new(record),
+                result: Err(failure.reason().to_string()),
+            };
+        }
+    };
+    let _checker = ctx.checkers.acquire().await.expect("checkers never close");
+    let store = ctx.store.clone();
+    match tokio::task::spawn_blocking(move || store.check(fetched.body)).await {
+        Ok(Ok(checked)) => Resolved::Fetched {
+            record: Box::new(record),
+            result: Ok(Box::new(checked)),
+        },
+        Ok(Err(e)) => Resolved::Broken(e.into()),
+        Err(e) => Resolved::Broken(ScrapeError::Task(e.to_string())),
+    }
 }
 
-/// Stores what `resolve` found, in order, and records the outcome; the acknowledgements of the
-/// records it wrote go to `pending`.
-async fn settle(
+/// Stores what `resolve` found and records the outcome; the acknowledgements of the records it
+/// wrote go to `acks`. Cheap: the bytes were checked ahead.
+fn store(
     s: &Scraper,
     query: &Query,
     candidate: &Candidate,
     resolved: Resolved,
-    pending: &mut Vec<Ack>,
+    acks: &mut VecDeque<Ack>,
 ) -> Result<Settled, ScrapeError> {
     let url = &candidate.image_url;
     match resolved {
+        Resolved::Broken(e) => Err(e),
         Resolved::Known(state) => {
             if let Some(ingest) = &state.ingest {
                 if let Some(reason) = ingest.rejected {
@@ -224,8 +472,8 @@ async fn settle(
                     let path = s.store.object_path(&ingest.id);
                     if let Ok(bytes) = std::fs::read(&path) {
                         let prov = Provenance::from_candidate(query, candidate, Timestamp::now());
-                        let (_, ack) = ingest_blocking(s, bytes, prov).await?;
-                        pending.push(ack);
+                        let (_, ack) = s.store.ingest_nowait(&bytes, prov)?;
+                        acks.push_back(ack);
                     }
                 }
                 return Ok(Settled::Accepted {
@@ -240,22 +488,12 @@ async fn settle(
                 .unwrap_or_else(|| "unknown".into());
             Ok(Settled::Failed(reason))
         }
-        Resolved::Fetched(outcome) => {
-            let record = FetchOutcome {
-                url: url.clone(),
-                final_url: outcome.final_url.clone(),
-                query_id: Some(query.id.clone()),
-                status: outcome.status,
-                reason: outcome.reason().map(str::to_string),
-                bytes: outcome.bytes(),
-                duration_ms: outcome.duration.as_millis() as u64,
-                at: Timestamp::now(),
-            };
-            let settled = match outcome.result {
-                Ok(fetched) => {
+        Resolved::Fetched { record, result } => {
+            let settled = match result {
+                Ok(checked) => {
                     let prov = Provenance::from_candidate(query, candidate, Timestamp::now());
-                    let (ingested, ack) = ingest_blocking(s, fetched.body.to_vec(), prov).await?;
-                    pending.push(ack);
+                    let (ingested, ack) = s.store.ingest_checked(*checked, prov)?;
+                    acks.push_back(ack);
                     match ingested.result {
                         Ingested::Accepted { new, .. } => Settled::Accepted {
                             id: ingested.id,
@@ -266,23 +504,10 @@ async fn settle(
                         }
                     }
                 }
-                Err(failure) => Settled::Failed(failure.reason().to_string()),
+                Err(reason) => Settled::Failed(reason),
             };
-            pending.push(s.store.record_fetch(record));
+            acks.push_back(s.store.record_fetch(*record));
             Ok(settled)
         }
     }
-}
-
-/// Validates, hashes and stores off the async threads; the ack resolves once durable.
-async fn ingest_blocking(
-    s: &Scraper,
-    bytes: Vec<u8>,
-    prov: Provenance,
-) -> Result<(lennonnet_store::IngestOutcome, Ack), ScrapeError> {
-    let store = s.store.clone();
-    let out = tokio::task::spawn_blocking(move || store.ingest_nowait(&bytes, prov))
-        .await
-        .map_err(|e| ScrapeError::Task(e.to_string()))??;
-    Ok(out)
 }

@@ -106,6 +106,9 @@ pub struct Scraper {
     /// Downloads of all groups together that may wait, downloaded but not yet stored, for the
     /// result before them (see [`Scraper::new`]).
     pub prefetch_budget: Arc<tokio::sync::Semaphore>,
+    /// Downloaded bytes hashed and validated at once (one per core by default): bounds the
+    /// decoded pictures in memory.
+    pub checkers: Arc<tokio::sync::Semaphore>,
 }
 
 impl Scraper {
@@ -128,6 +131,9 @@ impl Scraper {
             stop: Arc::new(AtomicBool::new(false)),
             retry_failed: false,
             prefetch_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
+            checkers: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         }
     }
 
@@ -143,17 +149,21 @@ impl Scraper {
         let total: u64 = groups.iter().map(|g| g[0].wanted as u64).sum();
         self.progress.start("scrape", Some(total));
         let parallel = self.config.scrape.groups_in_parallel.max(1) as usize;
-        let results: Vec<Result<GroupReport, ScrapeError>> = futures::stream::iter(groups)
-            .map(|rows| group::work(self, rows))
-            .buffered(parallel)
-            .collect()
-            .await;
+        // Groups finish in any order (a big group must not keep the small ones after it
+        // waiting); the report lists them in plan order.
+        let mut results: Vec<(usize, Result<GroupReport, ScrapeError>)> =
+            futures::stream::iter(groups.into_iter().enumerate())
+                .map(|(i, rows)| async move { (i, group::work(self, rows).await) })
+                .buffer_unordered(parallel)
+                .collect()
+                .await;
+        results.sort_by_key(|(i, _)| *i);
         self.progress.finish("scrape");
         let mut report = Report {
             interrupted: self.stop.load(Ordering::SeqCst),
             ..Report::default()
         };
-        for r in results {
+        for (_, r) in results {
             report.groups.push(r?);
         }
         Ok(report)

@@ -14,6 +14,11 @@ use lennonnet_store::{Animated, Rules, Store};
 
 /// A small plan against the mirror on `port`, with its dataset under `root`.
 fn config(port: u16, root: &Path) -> Config {
+    config_with(port, root, 2, 8)
+}
+
+/// The small plan with a first-byte timeout and a window of the caller's choice.
+fn config_with(port: u16, root: &Path, first_byte_secs: u32, prefetch_per_group: u32) -> Config {
     let src = format!(
         r#"
 [dataset]
@@ -25,7 +30,7 @@ root_dir = {root:?}
 concurrency = 32
 per_host_concurrency = 4
 per_host_requests_per_sec = 1000.0
-first_byte_timeout_secs = 2
+first_byte_timeout_secs = {first_byte_secs}
 total_timeout_secs = 5
 stall_window_secs = 1
 max_retries = 1
@@ -33,7 +38,7 @@ retry_base_delay_ms = 10
 
 [scrape]
 groups_in_parallel = 4
-prefetch_per_group = 8
+prefetch_per_group = {prefetch_per_group}
 
 [[class]]
 name = "john"
@@ -155,5 +160,58 @@ async fn two_runs_from_scratch_end_with_the_same_objects() {
     assert_eq!(
         sets[0], sets[1],
         "which images a group keeps depends on timing"
+    );
+}
+
+/// Storing ahead of a slow candidate must not change what a group ends with: with many slow
+/// and dead links, a wide window ends with the same objects and the same per-group counts as a
+/// window of one (which stores strictly in order, one candidate at a time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storing_ahead_of_slow_links_ends_like_storing_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let world_file = dir.path().join("world.toml");
+    std::fs::write(
+        &world_file,
+        "[search]\nburst_limit = 0\nddg_anomaly = 0.0\nddg_missing_vqd = 0.0\n\
+         [noise]\nslow_first_byte = 0.05\nnot_found = 0.1\ntruncated = 0.05\n\
+         [timing]\nslow_first_byte_ms = 1500\n",
+    )
+    .unwrap();
+    let world = load_world(Some(&world_file), Some(12), None).unwrap();
+    let mirror = start(world, "127.0.0.1:0".parse().unwrap(), &Options::default())
+        .await
+        .unwrap();
+    let mut runs = Vec::new();
+    for window in [1, 64] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_with(mirror.addr.port(), dir.path(), 1, window);
+        let store = Arc::new(open(&config));
+        let report = scrape(&config, store.clone()).await;
+        let counts: Vec<_> = report
+            .groups
+            .iter()
+            .map(|g| {
+                (
+                    g.group.to_string(),
+                    g.got,
+                    g.candidates,
+                    g.duplicates,
+                    g.rejected.clone(),
+                    g.failed.clone(),
+                )
+            })
+            .collect();
+        runs.push((objects(&store), counts));
+    }
+    let slow: u64 = runs[1]
+        .1
+        .iter()
+        .map(|c| c.5.get("first_byte_timeout").copied().unwrap_or(0))
+        .sum();
+    assert!(slow > 0, "the drill had no slow link: {:?}", runs[1].1);
+    assert_eq!(runs[0].1, runs[1].1, "per-group counts differ");
+    assert_eq!(
+        runs[0].0, runs[1].0,
+        "storing ahead changed which images the groups ended with"
     );
 }

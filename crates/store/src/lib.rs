@@ -33,7 +33,7 @@ pub use record::{
     ImageMeta, IngestResult, Provenance, Record, RejectReason,
 };
 pub use store::{
-    Counts, ImageEntry, IngestOutcome, Ingested, LAYOUT_VERSION, OpenReport, Stats, Store,
+    Checked, Counts, ImageEntry, IngestOutcome, Ingested, LAYOUT_VERSION, OpenReport, Stats, Store,
 };
 pub use time::Timestamp;
 pub use validate::{Animated, Rules};

@@ -17,7 +17,7 @@ use crate::record::{
     RejectReason,
 };
 use crate::time::Timestamp;
-use crate::validate::{Rules, validate};
+use crate::validate::{Rejected, Rules, validate};
 
 /// The on-disk layout version this build writes, kept in `layout.json`.
 pub const LAYOUT_VERSION: u32 = 1;
@@ -73,6 +73,30 @@ pub enum Ingested {
 impl IngestOutcome {
     pub fn is_accepted(&self) -> bool {
         matches!(self.result, Ingested::Accepted { .. })
+    }
+}
+
+/// Bytes hashed and validated by [`Store::check`], ready for [`Store::ingest_checked`].
+#[derive(Debug)]
+pub struct Checked<B> {
+    bytes: B,
+    id: ContentId,
+    /// `None` when the store already held the bytes at check time.
+    verdict: Option<std::result::Result<ImageMeta, Rejected>>,
+    /// The rules validated under.
+    rules: Rules,
+}
+
+impl<B> Checked<B> {
+    /// The content id of the bytes.
+    pub fn id(&self) -> ContentId {
+        self.id
+    }
+
+    /// Whether the bytes will be accepted: `Some(true)` valid, `Some(false)` refused, `None`
+    /// already stored when checked (so accepted).
+    pub fn valid(&self) -> Option<bool> {
+        self.verdict.as_ref().map(|v| v.is_ok())
     }
 }
 
@@ -283,7 +307,43 @@ impl Store {
         bytes: &[u8],
         provenance: Provenance,
     ) -> Result<(IngestOutcome, Ack)> {
-        let id = ContentId::of(bytes);
+        let checked = self.check(bytes)?;
+        self.ingest_checked(checked, provenance)
+    }
+
+    /// The costly half of an ingest, without writing anything: hashes `bytes` and, unless the
+    /// store already holds them, validates them (decode, orientation, perceptual hashes). Run it
+    /// on any thread, ahead of [`Store::ingest_checked`], which is then cheap: a pipeline can
+    /// check many images in parallel and store them in the order it chooses.
+    pub fn check<B: AsRef<[u8]>>(&self, bytes: B) -> Result<Checked<B>> {
+        let id = ContentId::of(bytes.as_ref());
+        let verdict = match self.index.meta(&id)? {
+            Some(_) => None,
+            None => Some(validate(bytes.as_ref(), &self.rules)),
+        };
+        Ok(Checked {
+            bytes,
+            id,
+            verdict,
+            rules: self.rules,
+        })
+    }
+
+    /// Stores checked bytes if valid and records their provenance, as [`Store::ingest_nowait`]
+    /// does with the same bytes. Bytes that were known when checked but are not now (or were
+    /// checked under other rules) are validated here.
+    pub fn ingest_checked<B: AsRef<[u8]>>(
+        &self,
+        checked: Checked<B>,
+        provenance: Provenance,
+    ) -> Result<(IngestOutcome, Ack)> {
+        let Checked {
+            bytes,
+            id,
+            verdict,
+            rules,
+        } = checked;
+        let bytes = bytes.as_ref();
         let prov = Record::Provenance {
             v: RECORD_VERSION,
             id,
@@ -300,7 +360,11 @@ impl Store {
             return Ok((IngestOutcome { id, result }, ack));
         }
         let at = Timestamp::now();
-        match validate(bytes, &self.rules) {
+        let verdict = match verdict {
+            Some(v) if rules == self.rules => v,
+            _ => validate(bytes, &self.rules),
+        };
+        match verdict {
             Ok(meta) => {
                 let staged = self.objects.stage(&id, bytes)?.into_iter().collect();
                 let ingest = Record::Ingest {

@@ -474,6 +474,61 @@ fn an_ack_can_be_awaited() {
     assert!(store.meta(&outcome.id).unwrap().is_some());
 }
 
+/// Checking ahead and storing later gives what one ingest gives; a check made under other
+/// rules is not trusted (the bytes are validated again under the store's own).
+#[test]
+fn checked_bytes_store_like_an_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let bytes = synth::jpeg(&synth::scene(6, 120, 90), 80);
+    let checked = store.check(bytes.clone()).unwrap();
+    assert_eq!(checked.id(), ContentId::of(&bytes));
+    assert_eq!(checked.valid(), Some(true));
+    let (outcome, ack) = store
+        .ingest_checked(checked, prov("https://h.test/a", "g", "a"))
+        .unwrap();
+    ack.wait().unwrap();
+    let Ingested::Accepted { new, meta } = &outcome.result else {
+        panic!("{outcome:?}")
+    };
+    assert!(new);
+    assert_eq!(store.meta(&outcome.id).unwrap().as_ref(), Some(meta.as_ref()));
+    assert_eq!(store.objects().read(&outcome.id).unwrap(), bytes);
+    // Known bytes need no validation; storing them adds only the provenance.
+    let again = store.check(&bytes[..]).unwrap();
+    assert_eq!(again.valid(), None);
+    let (outcome, ack) = store
+        .ingest_checked(again, prov("https://h.test/b", "g", "b"))
+        .unwrap();
+    ack.wait().unwrap();
+    assert!(matches!(outcome.result, Ingested::Accepted { new: false, .. }));
+    assert_eq!(store.provenance(&outcome.id).unwrap().len(), 2);
+    drop(store);
+
+    // Checked by a store that accepts 90 px, stored by one that wants 100 px: refused.
+    let strict_dir = tempfile::tempdir().unwrap();
+    let strict = Store::open(
+        strict_dir.path(),
+        Rules {
+            min_side_px: 100,
+            ..Rules::default()
+        },
+    )
+    .unwrap();
+    let lenient = open(dir.path());
+    let other = synth::jpeg(&synth::scene(7, 120, 90), 80);
+    let fresh = lenient.check(other).unwrap();
+    assert_eq!(fresh.valid(), Some(true));
+    let (outcome, ack) = strict
+        .ingest_checked(fresh, prov("https://h.test/c", "g", "c"))
+        .unwrap();
+    ack.wait().unwrap();
+    assert!(
+        matches!(outcome.result, Ingested::Rejected { .. }),
+        "{outcome:?}"
+    );
+}
+
 /// A minimal executor: polls a future, parking the thread between wake-ups.
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     struct Unpark(std::thread::Thread);

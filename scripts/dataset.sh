@@ -42,11 +42,11 @@ stop_mirror
 
 step curate "see the messages above" "$BIN" curate --config "$CONFIG"
 
+# (Functions run as a step's command are in an `||` context, where `set -e` is off: chain with &&.)
 snapshot() {
   local id
-  id=$("$BIN" -q snapshot --config "$CONFIG" create)
-  "$BIN" snapshot --config "$CONFIG" show "$id"
-  echo "snapshot $id" >&2
+  id=$("$BIN" -q snapshot --config "$CONFIG" create) &&
+    "$BIN" snapshot --config "$CONFIG" show "$id"
 }
 step snapshot "see the messages above" snapshot
 

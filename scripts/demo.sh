@@ -54,9 +54,10 @@ step curate "see the messages above; 'lennonnet store verify --config $CONFIG' c
   "$BIN" curate --config "$CONFIG"
 
 SNAP_FILE=datasets/demo-snapshot.id
+# (Functions run as a step's command are in an `||` context, where `set -e` is off: chain with &&.)
 snapshot() {
-  "$BIN" -q snapshot --config "$CONFIG" create > "$SNAP_FILE"
-  "$BIN" snapshot --config "$CONFIG" show "$(cat "$SNAP_FILE")"
+  "$BIN" -q snapshot --config "$CONFIG" create > "$SNAP_FILE" &&
+    "$BIN" snapshot --config "$CONFIG" show "$(cat "$SNAP_FILE")"
 }
 step snapshot "see the messages above" snapshot
 SNAP=$(cat "$SNAP_FILE")
@@ -76,9 +77,26 @@ train() {
 step train "see the messages above; 'make demo' again resumes the run (runs/$RUN); to start it \
 over, remove runs/$RUN" train
 
-# --- eval: `lennonnet eval` (crates/eval) is being built; this step runs it once it lands.
-# --- report: `lennonnet report` (crates/report) is being built; this step runs it once it lands.
+# Evaluation on the snapshot's test split and the held-out eval groups (truth read off the
+# mirror's URLs), then the report. The results table is kept to print again at the end.
+RESULTS=runs/$RUN/demo-results.txt
+evaluate() {
+  "$BIN" eval --config "$CONFIG" --run "runs/$RUN" > "$RESULTS.tmp" &&
+    mv "$RESULTS.tmp" "$RESULTS" && cat "$RESULTS"
+}
+step eval "see the messages above; the run is in runs/$RUN ('lennonnet eval --help')" evaluate
+
+REPORT_OUT=runs/$RUN/demo-report.txt
+report() {
+  "$BIN" report --config "$CONFIG" --run "runs/$RUN" > "$REPORT_OUT.tmp" &&
+    mv "$REPORT_OUT.tmp" "$REPORT_OUT" && cat "$REPORT_OUT"
+}
+step report "see the messages above ('lennonnet report --help')" report
 
 print_times
-echo >&2
-echo "demo done: dataset datasets/demo, snapshot $SNAP, run runs/$RUN" >&2
+echo
+echo "== results (runs/$RUN/eval)"
+cat "$RESULTS"
+echo
+echo "report: $(awk '$1 == "report" { print $2 }' "$REPORT_OUT")"
+echo "dataset datasets/demo, snapshot $SNAP, run runs/$RUN" >&2

@@ -1,5 +1,5 @@
 //! The whole pipeline at reduced scale against the mirror on loopback: plan, scrape, curate,
-//! snapshot (twice, byte for byte), store verify, train; and the mirror variant of the founding
+//! snapshot (twice, byte for byte), store verify, train, eval and report; and the mirror variant of the founding
 //! plan that `make dataset MIRROR=1` runs.
 
 use std::path::Path;
@@ -67,6 +67,22 @@ fn reduced_end_to_end_through_every_stage() {
     let val = &record["result"]["val_at_threshold"];
     let balanced = val["balanced_accuracy"].as_f64().unwrap();
     assert!(balanced > 0.75, "val at threshold: {val}");
+
+    let run_dir = runs.join("e2e");
+    let run_arg = run_dir.to_str().unwrap();
+    let table = ok(&["-q", "eval", "--config", config, "--run", run_arg]);
+    assert!(table.contains("test split"), "{table}");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("eval/metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["snapshot"], id.as_str(), "{metrics}");
+    let written = ok(&["-q", "report", "--config", config, "--run", run_arg]);
+    let html = run_dir.join("report/report.html");
+    assert!(written.contains(html.to_str().unwrap()), "{written}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("john") && page.contains("data:image/png"),
+        "report.html is thin"
+    );
 
     let took = started.elapsed();
     eprintln!("reduced end to end: {took:?}");

@@ -395,6 +395,9 @@ pub struct TrainConfig {
     /// `head`: views cached per training image; 1 is the centre crop only, more add augmented
     /// views that epochs choose from.
     pub feature_views: u32,
+    /// `partial`: run the frozen layers once per cached view and train the rest on their
+    /// output (the input of the first trainable block), instead of on images every step.
+    pub cache_boundary: bool,
     pub augment: AugmentConfig,
     /// `cpu`, `cuda` or `cuda:N` (CUDA needs a build with `--features cuda`).
     pub device: String,
@@ -431,6 +434,7 @@ impl Default for TrainConfig {
             patience_epochs: 10,
             threshold_metric: ThresholdMetric::BalancedAccuracy,
             feature_views: 1,
+            cache_boundary: false,
             augment: AugmentConfig::default(),
             device: "cpu".into(),
             bf16: false,

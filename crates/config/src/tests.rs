@@ -257,7 +257,7 @@ fn train_section_has_defaults_and_is_checked() {
     );
     check(
         &train("epoch = 3"),
-        "t.toml:23:1: key `train.epoch`: unknown field `epoch`, expected one of `runs_dir`, `cache_dir`, `model`, `weights`, `strategy`, `trainable_prefixes`, `epochs`, `batch_size`, `input_px`, `seed`, `learning_rate`, `weight_decay`, `warmup_epochs`, `final_lr_fraction`, `label_smoothing`, `grad_clip_norm`, `balance`, `patience_epochs`, `threshold_metric`, `feature_views`, `augment`, `device`, `bf16`, `loader_threads`, `prefetch_batches`, `checkpoint_every_steps`",
+        "t.toml:23:1: key `train.epoch`: unknown field `epoch`, expected one of `runs_dir`, `cache_dir`, `model`, `weights`, `strategy`, `trainable_prefixes`, `epochs`, `batch_size`, `input_px`, `seed`, `learning_rate`, `weight_decay`, `warmup_epochs`, `final_lr_fraction`, `label_smoothing`, `grad_clip_norm`, `balance`, `patience_epochs`, `threshold_metric`, `feature_views`, `cache_boundary`, `augment`, `device`, `bf16`, `loader_threads`, `prefetch_batches`, `checkpoint_every_steps`",
     );
     check(
         &train("input_px = 100"),

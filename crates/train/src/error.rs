@@ -69,6 +69,9 @@ pub enum Error {
         first: String,
     },
 
+    #[error("cannot cache activations inside {arch}: {reason}")]
+    NoBoundary { arch: &'static str, reason: String },
+
     #[error("bad weights spec `{spec}`: {reason}")]
     BadWeightsSpec { spec: String, reason: String },
 

@@ -9,6 +9,14 @@
 //! On disk: `<cache>/features-<snapshot, 16 hex>-<model>-<key, 16 hex>.safetensors` with
 //! tensors `train.<view>` `[train images, features]` and `val` `[val images, features]`, f32;
 //! the key hashes everything the features depend on.
+//!
+//! The boundary cache of `partial` with `cache_boundary = true` is the same idea one cut earlier:
+//! the activations at the input of the first trainable block (for EfficientNet-Lite0's default,
+//! the input of `blocks.5`: 112 channels at 14 × 14 for 224 px), in the backend's layout, for the
+//! same views. On disk: `<cache>/boundary-<snapshot>-<model>-<key>.safetensors` with one tensor
+//! `train` `[views × train images, ...]` in f16 (half the memory; the trainable part sees it as
+//! f32) and `val` `[val images, ...]` in f32, so validation and the tuned threshold see exactly
+//! the activations of the full forward pass.
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +52,10 @@ pub struct FeatureKey<'a> {
     pub augment: Option<(&'a AugmentOptions, u64)>,
     pub train: &'a [ContentId],
     pub val: &'a [ContentId],
+    /// The boundary cache's cut (block index and name) and the backend whose layout it stores;
+    /// absent for pooled features.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boundary: Option<(usize, &'a str, &'a str)>,
 }
 
 impl FeatureKey<'_> {
@@ -51,11 +63,12 @@ impl FeatureKey<'_> {
         let json = serde_json::to_vec(self).expect("the key serialises");
         let hash = blake3::hash(&json).to_hex();
         let short = &self.snapshot[..self.snapshot.len().min(16)];
-        format!(
-            "features-{short}-{}-{}.safetensors",
-            self.model,
-            &hash[..16]
-        )
+        let kind = if self.boundary.is_some() {
+            "boundary"
+        } else {
+            "features"
+        };
+        format!("{kind}-{short}-{}-{}.safetensors", self.model, &hash[..16])
     }
 }
 
@@ -224,6 +237,237 @@ fn load(path: &Path, views: usize, n_train: usize, n_val: usize) -> TrainResult<
         dim,
         train,
         val,
+        path: path.to_path_buf(),
+    })
+}
+
+/// Boundary activations in memory, on the CPU: `train` `[views × train images, ...]` (f16, view
+/// `v` of image `i` at row `v × images + i`) and `val` `[val images, ...]` (f32).
+#[derive(Debug, Clone)]
+pub struct BoundarySet {
+    pub train: Tensor,
+    pub val: Tensor,
+    pub views: usize,
+    pub path: PathBuf,
+}
+
+impl BoundarySet {
+    /// The training rows `rows` (as indices into `train`), in the given dtype, on `device`.
+    pub fn train_rows(&self, rows: &[u32], dtype: DType, device: &Device) -> TrainResult<Tensor> {
+        let ids = Tensor::from_slice(rows, rows.len(), &Device::Cpu)?;
+        Ok(self
+            .train
+            .index_select(&ids, 0)?
+            .to_dtype(dtype)?
+            .to_device(device)?)
+    }
+
+    /// Validation rows `start..end`.
+    pub fn val_rows(
+        &self,
+        start: usize,
+        end: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> TrainResult<Tensor> {
+        Ok(self
+            .val
+            .narrow(0, start, end - start)?
+            .to_dtype(dtype)?
+            .to_device(device)?)
+    }
+}
+
+/// Loads the boundary activations for `key` (whose `boundary` is set), computing and saving
+/// them first if they are not cached.
+#[allow(clippy::too_many_arguments)]
+pub fn open_or_build_boundary(
+    cache_dir: &Path,
+    key: &FeatureKey,
+    model: &Classifier,
+    pixels: &PixelCache,
+    train_slots: &[usize],
+    val_slots: &[usize],
+    batch_size: usize,
+    loader: LoaderOptions,
+    norm: Normalise,
+    progress: &dyn Progress,
+) -> TrainResult<BoundarySet> {
+    let (at, _, _) = key.boundary.expect("a boundary key names the boundary");
+    let path = cache_dir.join(key.file_name());
+    if path.is_file() {
+        match load_boundary(&path, key.views, train_slots.len(), val_slots.len()) {
+            Ok(set) => {
+                tracing::debug!(path = %path.display(), "boundary cache found");
+                return Ok(set);
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "unreadable boundary cache; computing it again")
+            }
+        }
+    }
+    let mut train_items: Vec<Item> = Vec::new();
+    for view in 0..key.views {
+        for (i, &slot) in train_slots.iter().enumerate() {
+            train_items.push(Item {
+                slot,
+                view: (view > 0).then_some((view, i)),
+            });
+        }
+    }
+    let val_items: Vec<Item> = val_slots
+        .iter()
+        .map(|&slot| Item { slot, view: None })
+        .collect();
+    let started = std::time::Instant::now();
+    let total = (train_items.len() + val_items.len()) as u64;
+    progress.start("boundary", Some(total));
+    let mut parts = Vec::new();
+    let forward = |x: &Tensor, dtype: DType| -> TrainResult<Tensor> {
+        let a = model.boundary_t(x, at)?;
+        Ok(a.to_dtype(dtype)?.to_device(&Device::Cpu)?)
+    };
+    for_each_view_batch(
+        key,
+        pixels,
+        &train_items,
+        batch_size,
+        loader,
+        norm,
+        model.device(),
+        |x| {
+            parts.push(forward(x, DType::F16)?);
+            progress.advance("boundary", x.dim(0)? as u64);
+            Ok(())
+        },
+    )?;
+    let train = Tensor::cat(&parts, 0)?;
+    parts.clear();
+    for_each_view_batch(
+        key,
+        pixels,
+        &val_items,
+        batch_size,
+        loader,
+        norm,
+        model.device(),
+        |x| {
+            parts.push(forward(x, DType::F32)?);
+            progress.advance("boundary", x.dim(0)? as u64);
+            Ok(())
+        },
+    )?;
+    let val = Tensor::cat(&parts, 0)?;
+    progress.finish("boundary");
+    let secs = started.elapsed().as_secs_f64();
+    tracing::info!(
+        images = total,
+        secs = format!("{secs:.1}"),
+        images_per_sec = format!("{:.1}", total as f64 / secs.max(1e-9)),
+        shape = ?val.dims(),
+        "boundary activations computed"
+    );
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(TrainError::io("create", dir))?;
+    }
+    crate::weights::write_safetensors(
+        &path,
+        &[
+            ("train".to_string(), train.clone()),
+            ("val".to_string(), val.clone()),
+        ],
+        &[],
+    )?;
+    Ok(BoundarySet {
+        train,
+        val,
+        views: key.views,
+        path,
+    })
+}
+
+/// Builds the input batches of `items` (centre crops or their seeded augmented views) on the
+/// loader's threads and hands each, in order, to `consume`.
+#[allow(clippy::too_many_arguments)]
+fn for_each_view_batch(
+    key: &FeatureKey,
+    pixels: &PixelCache,
+    items: &[Item],
+    batch_size: usize,
+    loader: LoaderOptions,
+    norm: Normalise,
+    device: &Device,
+    mut consume: impl FnMut(&Tensor) -> TrainResult<()>,
+) -> TrainResult<()> {
+    let side = pixels.side();
+    let px = key.input_px;
+    let augment_opts = key.augment.map(|(a, s)| (a.clone(), s));
+    for_each_batch(
+        loader,
+        0,
+        items.len().div_ceil(batch_size),
+        |b| {
+            let chunk = &items[b * batch_size..((b + 1) * batch_size).min(items.len())];
+            let mut images = vec![0f32; chunk.len() * 3 * px * px];
+            let mut buf = vec![0u8; pixels.image_bytes()];
+            for (item, dst) in chunk.iter().zip(images.chunks_exact_mut(3 * px * px)) {
+                pixels.read(item.slot, &mut buf)?;
+                match (item.view, &augment_opts) {
+                    (Some((view, index)), Some((opts, seed))) => {
+                        let mut r =
+                            rng::stream(*seed, "feature-view", &[view as u64, index as u64]);
+                        augment(&buf, side, px, opts, &mut r, &norm, dst);
+                    }
+                    _ => centre_crop(&buf, side, px, &norm, dst),
+                }
+            }
+            Ok((chunk.len(), images))
+        },
+        |_, (n, images)| {
+            let x = Tensor::from_vec(images, (n, 3, px, px), device)?;
+            consume(&x)?;
+            Ok(std::ops::ControlFlow::Continue(()))
+        },
+    )
+}
+
+fn load_boundary(
+    path: &Path,
+    views: usize,
+    n_train: usize,
+    n_val: usize,
+) -> TrainResult<BoundarySet> {
+    let mut tensors = candle_core::safetensors::load(path, &Device::Cpu)?;
+    let corrupt = |reason: String| TrainError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut take = |name: &str, rows: usize, dtype: DType| -> TrainResult<Tensor> {
+        let t = tensors
+            .remove(name)
+            .ok_or_else(|| corrupt(format!("no tensor `{name}`")))?;
+        if t.dims().first() != Some(&rows) || t.dtype() != dtype {
+            return Err(corrupt(format!(
+                "`{name}` is {:?} {:?}, expected {rows} rows of {dtype:?}",
+                t.dims(),
+                t.dtype()
+            )));
+        }
+        Ok(t)
+    };
+    let train = take("train", views * n_train, DType::F16)?;
+    let val = take("val", n_val, DType::F32)?;
+    if train.dims()[1..] != val.dims()[1..] {
+        return Err(corrupt(format!(
+            "`train` rows are {:?}, `val` rows {:?}",
+            &train.dims()[1..],
+            &val.dims()[1..]
+        )));
+    }
+    Ok(BoundarySet {
+        train,
+        val,
+        views,
         path: path.to_path_buf(),
     })
 }

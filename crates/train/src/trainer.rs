@@ -26,7 +26,7 @@ use crate::data::SnapshotData;
 use crate::data::cache::PixelCache;
 use crate::data::loader::{LoaderOptions, for_each_batch};
 use crate::device;
-use crate::features::{self, FeatureKey, FeatureSet};
+use crate::features::{self, BoundarySet, FeatureKey, FeatureSet};
 use crate::metrics::{
     BinaryScores, Confusion, ThresholdMetric, argmax, cross_entropy, probabilities, tune_threshold,
 };
@@ -119,8 +119,13 @@ pub struct TrainSettings {
     pub balance: Balance,
     pub patience_epochs: usize,
     pub threshold_metric: ThresholdMetric,
-    /// `head`: cached views per training image (1: the centre crop only).
+    /// `head`, and `partial` with `cache_boundary`: cached views per training image (1: the
+    /// centre crop only).
     pub feature_views: usize,
+    /// `partial`: compute the frozen layers once per view and cache their output (the input of
+    /// the first trainable block), then train the rest on the cache.
+    #[serde(default)]
+    pub cache_boundary: bool,
     pub augment: AugmentOptions,
     /// `cpu`, `cuda` or `cuda:N`.
     pub device: String,
@@ -149,6 +154,7 @@ impl Default for TrainSettings {
             patience_epochs: 10,
             threshold_metric: ThresholdMetric::BalancedAccuracy,
             feature_views: 1,
+            cache_boundary: false,
             augment: AugmentOptions::default(),
             device: "cpu".into(),
             bf16: false,
@@ -285,6 +291,16 @@ fn check(s: &TrainSettings) -> TrainResult<()> {
     if s.feature_views == 0 {
         return bad("feature_views", "expected at least 1".into());
     }
+    if s.cache_boundary && s.strategy != Strategy::Partial {
+        return bad(
+            "cache_boundary",
+            format!(
+                "only the `partial` strategy has a boundary to cache, the strategy is `{}` \
+                 (`head` caches pooled features already)",
+                s.strategy.as_str()
+            ),
+        );
+    }
     if let Err((option, reason)) = s.augment.check() {
         return bad(option, reason);
     }
@@ -332,6 +348,11 @@ fn epoch_order(
 /// The inputs the steps are made of.
 enum Inputs {
     Features(Arc<FeatureSet>),
+    /// The cached activations at the input of block `at`.
+    Boundary {
+        set: Arc<BoundarySet>,
+        at: usize,
+    },
     Pixels,
 }
 
@@ -555,6 +576,7 @@ pub fn train(
             augment: (s.feature_views > 1).then_some((&s.augment, s.seed)),
             train: &train_ids,
             val: &val_ids,
+            boundary: None,
         };
         let train_slots: Vec<usize> = train.iter().map(|x| x.slot).collect();
         let val_slots: Vec<usize> = val.iter().map(|x| x.slot).collect();
@@ -572,6 +594,48 @@ pub fn train(
         )?;
         feature_cache = Some(set.path.clone());
         inputs = Inputs::Features(Arc::new(set));
+    }
+    if s.strategy == Strategy::Partial && s.cache_boundary {
+        let boundary = model.boundary()?;
+        tracing::info!(boundary = %boundary.name, index = boundary.index, "caching the frozen layers' output");
+        let key = FeatureKey {
+            format_version: features::FORMAT_VERSION,
+            snapshot: &data.snapshot,
+            model: arch.name(),
+            weights: weights
+                .as_ref()
+                .map(|w| w.blake3.clone())
+                .unwrap_or_else(|| format!("random:{}", s.seed)),
+            input_px,
+            cache_px: side,
+            mean: pre.mean,
+            std: pre.std,
+            dtype: format!("{dtype:?}"),
+            views: s.feature_views,
+            augment: (s.feature_views > 1).then_some((&s.augment, s.seed)),
+            train: &train_ids,
+            val: &val_ids,
+            boundary: Some((boundary.index, &boundary.name, model.backend().name())),
+        };
+        let train_slots: Vec<usize> = train.iter().map(|x| x.slot).collect();
+        let val_slots: Vec<usize> = val.iter().map(|x| x.slot).collect();
+        let set = features::open_or_build_boundary(
+            &opts.cache_dir,
+            &key,
+            &model,
+            &pixels,
+            &train_slots,
+            &val_slots,
+            s.batch_size.max(16),
+            opts.loader,
+            norm,
+            reporter,
+        )?;
+        feature_cache = Some(set.path.clone());
+        inputs = Inputs::Boundary {
+            set: Arc::new(set),
+            at: boundary.index,
+        };
     }
 
     let names = |counts: &[usize]| -> BTreeMap<String, usize> {
@@ -855,6 +919,26 @@ impl Trainer<'_> {
                     }
                 }
             }
+            Inputs::Boundary { set, .. } => {
+                let set = Arc::clone(set);
+                let n_train = self.train.len();
+                for (i, batch) in batches.iter().enumerate().skip(start) {
+                    let rows: Vec<u32> = batch
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &p)| {
+                            (self.view_choice(set.views, epoch, i, k) * n_train + p) as u32
+                        })
+                        .collect();
+                    let x = set.train_rows(&rows, self.model.dtype(), &self.device)?;
+                    let labels: Vec<u32> =
+                        batch.iter().map(|&p| self.train[p].class as u32).collect();
+                    if self.step(epoch, i, batches.len(), &x, &labels)?.is_break() {
+                        stopped = true;
+                        break;
+                    }
+                }
+            }
             Inputs::Pixels => {
                 let (px, side) = (self.input_px, self.pixels.side());
                 let seed = self.s.seed;
@@ -907,19 +991,24 @@ impl Trainer<'_> {
         let views = set.train.len();
         let mut rows = Vec::with_capacity(batch.len() * set.dim);
         for (k, &p) in batch.iter().enumerate() {
-            let view = if views > 1 {
-                let position = (batch_index * self.s.batch_size + k) as u64;
-                let mut r = rng::stream(self.s.seed, "view-choice", &[epoch as u64, position]);
-                rng::below(&mut r, views as u64) as usize
-            } else {
-                0
-            };
+            let view = self.view_choice(views, epoch, batch_index, k);
             rows.extend_from_slice(&set.train[view][p * set.dim..(p + 1) * set.dim]);
         }
         Ok(
             Tensor::from_vec(rows, (batch.len(), set.dim), &self.device)?
                 .to_dtype(self.model.dtype())?,
         )
+    }
+
+    /// The cached view that image `k` of batch `batch_index` of `epoch` trains on.
+    fn view_choice(&self, views: usize, epoch: usize, batch_index: usize, k: usize) -> usize {
+        if views > 1 {
+            let position = (batch_index * self.s.batch_size + k) as u64;
+            let mut r = rng::stream(self.s.seed, "view-choice", &[epoch as u64, position]);
+            rng::below(&mut r, views as u64) as usize
+        } else {
+            0
+        }
     }
 
     /// One optimiser step on a batch; breaks when the testing hook says so.
@@ -938,6 +1027,7 @@ impl Trainer<'_> {
             .set_rng_seed(rng::seed(self.s.seed, "dropout", &[step]));
         let logits = match self.inputs {
             Inputs::Features(_) => self.model.head_t(x, true)?,
+            Inputs::Boundary { at, .. } => self.model.forward_from_t(x, at, true)?,
             Inputs::Pixels => self.model.forward_t(x, true)?,
         };
         let loss = cross_entropy(&logits, labels, &self.class_weights, self.s.label_smoothing)?;
@@ -1064,6 +1154,21 @@ impl Trainer<'_> {
                 let x = Tensor::from_slice(&set.val, (self.val.len(), set.dim), &self.device)?
                     .to_dtype(self.model.dtype())?;
                 self.model.head_t(&x, false)?.to_dtype(DType::F32)?
+            }
+            Inputs::Boundary { set, at } => {
+                let batch = self.s.batch_size;
+                let n = self.val.len();
+                let mut parts = Vec::with_capacity(n.div_ceil(batch));
+                for start in (0..n).step_by(batch) {
+                    let end = (start + batch).min(n);
+                    let x = set.val_rows(start, end, self.model.dtype(), &self.device)?;
+                    parts.push(
+                        self.model
+                            .forward_from_t(&x, *at, false)?
+                            .to_dtype(DType::F32)?,
+                    );
+                }
+                Tensor::cat(&parts, 0)?
             }
             Inputs::Pixels => {
                 let (px, side) = (self.input_px, self.pixels.side());
@@ -1268,6 +1373,13 @@ mod tests {
                     ..Default::default()
                 },
                 "hflip_prob",
+            ),
+            (
+                TrainSettings {
+                    cache_boundary: true,
+                    ..Default::default()
+                },
+                "cache_boundary",
             ),
         ] {
             match check(&s) {

@@ -409,3 +409,80 @@ fn cuda_on_a_cpu_build_fails_with_the_fix() {
     let err = train(&f.snapshot, &options(&f, "bf16", s), &NoProgress).unwrap_err();
     assert!(err.to_string().contains("bf16"), "{err}");
 }
+
+#[test]
+fn partial_on_a_cached_boundary_is_reproducible_and_resumes_exactly() {
+    let f = fixture(0);
+    let mut s = settings(Strategy::Partial, 3);
+    s.trainable_prefixes = vec!["layer4".into()];
+    s.cache_boundary = true;
+    s.feature_views = 2;
+    let whole = run(&options(&f, "whole", s.clone()), &f.snapshot);
+    let (acc, baseline) = best_and_baseline(&whole);
+    eprintln!(
+        "partial on a cached boundary: val accuracy {acc:.3}, majority baseline {baseline:.3}"
+    );
+    assert!(
+        acc >= baseline + 0.15,
+        "val accuracy {acc} vs majority baseline {baseline}"
+    );
+    let cache = whole
+        .record
+        .data
+        .feature_cache
+        .clone()
+        .expect("a boundary cache");
+    let file = cache.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(file.starts_with("boundary-"), "{file}");
+    assert!(
+        whole
+            .record
+            .trainable
+            .frozen
+            .iter()
+            .any(|l| l.starts_with("layer3"))
+    );
+
+    // The same seed again (reading the cache this time) writes the same metrics and models.
+    let modified = std::fs::metadata(&cache).unwrap().modified().unwrap();
+    let again = run(&options(&f, "again", s.clone()), &f.snapshot);
+    assert_eq!(
+        std::fs::metadata(&cache).unwrap().modified().unwrap(),
+        modified,
+        "the cache is reused"
+    );
+    let m = metrics_without_time(&whole.run_dir);
+    assert!(m.len() > 5);
+    assert_eq!(m, metrics_without_time(&again.run_dir));
+    assert!(same_tensors(
+        &whole.run_dir.join(run::BEST),
+        &again.run_dir.join(run::BEST)
+    ));
+
+    // Stopped after step 7 and resumed: the uninterrupted run's metrics, models and threshold.
+    let mut cut = options(&f, "cut", s.clone());
+    cut.checkpoint_every_steps = 2;
+    cut.stop_after_steps = Some(7);
+    assert!(!run(&cut, &f.snapshot).completed);
+    cut.stop_after_steps = None;
+    cut.resume = true;
+    let resumed = run(&cut, &f.snapshot);
+    assert_eq!(m, metrics_without_time(&resumed.run_dir));
+    assert_eq!(whole.record.threshold, resumed.record.threshold);
+    for file in [run::BEST, run::LAST] {
+        assert!(
+            same_tensors(&whole.run_dir.join(file), &resumed.run_dir.join(file)),
+            "{file}"
+        );
+    }
+
+    // Another seed draws other views and another order.
+    s.seed = 8;
+    let other = run(&options(&f, "other", s.clone()), &f.snapshot);
+    assert_ne!(m, metrics_without_time(&other.run_dir));
+
+    // A cut with nothing frozen before it is refused, naming why.
+    s.trainable_prefixes = vec!["conv1".into()];
+    let err = train(&f.snapshot, &options(&f, "stem", s), &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("before the first block"), "{err}");
+}

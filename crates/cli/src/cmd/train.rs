@@ -156,6 +156,7 @@ fn settings(args: &TrainArgs, t: &TrainConfig, weights: Option<String>) -> Train
             lennonnet_config::ThresholdMetric::F1 => ThresholdMetric::F1,
         },
         feature_views: t.feature_views as usize,
+        cache_boundary: t.cache_boundary,
         augment: AugmentOptions {
             enabled: a.enabled,
             crop_scale_min: a.crop_scale_min,

@@ -136,6 +136,8 @@ impl MbBlock {
 pub struct EfficientNet {
     stem: (Conv2d, BatchNorm),
     blocks: Vec<MbBlock>,
+    /// Each block's name prefix, `blocks.S.B`.
+    block_names: Vec<String>,
     head: (Conv2d, BatchNorm),
 }
 
@@ -147,6 +149,7 @@ impl EfficientNet {
         );
         let total: usize = LITE0_STAGES.iter().map(|s| s.repeats).sum();
         let mut blocks = Vec::with_capacity(total);
+        let mut block_names = Vec::with_capacity(total);
         let mut c_in = STEM;
         for (s, st) in LITE0_STAGES.iter().enumerate() {
             for b in 0..st.repeats {
@@ -154,6 +157,7 @@ impl EfficientNet {
                 // timm's and lukemelas' rule: rate · block index / number of blocks.
                 let dpr = drop_path_rate * blocks.len() as f64 / total as f64;
                 let vb = vb.pp("blocks").pp(s.to_string()).pp(b.to_string());
+                block_names.push(vb.prefix());
                 blocks.push(MbBlock::new(c_in, st, stride, dpr, vb)?);
                 c_in = st.out;
             }
@@ -162,20 +166,46 @@ impl EfficientNet {
             conv(c_in, HEAD, 1, 1, 1, vb.pp("conv_head"))?,
             bn(HEAD, vb.pp("bn2"))?,
         );
-        Ok(Self { stem, blocks, head })
+        Ok(Self {
+            stem,
+            blocks,
+            block_names,
+            head,
+        })
     }
 
     pub fn num_features(&self) -> usize {
         HEAD
     }
 
-    /// Pooled features `[B, 1280]` of an input in the backend's layout.
-    pub fn features(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+    /// The blocks' name prefixes in forward order (`blocks.S.B`).
+    pub fn block_names(&self) -> &[String] {
+        &self.block_names
+    }
+
+    /// The name prefixes of the layers before the first block.
+    pub fn stem_prefixes(&self) -> [&'static str; 2] {
+        ["conv_stem", "bn1"]
+    }
+
+    /// The stem and the blocks before block `end`: the input of block `end` (or of the head
+    /// convolution when `end` is the number of blocks).
+    pub fn forward_to(&self, x: &Tensor, end: usize, ctx: &Ctx) -> Result<Tensor> {
         let mut x = self
             .stem
             .1
             .forward(&self.stem.0.forward(x, ctx)?, ACT, ctx)?;
-        for block in &self.blocks {
+        for block in &self.blocks[..end] {
+            x = block.forward(&x, ctx)?;
+        }
+        Ok(x)
+    }
+
+    /// Pooled features from the input of block `start`: the remaining blocks, the head
+    /// convolution, global average pooling.
+    pub fn features_from(&self, x: &Tensor, start: usize, ctx: &Ctx) -> Result<Tensor> {
+        let mut x = x.clone();
+        for block in &self.blocks[start..] {
             x = block.forward(&x, ctx)?;
         }
         let x = self
@@ -183,5 +213,10 @@ impl EfficientNet {
             .1
             .forward(&self.head.0.forward(&x, ctx)?, ACT, ctx)?;
         global_avg_pool(&x, ctx.backend)
+    }
+
+    /// Pooled features `[B, 1280]` of an input in the backend's layout.
+    pub fn features(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        self.features_from(&self.forward_to(x, 0, ctx)?, 0, ctx)
     }
 }

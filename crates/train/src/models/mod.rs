@@ -325,6 +325,13 @@ impl serde::Serialize for Kind {
     }
 }
 
+/// A cut through a model's forward pass: before block `index` (named `name`, its name prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boundary {
+    pub index: usize,
+    pub name: String,
+}
+
 /// An image classifier: backbone, global average pooling, dropout, linear head.
 pub struct Classifier {
     arch: Arch,
@@ -502,6 +509,72 @@ impl Classifier {
     /// Logits `[B, num_classes]` of images `[B, 3, H, W]`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let f = self.features_t(x, train)?;
+        self.head_t(&f, train)
+    }
+
+    /// Where a model whose frozen prefixes are set ([`Classifier::freeze`]) can be cut so that
+    /// everything before the cut is frozen: the first block (in forward order) that holds a
+    /// trainable parameter, or the end of the blocks when only the layers after them (and the
+    /// head) train. The activations at the cut are then a fixed function of the input
+    /// ([`Classifier::boundary_t`]), and [`Classifier::forward_from_t`] computes the rest.
+    /// Fails when the stem trains or when nothing but the head does.
+    pub fn boundary(&self) -> Result<Boundary> {
+        let (blocks, stem) = match &self.net {
+            Net::ResNet(n) => (n.block_names(), n.stem_prefixes()),
+            Net::EfficientNet(n) => (n.block_names(), n.stem_prefixes()),
+        };
+        let head = self.arch.head_prefix();
+        let mut first: Option<usize> = None;
+        for (name, _) in self.trainable_vars() {
+            if under_prefix(&name, head) {
+                continue;
+            }
+            if stem.iter().any(|p| under_prefix(&name, p)) {
+                return Err(Error::NoBoundary {
+                    arch: self.arch.name(),
+                    reason: format!("`{name}` trains, and it lies before the first block"),
+                });
+            }
+            let index = blocks
+                .iter()
+                .position(|b| under_prefix(&name, b))
+                .unwrap_or(blocks.len());
+            first = Some(first.map_or(index, |f| f.min(index)));
+        }
+        let index = first.ok_or_else(|| Error::NoBoundary {
+            arch: self.arch.name(),
+            reason: "only the head trains (use the `head` strategy)".into(),
+        })?;
+        let name = blocks
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| "end of the blocks".into());
+        Ok(Boundary { index, name })
+    }
+
+    /// The activations at the boundary `at` (the input of block `at`) of images `[B, 3, H, W]`,
+    /// in the backend's layout (NHWC on the CPU's fast backend), computed in eval mode: the
+    /// frozen layers before the boundary use their running batch-norm statistics and no
+    /// stochastic depth.
+    pub fn boundary_t(&self, x: &Tensor, at: usize) -> Result<Tensor> {
+        self.check_input(x)?;
+        let ctx = self.ctx(false);
+        let x = self.backend.from_nchw(&x.to_dtype(self.dtype)?)?;
+        Ok(match &self.net {
+            Net::ResNet(n) => n.forward_to(&x, at, &ctx)?,
+            Net::EfficientNet(n) => n.forward_to(&x, at, &ctx)?,
+        })
+    }
+
+    /// Logits from the activations at the boundary `at` (as [`Classifier::boundary_t`] gives
+    /// them): the blocks from `at` on, pooling, dropout (in training mode) and the head.
+    pub fn forward_from_t(&self, a: &Tensor, at: usize, train: bool) -> Result<Tensor> {
+        let ctx = self.ctx(train);
+        let a = a.to_dtype(self.dtype)?;
+        let f = match &self.net {
+            Net::ResNet(n) => n.features_from(&a, at, &ctx)?,
+            Net::EfficientNet(n) => n.features_from(&a, at, &ctx)?,
+        };
         self.head_t(&f, train)
     }
 

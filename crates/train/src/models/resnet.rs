@@ -202,6 +202,8 @@ pub struct ResNet {
     stem_convs: Vec<Conv2d>,
     stem_bns: Vec<BatchNorm>,
     blocks: Vec<ResBlock>,
+    /// Each block's name prefix, `layerS.B`.
+    block_names: Vec<String>,
     num_features: usize,
 }
 
@@ -221,6 +223,7 @@ impl ResNet {
         ];
         let total: usize = cfg.layers.iter().sum();
         let mut blocks = Vec::with_capacity(total);
+        let mut block_names = Vec::with_capacity(total);
         let mut c_in = s2;
         let mut index = 0;
         for (stage, (&n, planes)) in cfg.layers.iter().zip([64, 128, 256, 512]).enumerate() {
@@ -233,6 +236,7 @@ impl ResNet {
                     0.0
                 };
                 let vb = vb.pp(format!("layer{}", stage + 1)).pp(b.to_string());
+                block_names.push(vb.prefix());
                 blocks.push(ResBlock::new(cfg.block, c_in, planes, stride, dpr, vb)?);
                 c_in = planes * cfg.block.expansion();
                 index += 1;
@@ -242,6 +246,7 @@ impl ResNet {
             stem_convs,
             stem_bns,
             blocks,
+            block_names,
             num_features: c_in,
         })
     }
@@ -250,8 +255,19 @@ impl ResNet {
         self.num_features
     }
 
-    /// Pooled features `[B, C]` of an input in the backend's layout.
-    pub fn features(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+    /// The blocks' name prefixes in forward order (`layerS.B`).
+    pub fn block_names(&self) -> &[String] {
+        &self.block_names
+    }
+
+    /// The name prefixes of the layers before the first block (the deep stem).
+    pub fn stem_prefixes(&self) -> [&'static str; 2] {
+        ["conv1", "bn1"]
+    }
+
+    /// The stem, the max pool and the blocks before block `end`: the input of block `end` (or
+    /// of the pooling when `end` is the number of blocks).
+    pub fn forward_to(&self, x: &Tensor, end: usize, ctx: &Ctx) -> Result<Tensor> {
         let mut x = x.clone();
         for (conv, bn) in self.stem_convs.iter().zip(&self.stem_bns) {
             x = bn.forward(&conv.forward(&x, ctx)?, Activation::Relu, ctx)?;
@@ -260,9 +276,24 @@ impl ResNet {
             Backend::Fast => max_pool2d_nhwc(&x, 3, 2, 1)?,
             Backend::Candle => max_pool2d_composite(&x, 3, 2, 1, ctx.backend)?,
         };
-        for block in &self.blocks {
+        for block in &self.blocks[..end] {
+            x = block.forward(&x, ctx)?;
+        }
+        Ok(x)
+    }
+
+    /// Pooled features from the input of block `start`: the remaining blocks and global
+    /// average pooling.
+    pub fn features_from(&self, x: &Tensor, start: usize, ctx: &Ctx) -> Result<Tensor> {
+        let mut x = x.clone();
+        for block in &self.blocks[start..] {
             x = block.forward(&x, ctx)?;
         }
         global_avg_pool(&x, ctx.backend)
+    }
+
+    /// Pooled features `[B, C]` of an input in the backend's layout.
+    pub fn features(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        self.features_from(&self.forward_to(x, 0, ctx)?, 0, ctx)
     }
 }

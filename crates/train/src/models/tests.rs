@@ -475,3 +475,75 @@ fn models_can_be_shared_between_threads() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Classifier>();
 }
+
+/// The cut of `partial` with a cached boundary: the activations at the input of the first
+/// trainable block, fed to the rest of the model, give the full forward pass's logits, and in
+/// training mode the same gradients (without stochastic depth, which the cached frozen part
+/// does not draw).
+#[test]
+fn the_boundary_cut_computes_the_full_forward() -> CResult<()> {
+    let frozen_eff: Vec<String> = ["conv_stem", "bn1"]
+        .into_iter()
+        .map(String::from)
+        .chain((0..5).map(|s| format!("blocks.{s}")))
+        .collect();
+    let frozen_res: Vec<String> = ["conv1", "bn1", "layer1", "layer2", "layer3"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    for (arch, frozen, index, name, px) in [
+        (Arch::EfficientNetLite0, frozen_eff, 11, "blocks.5.0", 96),
+        (Arch::ResNet10t, frozen_res, 3, "layer4.0", 64),
+    ] {
+        let opts = ModelOptions {
+            num_classes: 2,
+            seed: 5,
+            drop_path_rate: Some(0.0),
+            ..Default::default()
+        };
+        let mut m = Classifier::new(arch, &opts, &Device::Cpu).expect("model builds");
+        m.freeze(&frozen);
+        let b = m.boundary().unwrap();
+        assert_eq!(
+            b,
+            Boundary {
+                index,
+                name: name.into()
+            },
+            "{arch}"
+        );
+        let x = rand(&[3, 3, px, px], 240, DType::F32)?;
+        let a = m.boundary_t(&x, b.index).unwrap();
+        let cut = m.forward_from_t(&a, b.index, false).unwrap();
+        let full = m.forward_t(&x, false).unwrap();
+        assert_close(&format!("{arch} eval logits"), &cut, &full, 1e-6)?;
+        // Training mode: same dropout masks, same logits, same gradients.
+        let labels = Tensor::new(&[0u32, 1, 1], &Device::Cpu)?;
+        m.set_rng_seed(9);
+        let (full_logits, full_grads) = train_step_outputs(&m, &x, &labels)?;
+        m.set_rng_seed(9);
+        let logits = m.forward_from_t(&a, b.index, true).unwrap();
+        let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
+        let grads = loss.backward()?;
+        assert_close(&format!("{arch} train logits"), &logits, &full_logits, 1e-6)?;
+        assert!(!full_grads.is_empty());
+        for (n, var) in m.trainable_vars() {
+            let g = grads.get(var.as_tensor()).expect("a gradient");
+            assert_close(&format!("{arch} grad {n}"), g, &full_grads[&n], 1e-5)?;
+        }
+    }
+    // Only the layers after the blocks train: the cut is at the end of the blocks.
+    let mut m = model(Arch::EfficientNetLite0, 2, 0, Backend::Fast);
+    let mut frozen = vec!["conv_stem".to_string(), "bn1".into(), "blocks".into()];
+    m.freeze(&frozen);
+    assert_eq!(m.boundary().unwrap().index, 16);
+    // A trainable stem, or nothing but the head, has nothing to cache.
+    frozen.retain(|p| p != "conv_stem");
+    m.freeze(&frozen);
+    let err = m.boundary().unwrap_err().to_string();
+    assert!(err.contains("`conv_stem.weight` trains"), "{err}");
+    m.freeze(&m.backbone_prefixes());
+    let err = m.boundary().unwrap_err().to_string();
+    assert!(err.contains("only the head trains"), "{err}");
+    Ok(())
+}

@@ -12,7 +12,7 @@ use lennonnet_search::Pager;
 use lennonnet_store::{
     Ack, Checked, FetchOutcome, Ingested, Provenance, Store, Timestamp, UrlState,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 
 use crate::{GroupReport, QueryError, ScrapeError, Scraper};
@@ -102,7 +102,8 @@ impl Entry<'_> {
 struct TaskCtx {
     store: Arc<Store>,
     fetcher: Arc<Fetcher>,
-    checkers: Arc<Semaphore>,
+    checkers: Arc<rayon::ThreadPool>,
+    check_jobs: Arc<tokio::sync::Semaphore>,
     retry_failed: bool,
 }
 
@@ -130,6 +131,7 @@ pub(crate) async fn work(s: &Scraper, rows: Vec<Query>) -> Result<GroupReport, S
         store: s.store.clone(),
         fetcher: s.fetcher.clone(),
         checkers: s.checkers.clone(),
+        check_jobs: s.check_jobs.clone(),
         retry_failed: s.retry_failed,
     };
 
@@ -273,6 +275,10 @@ pub(crate) async fn work(s: &Scraper, rows: Vec<Query>) -> Result<GroupReport, S
     }
     // Downloads beyond the group's last image are not needed: stop them.
     tasks.abort_all();
+    // Wait for them to end, so that none holds the store once the group reports.
+    while tasks.join_next().await.is_some() {}
+    // Dispatched past the group's last counted candidate: fetched (or cancelled) for nothing.
+    let unused = window.len();
     drop(window);
     for ack in acks {
         ack.await?;
@@ -280,7 +286,7 @@ pub(crate) async fn work(s: &Scraper, rows: Vec<Query>) -> Result<GroupReport, S
     report.got = held.len() as u32;
     report.query_errors = std::mem::take(&mut *errors.lock().expect("errors poisoned"));
     s.progress.finish(&stage);
-    tracing::info!(group = %report.group, wanted = report.wanted, got = report.got, candidates = report.candidates, "group done");
+    tracing::info!(group = %report.group, wanted = report.wanted, got = report.got, candidates = report.candidates, unused, "group done");
     Ok(report)
 }
 
@@ -399,7 +405,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// The candidate's recorded outcome, or a download whose bytes are then hashed and validated
-/// (on a blocking thread, at most `checkers` at once). Runs ahead of storing, in the window.
+/// (on one of the `checkers` threads). Runs ahead of storing, in the window.
 async fn resolve(ctx: &TaskCtx, query_id: &lennonnet_core::QueryId, url: String) -> Resolved {
     if let Ok(Some(state)) = ctx.store.url_state(&url) {
         let failed_transiently = state.ingest.is_none()
@@ -434,15 +440,28 @@ async fn resolve(ctx: &TaskCtx, query_id: &lennonnet_core::QueryId, url: String)
             };
         }
     };
-    let _checker = ctx.checkers.acquire().await.expect("checkers never close");
     let store = ctx.store.clone();
-    match tokio::task::spawn_blocking(move || store.check(fetched.body)).await {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = ctx
+        .check_jobs
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("check_jobs never closes");
+    ctx.checkers.spawn(move || {
+        let checked = store.check(fetched.body);
+        drop(store);
+        // The receiver is gone when the group stopped meanwhile.
+        let _ = tx.send(checked);
+        drop(job);
+    });
+    match rx.await {
         Ok(Ok(checked)) => Resolved::Fetched {
             record: Box::new(record),
             result: Ok(Box::new(checked)),
         },
         Ok(Err(e)) => Resolved::Broken(e.into()),
-        Err(e) => Resolved::Broken(ScrapeError::Task(e.to_string())),
+        Err(_) => Resolved::Broken(ScrapeError::Task("an image check thread died".into())),
     }
 }
 

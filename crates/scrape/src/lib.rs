@@ -1,21 +1,37 @@
 //! The scrape pipeline: plan rows in, a store full of images out.
 //!
-//! Groups are worked concurrently (`scrape.groups_in_parallel`). Within a group, candidates
-//! come in a fixed order: tier by tier; within a tier, the pages of the tier's queries in
-//! turn (round robin), each page in rank order. Downloads run ahead of that order
-//! (`scrape.prefetch_per_group`), but results are stored strictly in order and the group stops
-//! the moment it holds `wanted` distinct valid images (counted by content id). So which images a
-//! group ends with depends on the engines' answers, not on timing, and a rerun after a crash
-//! ends with the same objects as an uninterrupted run.
+//! Groups are worked concurrently (`scrape.groups_in_parallel`) and finish in any order. Within
+//! a group, candidates come in a fixed order: tier by tier; within a tier, the pages of the
+//! tier's queries in turn (round robin), each page in rank order. The group ends with the first
+//! `wanted` distinct valid images of that order (counted by content id), so which images it
+//! ends with depends on the engines' answers, not on timing, and a rerun after a crash ends
+//! with the same objects as an uninterrupted run.
 //!
-//! A slow download at the head of a group's order holds the group up, while the downloads
-//! behind it go on; a window of `prefetch_per_group` per group, and `prefetch_total` for the
-//! run, bound how many downloaded images wait in memory (a slow head costs one window of
-//! throughput, not memory without end). With many groups in parallel the others go on.
+//! A group's pipeline (see `group.rs`):
+//!
+//! 1. **Download and check, ahead.** Each candidate is a task: its recorded outcome (resume),
+//!    or a download, whose bytes are then hashed and validated ([`Store::check`]: decode,
+//!    orientation, perceptual hashes) on one of a few check threads (`checkers`, one per
+//!    core). Tasks run on every worker thread and resolve out of order.
+//! 2. **Store ahead when it is safe.** A resolved candidate is stored at once
+//!    ([`Store::ingest_checked`], which only writes) when even if every unresolved candidate
+//!    before it came to a new image, the group would still lack images: then it is certainly
+//!    within the group's part of the order. Otherwise it waits until that holds or the frontier
+//!    reaches it. A slow download therefore holds only its own place, and near the end of a
+//!    group, the few candidates after it.
+//! 3. **Count in order.** The frontier walks the order over stored candidates, counting
+//!    images, duplicates, rejections and failures; the group stops when it holds `wanted`, and
+//!    downloads beyond that point are cancelled unstored.
+//!
+//! Bounds: a group dispatches candidates while at most twice what it still lacks (plus a few)
+//! are unresolved, and no further than `prefetch_per_group` past its frontier; downloads in
+//! flight or waiting to be stored hold a unit of `prefetch_total` for the whole run, which
+//! bounds the image bytes in memory. Decoded pictures exist only on the check threads.
 //!
 //! Resume: a URL with a recorded outcome is not fetched again; its recorded result counts as
 //! before. With `retry_failed`, recorded failures whose reason is transient are fetched again.
-//! Nothing is held in memory beyond the prefetch windows.
+//! Journal acknowledgements are awaited in batches; a crash loses only unacknowledged records,
+//! whose URLs a rerun fetches again and which come to the same outcome in the same order.
 
 mod group;
 
@@ -106,10 +122,17 @@ pub struct Scraper {
     /// Downloads of all groups together that may wait, downloaded but not yet stored, for the
     /// result before them (see [`Scraper::new`]).
     pub prefetch_budget: Arc<tokio::sync::Semaphore>,
-    /// Downloaded bytes hashed and validated at once (one per core by default): bounds the
-    /// decoded pictures in memory.
-    pub checkers: Arc<tokio::sync::Semaphore>,
+    /// The threads that hash and validate downloaded bytes (one per core by default). Their
+    /// number bounds the decoded pictures in memory; being few and long-lived, they also keep
+    /// the allocator's memory from spreading over many threads.
+    pub checkers: Arc<rayon::ThreadPool>,
+    /// One permit per check queued or running on `checkers`; [`Scraper::run`] waits for all
+    /// of them to come back, so that no check holds the store when it returns.
+    check_jobs: Arc<tokio::sync::Semaphore>,
 }
+
+/// Permits of `check_jobs`: more than checks can ever be queued at once.
+const CHECK_JOB_PERMITS: u32 = 1 << 24;
 
 impl Scraper {
     /// A scraper with the prefetch budget of `config.scrape.prefetch_total`, not interrupted, not
@@ -131,9 +154,14 @@ impl Scraper {
             stop: Arc::new(AtomicBool::new(false)),
             retry_failed: false,
             prefetch_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
-            checkers: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            )),
+            checkers: Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+                    .thread_name(|i| format!("lennonnet-check-{i}"))
+                    .build()
+                    .expect("cannot start the image check threads"),
+            ),
+            check_jobs: Arc::new(tokio::sync::Semaphore::new(CHECK_JOB_PERMITS as usize)),
         }
     }
 
@@ -158,6 +186,13 @@ impl Scraper {
                 .collect()
                 .await;
         results.sort_by_key(|(i, _)| *i);
+        // Checks of downloads the groups no longer needed may still run: let them finish.
+        drop(
+            self.check_jobs
+                .acquire_many(CHECK_JOB_PERMITS)
+                .await
+                .expect("check_jobs never closes"),
+        );
         self.progress.finish("scrape");
         let mut report = Report {
             interrupted: self.stop.load(Ordering::SeqCst),

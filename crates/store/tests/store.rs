@@ -492,7 +492,10 @@ fn checked_bytes_store_like_an_ingest() {
         panic!("{outcome:?}")
     };
     assert!(new);
-    assert_eq!(store.meta(&outcome.id).unwrap().as_ref(), Some(meta.as_ref()));
+    assert_eq!(
+        store.meta(&outcome.id).unwrap().as_ref(),
+        Some(meta.as_ref())
+    );
     assert_eq!(store.objects().read(&outcome.id).unwrap(), bytes);
     // Known bytes need no validation; storing them adds only the provenance.
     let again = store.check(&bytes[..]).unwrap();
@@ -501,7 +504,10 @@ fn checked_bytes_store_like_an_ingest() {
         .ingest_checked(again, prov("https://h.test/b", "g", "b"))
         .unwrap();
     ack.wait().unwrap();
-    assert!(matches!(outcome.result, Ingested::Accepted { new: false, .. }));
+    assert!(matches!(
+        outcome.result,
+        Ingested::Accepted { new: false, .. }
+    ));
     assert_eq!(store.provenance(&outcome.id).unwrap().len(), 2);
     drop(store);
 

@@ -66,8 +66,8 @@ verify() { "$BIN" -q store verify --config "$CONFIG" | tail -n 1; }
 step verify "the store has corrupt or missing objects (listed above): remove datasets/demo and \
 run 'make demo' again" verify
 
-# Training: the ImageNet EfficientNet-Lite0's frozen backbone and a new head (config/demo.toml's
-# [train]). The run is named after the snapshot; a rerun resumes it (or, finished, reprints it).
+# Training: the ImageNet EfficientNet-Lite0's last stages and a new head, fine-tuned on the
+# boundary cache (config/demo.toml's [train]: partial, cache_boundary). The run is named after the snapshot; a rerun resumes it (or, finished, reprints it).
 RUN=demo-${SNAP:0:8}
 train() {
   local resume=()

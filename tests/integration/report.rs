@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use lennonnet_report::fixture::{FixtureSpec, write_run};
 use lennonnet_train::synthetic::{SyntheticSpec, write_dataset};
 
-use super::util::{run, write};
+use super::util::{run, synthetic_run_setup, write};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -270,58 +270,8 @@ fn the_report_renders_in_headless_chromium_without_errors() {
 /// `lennonnet eval`, reported by `lennonnet report` into the default folder.
 #[test]
 fn a_trained_and_evaluated_run_reports_in_chromium() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, config) = synthetic_run_setup("epochs = 2");
     let root = tmp.path();
-    write_dataset(
-        &root.join("datasets").join("syn"),
-        &SyntheticSpec::default(),
-    )
-    .unwrap();
-    let config = write(
-        root,
-        "syn.toml",
-        &format!(
-            r#"[dataset]
-name = "syn"
-root_dir = {:?}
-
-[[class]]
-name = "a"
-
-[[class]]
-name = "b"
-
-[[group]]
-name = "group_a"
-label = "a"
-wanted = 10
-queries = ["a"]
-
-[[group]]
-name = "group_b"
-label = "b"
-wanted = 10
-queries = ["b"]
-
-[split]
-key = "k"
-val_fraction = 0.25
-
-[train]
-runs_dir = {:?}
-model = "resnet10t"
-strategy = "full"
-epochs = 2
-batch_size = 12
-input_px = 64
-seed = 3
-learning_rate = 3e-3
-loader_threads = 1
-"#,
-            root.join("datasets"),
-            root.join("runs")
-        ),
-    );
     let config = config.to_str().unwrap();
     let run_dir = root.join("runs").join("r");
     let run_arg = run_dir.to_str().unwrap();

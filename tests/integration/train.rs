@@ -5,66 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use lennonnet_train::synthetic::{SyntheticSpec, write_dataset};
-
-use super::util::{lennonnet, metrics_without_time as metrics, run, steps_logged, write};
-
-/// A config for the synthetic dataset `syn` under `root/datasets`, runs under `root/runs`.
-fn config(root: &Path) -> PathBuf {
-    let text = format!(
-        r#"[dataset]
-name = "syn"
-root_dir = {datasets:?}
-
-[[class]]
-name = "a"
-
-[[class]]
-name = "b"
-
-[[group]]
-name = "group_a"
-label = "a"
-wanted = 10
-queries = ["a"]
-
-[[group]]
-name = "group_b"
-label = "b"
-wanted = 10
-queries = ["b"]
-
-[split]
-key = "k"
-val_fraction = 0.25
-
-[train]
-runs_dir = {runs:?}
-model = "resnet10t"
-strategy = "full"
-epochs = 3
-batch_size = 12
-input_px = 64
-seed = 3
-learning_rate = 3e-3
-checkpoint_every_steps = 1
-loader_threads = 1
-"#,
-        datasets = root.join("datasets"),
-        runs = root.join("runs"),
-    );
-    write(root, "syn.toml", &text)
-}
+use super::util::{
+    lennonnet, metrics_without_time as metrics, run, steps_logged, synthetic_run_setup,
+};
 
 fn setup() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    write_dataset(
-        &tmp.path().join("datasets").join("syn"),
-        &SyntheticSpec::default(),
-    )
-    .unwrap();
-    let config = config(tmp.path());
-    (tmp, config)
+    synthetic_run_setup("epochs = 3\ncheckpoint_every_steps = 1")
 }
 
 #[test]

@@ -437,3 +437,61 @@ burst_limit = 0
 ddg_anomaly = 0.15
 ddg_missing_vqd = 0.15
 "#;
+
+/// A temporary folder holding the synthetic two-class dataset `syn` (classes `a` and `b`, from
+/// `lennonnet_train::synthetic`) under `datasets/`, and `syn.toml` for it with runs under `runs/`:
+/// a small `resnet10t` trained in full from scratch at 64 px, then `train_keys` (more `[train]`
+/// lines: epochs, checkpointing).
+pub fn synthetic_run_setup(train_keys: &str) -> (tempfile::TempDir, PathBuf) {
+    use lennonnet_train::synthetic::{SyntheticSpec, write_dataset};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    write_dataset(
+        &root.join("datasets").join("syn"),
+        &SyntheticSpec::default(),
+    )
+    .unwrap();
+    let text = format!(
+        r#"[dataset]
+name = "syn"
+root_dir = {datasets:?}
+
+[[class]]
+name = "a"
+
+[[class]]
+name = "b"
+
+[[group]]
+name = "group_a"
+label = "a"
+wanted = 10
+queries = ["a"]
+
+[[group]]
+name = "group_b"
+label = "b"
+wanted = 10
+queries = ["b"]
+
+[split]
+key = "k"
+val_fraction = 0.25
+
+[train]
+runs_dir = {runs:?}
+model = "resnet10t"
+strategy = "full"
+batch_size = 12
+input_px = 64
+seed = 3
+learning_rate = 3e-3
+loader_threads = 1
+{train_keys}
+"#,
+        datasets = root.join("datasets"),
+        runs = root.join("runs"),
+    );
+    let config = write(root, "syn.toml", &text);
+    (tmp, config)
+}

@@ -556,30 +556,33 @@ pub fn train(
         Balance::None | Balance::Sampler => vec![1.0; n_classes],
     };
 
+    let weights_key = weights
+        .as_ref()
+        .map(|w| w.blake3.clone())
+        .unwrap_or_else(|| format!("random:{}", s.seed));
+    // What a feature or boundary cache depends on; `boundary` names the cut, if any.
+    let cache_key = |boundary| FeatureKey {
+        format_version: features::FORMAT_VERSION,
+        snapshot: &data.snapshot,
+        model: arch.name(),
+        weights: weights_key.clone(),
+        input_px,
+        cache_px: side,
+        mean: pre.mean,
+        std: pre.std,
+        dtype: format!("{dtype:?}"),
+        views: s.feature_views,
+        augment: (s.feature_views > 1).then_some((&s.augment, s.seed)),
+        train: &train_ids,
+        val: &val_ids,
+        boundary,
+    };
+    let train_slots: Vec<usize> = train.iter().map(|x| x.slot).collect();
+    let val_slots: Vec<usize> = val.iter().map(|x| x.slot).collect();
     let mut inputs = Inputs::Pixels;
     let mut feature_cache = None;
     if s.strategy == Strategy::Head {
-        let key = FeatureKey {
-            format_version: features::FORMAT_VERSION,
-            snapshot: &data.snapshot,
-            model: arch.name(),
-            weights: weights
-                .as_ref()
-                .map(|w| w.blake3.clone())
-                .unwrap_or_else(|| format!("random:{}", s.seed)),
-            input_px,
-            cache_px: side,
-            mean: pre.mean,
-            std: pre.std,
-            dtype: format!("{dtype:?}"),
-            views: s.feature_views,
-            augment: (s.feature_views > 1).then_some((&s.augment, s.seed)),
-            train: &train_ids,
-            val: &val_ids,
-            boundary: None,
-        };
-        let train_slots: Vec<usize> = train.iter().map(|x| x.slot).collect();
-        let val_slots: Vec<usize> = val.iter().map(|x| x.slot).collect();
+        let key = cache_key(None);
         let set = features::open_or_build(
             &opts.cache_dir,
             &key,
@@ -598,27 +601,11 @@ pub fn train(
     if s.strategy == Strategy::Partial && s.cache_boundary {
         let boundary = model.boundary()?;
         tracing::info!(boundary = %boundary.name, index = boundary.index, "caching the frozen layers' output");
-        let key = FeatureKey {
-            format_version: features::FORMAT_VERSION,
-            snapshot: &data.snapshot,
-            model: arch.name(),
-            weights: weights
-                .as_ref()
-                .map(|w| w.blake3.clone())
-                .unwrap_or_else(|| format!("random:{}", s.seed)),
-            input_px,
-            cache_px: side,
-            mean: pre.mean,
-            std: pre.std,
-            dtype: format!("{dtype:?}"),
-            views: s.feature_views,
-            augment: (s.feature_views > 1).then_some((&s.augment, s.seed)),
-            train: &train_ids,
-            val: &val_ids,
-            boundary: Some((boundary.index, &boundary.name, model.backend().name())),
-        };
-        let train_slots: Vec<usize> = train.iter().map(|x| x.slot).collect();
-        let val_slots: Vec<usize> = val.iter().map(|x| x.slot).collect();
+        let key = cache_key(Some((
+            boundary.index,
+            &boundary.name,
+            model.backend().name(),
+        )));
         let set = features::open_or_build_boundary(
             &opts.cache_dir,
             &key,

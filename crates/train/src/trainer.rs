@@ -696,7 +696,14 @@ pub fn train(
             ..Default::default()
         },
     )?;
-    let state = if opts.resume {
+    // A run killed after run.json was written but before its first checkpoint (during the
+    // first epoch, with checkpoints at epoch ends) committed nothing: it starts over from its
+    // first step, which gives what an uninterrupted run gives.
+    let resume_from_checkpoint = opts.resume && run.path(crate::run::RESUME).exists();
+    if opts.resume && !resume_from_checkpoint {
+        tracing::info!(run = %run.dir.display(), "no checkpoint yet: the run starts over from its first step");
+    }
+    let state = if resume_from_checkpoint {
         let (mut tensors, state) = run.read_resume(&device)?;
         let optim: HashMap<String, Tensor> = tensors
             .iter()

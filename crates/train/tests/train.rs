@@ -322,6 +322,26 @@ fn a_stopped_run_resumes_to_the_same_end_as_an_uninterrupted_one() {
             "{file}"
         );
     }
+    // Stopped after step 1 with checkpoints only at epoch ends: run.json and a step in
+    // metrics.jsonl, no checkpoint. The resume starts over and ends as the uninterrupted run.
+    let mut early = options(&f, "early", other.settings.clone());
+    early.stop_after_steps = Some(1);
+    let stopped = run(&early, &f.snapshot);
+    assert!(!stopped.completed);
+    assert!(!stopped.run_dir.join(run::RESUME).exists());
+    assert_eq!(metrics_without_time(&stopped.run_dir).len(), 1);
+    early.stop_after_steps = None;
+    early.resume = true;
+    let resumed = run(&early, &f.snapshot);
+    assert!(resumed.completed && !resumed.already_finished);
+    assert_eq!(
+        metrics_without_time(&whole.run_dir),
+        metrics_without_time(&resumed.run_dir)
+    );
+    assert!(same_tensors(
+        &whole.run_dir.join(run::BEST),
+        &resumed.run_dir.join(run::BEST)
+    ));
     // Nothing to resume in an empty folder.
     let mut nothing = other.clone();
     nothing.run_dir = f.root.join("runs").join("nothing");

@@ -4,7 +4,12 @@
 # of their headline figures, collected from the `BENCH {json}` lines they print
 # (lennonnet_core::bench): stage, figure, value, baseline, baseline value, ratio. Benchmarks that
 # printed no BENCH line are listed under the table. The full output is kept in $BENCH_LOG.
-# Extra arguments go to cargo bench (e.g. `-p lennonnet-plan`).
+# Extra arguments go to cargo bench in place of --workspace (e.g. `-p lennonnet-plan`).
+#
+# The curation-quality benchmarks measure against a mirror world with known truth: unless
+# LENNONNET_MIRROR_DIR names one already, `lennonnet mirror generate` first writes the demo
+# plan's world (config/demo.toml, the default seed, as `make demo` serves it) to
+# <target>/bench-mirror-world; it is reused while its truth.jsonl exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO=${CARGO:-cargo}
@@ -13,7 +18,21 @@ mkdir -p "$(dirname "$LOG")"
 
 start=$(date +%s)
 rc=0
-"$CARGO" bench --workspace --locked --benches "$@" 2>&1 | tee "$LOG" || rc=$?
+if [ -z "${LENNONNET_MIRROR_DIR:-}" ]; then
+  world=${CARGO_TARGET_DIR:-target}/bench-mirror-world
+  if [ ! -s "$world/truth.jsonl" ]; then
+    echo "bench: generating the demo plan's mirror world in $world for the curation-quality benchmarks"
+    "$CARGO" run --release --locked -q --bin lennonnet -- -q mirror generate \
+      -c config/demo.toml --out "$world.tmp" > /dev/null
+    rm -rf "$world" && mv "$world.tmp" "$world"
+  fi
+  case $world in /*) ;; *) world=$PWD/$world ;; esac
+  export LENNONNET_MIRROR_DIR=$world
+  export LENNONNET_CONFIG=${LENNONNET_CONFIG:-$PWD/config/demo.toml}
+fi
+scope=(--workspace)
+[ $# -gt 0 ] && scope=("$@")
+"$CARGO" bench --locked --benches "${scope[@]}" 2>&1 | tee "$LOG" || rc=$?
 took=$(($(date +%s) - start))
 
 python3 - "$LOG" "$took" <<'PY'

@@ -180,6 +180,28 @@ fn table(title: &str, s: &[Sample], min_quality: u8) {
         let (p, r, f) = pr(&|x| x.0 <= t64 && x.1 <= t256);
         println!("| {t64} | {t256} | {p:.4} | {r:.3} | {f} |");
     }
+    // The headline for `make bench`: the default rule against pHash-64 alone at the same
+    // distance (what the PDQ confirmation costs in recall and buys in precision).
+    let curate = lennonnet_config::CurateConfig::default();
+    let (t64, t256) = (curate.phash_max_distance, curate.pdq_max_distance);
+    let (p_rule, r_rule, _) = pr(&|x| u32::from(x.0) <= t64 && u32::from(x.1) <= t256);
+    let (p_alone, r_alone, _) = pr(&|x| u32::from(x.0) <= t64);
+    let r4 = |x: f64| (x * 10_000.0).round() / 10_000.0;
+    for (what, rule, alone) in [("recall", r_rule, r_alone), ("precision", p_rule, p_alone)] {
+        println!(
+            "{}",
+            lennonnet_core::bench::BenchLine::new(
+                "store",
+                &format!(
+                    "near-duplicate {what} of the default rule (pHash-64 <= {t64} and PDQ-256 <= {t256}), {}",
+                    title.to_lowercase()
+                ),
+                r4(rule),
+                &format!("pHash-64 <= {t64} alone, {what}"),
+                Some(r4(alone)),
+            )
+        );
+    }
     // Recall per kind of copy against the original(s), at a few rules.
     let rules = [(6u32, 32u32), (7, 40), (8, 48), (10, 70)];
     let mut by_kind: BTreeMap<&str, (Vec<usize>, usize)> = BTreeMap::new();

@@ -474,6 +474,46 @@ pub enum EnginesCommand {
     /// This is how to check a page that an engine changed: save it (or use
     /// `lennonnet search --save-responses`), then parse it here.
     Parse(EnginesParseArgs),
+    /// Check, in about a minute, that each engine of the config answers: one canary query over
+    /// two pages on each, then a table (engine, HTTP status, candidates, first error, what to
+    /// do) on stdout.
+    ///
+    /// Every response is saved (`--save DIR`, default `<dataset>/engines/check-<unix time>/`),
+    /// as `NNN-<engine>-<token|page>.body` with a `.meta` file; a saved body can be read with
+    /// `lennonnet engines parse` and kept as a recorded fixture. Blocks are not retried for
+    /// long and no circuit breaker applies: the table shows each engine's own answer. Exits 1
+    /// when any engine fails (`--require any`: only when none works, as `make dataset` runs it
+    /// before scraping), naming the saved response of each failure.
+    Check(EnginesCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnginesCheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Check only this engine (repeat for several). Default: every engine the plan uses, in
+    /// `engines.order`.
+    #[arg(long, short = 'e', value_name = "ENGINE")]
+    pub engine: Vec<lennonnet_core::EngineKind>,
+    /// The canary query. Default: the plan's first query.
+    #[arg(long, value_name = "TEXT")]
+    pub query: Option<String>,
+    /// Where to save every response. Default `<dataset>/engines/check-<unix time>/`.
+    #[arg(long, value_name = "DIR")]
+    pub save: Option<PathBuf>,
+    /// `all`: exit 1 when any engine fails; `any`: exit 1 only when no engine works.
+    #[arg(long, value_enum, default_value_t = Require::All)]
+    pub require: Require,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Require {
+    /// Every engine checked must work.
+    All,
+    /// At least one engine must work.
+    Any,
 }
 
 #[derive(Debug, Args)]

@@ -32,13 +32,13 @@ impl Progress for Bars {
         let bar = match total {
             Some(n) => ProgressBar::new(n).with_style(
                 ProgressStyle::with_template(
-                    "{prefix:>20} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+                    "{prefix:>20} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
                 )
                 .expect("valid template")
                 .progress_chars("=> "),
             ),
             None => ProgressBar::new_spinner().with_style(
-                ProgressStyle::with_template("{prefix:>20} {spinner} {pos} {per_sec}")
+                ProgressStyle::with_template("{prefix:>20} {spinner} {pos} {per_sec} {msg}")
                     .expect("valid template"),
             ),
         };
@@ -61,6 +61,12 @@ impl Progress for Bars {
         if let Some(bar) = self.bars.lock().expect("bars poisoned").remove(stage) {
             bar.finish_and_clear();
             self.multi.remove(&bar);
+        }
+    }
+
+    fn note(&self, stage: &str, message: &str) {
+        if let Some(bar) = self.bars.lock().expect("bars poisoned").get(stage) {
+            bar.set_message(message.to_string());
         }
     }
 }

@@ -18,6 +18,7 @@ mod words;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Location};
+pub use validate::WIKIMEDIA_UA_POLICY;
 pub use schema::*;
 pub use words::{WORDS_COMMENT, parse_word_list};
 
@@ -38,6 +39,20 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         words.list = parse_word_list(&text, &words.file)?;
         validate::check_words(words, &src, path)?;
     }
+    Ok(config)
+}
+
+/// [`load`], then the checks made before requests go to the real engines: the User-Agent sent
+/// to the real Wikimedia Commons must name a real contact when the plan uses it (Wikimedia's
+/// User-Agent policy). Commands that search call this; commands that only read a config call
+/// [`load`], so a plan can be looked at before a contact is filled in.
+pub fn load_for_requests(path: &Path) -> Result<Config, ConfigError> {
+    let config = load(path)?;
+    let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    validate::check_for_requests(&config, &src, path)?;
     Ok(config)
 }
 

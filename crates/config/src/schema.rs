@@ -136,35 +136,165 @@ impl EnginesConfig {
 
     /// The base URL requests to `kind` go to: the configured one, or the real engine's.
     pub fn base_url(&self, kind: EngineKind) -> &str {
-        self.engine(kind).base_url.as_deref().unwrap_or(match kind {
+        self.engine(kind)
+            .base_url
+            .as_deref()
+            .unwrap_or(Self::real_base_url(kind))
+    }
+
+    /// The real engine's base URL.
+    pub fn real_base_url(kind: EngineKind) -> &'static str {
+        match kind {
             EngineKind::DuckDuckGo => "https://duckduckgo.com",
             EngineKind::Bing => "https://www.bing.com",
             EngineKind::WikimediaCommons => "https://commons.wikimedia.org",
-        })
+        }
+    }
+
+    /// `kind`'s settings with its defaults filled in.
+    pub fn settings(&self, kind: EngineKind, http: &HttpConfig) -> EngineSettings {
+        self.engine(kind).settings(kind, http)
     }
 }
 
-/// `[engines.<name>]`: one engine's settings.
-#[derive(Debug, Clone, Deserialize)]
+/// `[engines.<name>]`: one engine's settings. Keys left out take the engine's own default
+/// (see [`EngineSettings`], resolved by [`EnginesConfig::settings`]): the defaults are what the
+/// clients kept working against each engine found it accepts (docs/engines.md).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
     /// Where the engine is. Default: the real engine. Point it at the offline mirror to test.
     pub base_url: Option<String>,
-    /// Pacing: at most this many requests per second to this engine.
-    pub requests_per_sec: f64,
-    /// Stop paging a query after this many results (the engines stop near 1,000 anyway).
-    pub max_results: u32,
-    /// Timeout of one request to the engine.
-    pub timeout_secs: u64,
+    /// Pacing: at most this many requests per second to this engine. Default: DuckDuckGo 0.2,
+    /// the others 1.0.
+    pub requests_per_sec: Option<f64>,
+    /// Stop paging a query after this many results. Default 1,000.
+    pub max_results: Option<u32>,
+    /// Stop paging a query after this many result pages (0: no cap). Default: DuckDuckGo 5,
+    /// the others 0.
+    pub max_pages: Option<u32>,
+    /// Timeout of one request to the engine. Default 30.
+    pub timeout_secs: Option<u64>,
+    /// The User-Agent sent to this engine. Default: one fixed current desktop browser's for
+    /// DuckDuckGo and Bing (they shortchange or block other clients); `[http] user_agent`
+    /// for Wikimedia Commons (its policy wants the tool and a contact named).
+    pub user_agent: Option<String>,
+    /// `Accept-Language`. Default `en-US,en;q=0.9`.
+    pub accept_language: Option<String>,
+    /// The region: DuckDuckGo's `l` (default `us-en`), Bing's `mkt` (default `en-US`). Not
+    /// used by Wikimedia Commons.
+    pub region: Option<String>,
+    /// DuckDuckGo's `f` filter (`timelimit,size,color,type,layout,license`), sent only when
+    /// set. Not used by the others.
+    pub filter: Option<String>,
+    /// Blocks or rate limits in a row after which the engine is taken down for
+    /// `cooldown_secs` (its queries fall through to the next engine in `order`). Default 3.
+    pub block_threshold: Option<u32>,
+    /// How long an engine stays down after `block_threshold` blocks in a row. Default:
+    /// DuckDuckGo 3,600 (its blocks last about an hour), the others 600.
+    pub cooldown_secs: Option<u64>,
+    /// Queries in a row answered with a page no parser recognises after which the run fails
+    /// (the engine's format really changed). Default 3.
+    pub changed_threshold: Option<u32>,
+    /// Wikimedia Commons only: download the thumbnail of this standard width instead of the
+    /// original (originals narrower than it are downloaded as they are). Default 1,280.
+    pub thumbnail_width_px: Option<u32>,
+    /// Wikimedia Commons only: download originals, not thumbnails. Default false.
+    pub originals: Option<bool>,
+    /// Wikimedia Commons only: the API's `maxlag` (seconds of replication lag after which it
+    /// asks batch clients to wait). Default 5.
+    pub maxlag_secs: Option<u32>,
 }
 
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            base_url: None,
-            requests_per_sec: 1.0,
-            max_results: 1000,
-            timeout_secs: 30,
+/// A current desktop browser's User-Agent: what DuckDuckGo and Bing serve full answers to. One
+/// fixed value for the whole run (DuckDuckGo ties its `vqd` token to it).
+pub const BROWSER_USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/142.0.0.0 Safari/537.36";
+
+/// Wikimedia's standard thumbnail widths: the file servers render only these (T414805), and
+/// the API rounds other widths up to the next one.
+pub const COMMONS_THUMB_STEPS: [u32; 11] = [20, 40, 60, 120, 250, 330, 500, 960, 1280, 1920, 3840];
+
+/// One engine's settings with every default filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineSettings {
+    pub kind: EngineKind,
+    /// The configured base URL, or the real engine's.
+    pub base_url: String,
+    /// Whether `base_url` is the real engine's (no override).
+    pub is_real: bool,
+    pub requests_per_sec: f64,
+    pub max_results: u32,
+    /// `None`: no cap.
+    pub max_pages: Option<u32>,
+    pub timeout_secs: u64,
+    pub user_agent: String,
+    pub accept_language: String,
+    pub region: Option<String>,
+    pub filter: Option<String>,
+    pub block_threshold: u32,
+    pub cooldown_secs: u64,
+    pub changed_threshold: u32,
+    /// Wikimedia Commons: the standard thumbnail width downloaded instead of originals;
+    /// `None` for originals (and for the other engines).
+    pub thumbnail_width_px: Option<u32>,
+    /// Wikimedia Commons: `maxlag`.
+    pub maxlag_secs: Option<u32>,
+}
+
+impl EngineConfig {
+    /// This engine's settings with its defaults filled in.
+    pub fn settings(&self, kind: EngineKind, http: &HttpConfig) -> EngineSettings {
+        let ddg = kind == EngineKind::DuckDuckGo;
+        let commons = kind == EngineKind::WikimediaCommons;
+        EngineSettings {
+            kind,
+            base_url: self
+                .base_url
+                .clone()
+                .unwrap_or_else(|| EnginesConfig::real_base_url(kind).to_string()),
+            is_real: self.base_url.is_none(),
+            requests_per_sec: self
+                .requests_per_sec
+                .unwrap_or(if ddg { 0.2 } else { 1.0 }),
+            max_results: self.max_results.unwrap_or(1000),
+            max_pages: match self.max_pages {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => ddg.then_some(5),
+            },
+            timeout_secs: self.timeout_secs.unwrap_or(30),
+            user_agent: self.user_agent.clone().unwrap_or_else(|| {
+                if commons {
+                    http.user_agent.clone()
+                } else {
+                    BROWSER_USER_AGENT.to_string()
+                }
+            }),
+            accept_language: self
+                .accept_language
+                .clone()
+                .unwrap_or_else(|| "en-US,en;q=0.9".to_string()),
+            region: match kind {
+                EngineKind::DuckDuckGo => {
+                    Some(self.region.clone().unwrap_or_else(|| "us-en".into()))
+                }
+                EngineKind::Bing => Some(self.region.clone().unwrap_or_else(|| "en-US".into())),
+                EngineKind::WikimediaCommons => None,
+            },
+            filter: if ddg { self.filter.clone() } else { None },
+            block_threshold: self.block_threshold.unwrap_or(3),
+            cooldown_secs: self.cooldown_secs.unwrap_or(if ddg { 3600 } else { 600 }),
+            changed_threshold: self.changed_threshold.unwrap_or(3),
+            thumbnail_width_px: if commons && !self.originals.unwrap_or(false) {
+                Some(self.thumbnail_width_px.unwrap_or(1280))
+            } else {
+                None
+            },
+            maxlag_secs: if commons {
+                Some(self.maxlag_secs.unwrap_or(5))
+            } else {
+                None
+            },
         }
     }
 }
@@ -177,6 +307,10 @@ pub struct FetchConfig {
     pub concurrency: u32,
     /// Downloads in flight at once to one host.
     pub per_host_concurrency: u32,
+    /// Hosts with their own limit of downloads in flight, instead of `per_host_concurrency`.
+    /// Default `{ "upload.wikimedia.org" = 2 }` (Wikimedia's file servers allow 2 per
+    /// client). Setting the key replaces the whole table.
+    pub host_concurrency: std::collections::BTreeMap<String, u32>,
     /// Pacing: at most this many new requests per second to one host.
     pub per_host_requests_per_sec: f64,
     pub connect_timeout_secs: u64,
@@ -201,6 +335,7 @@ impl Default for FetchConfig {
         Self {
             concurrency: 64,
             per_host_concurrency: 4,
+            host_concurrency: [("upload.wikimedia.org".to_string(), 2)].into(),
             per_host_requests_per_sec: 8.0,
             connect_timeout_secs: 10,
             first_byte_timeout_secs: 20,
@@ -507,6 +642,10 @@ pub struct GroupConfig {
     /// Engines for this group, overriding `engines.order`.
     #[serde(default)]
     pub engines: Option<Vec<EngineKind>>,
+    /// When an image host refuses the original (401, 403, a hotlink page), store the
+    /// engine's thumbnail of it instead (provenance says so). Default false.
+    #[serde(default)]
+    pub accept_thumbnails: bool,
 }
 
 fn default_purpose() -> Purpose {
@@ -539,6 +678,9 @@ pub struct WordsConfig {
     /// Engines for word groups, overriding `engines.order`.
     #[serde(default)]
     pub engines: Option<Vec<EngineKind>>,
+    /// See [`GroupConfig::accept_thumbnails`].
+    #[serde(default)]
+    pub accept_thumbnails: bool,
     /// The words read from `file` (filled in by [`crate::load`]).
     #[serde(skip)]
     pub list: Vec<String>,

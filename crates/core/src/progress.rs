@@ -15,6 +15,11 @@ pub trait Progress: Send + Sync {
     fn finish(&self, stage: &str) {
         let _ = stage;
     }
+    /// A short status for `stage`, shown beside it until replaced (empty clears it): which
+    /// search engines are down and until when, say.
+    fn note(&self, stage: &str, message: &str) {
+        let _ = (stage, message);
+    }
 }
 
 /// A [`Progress`] that shows nothing, for tests and for callers that do not care.

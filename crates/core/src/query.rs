@@ -128,6 +128,9 @@ pub struct Query {
     pub purpose: Purpose,
     /// 0 for the first engines tried, 1.. for fallbacks.
     pub tier: u32,
+    /// The group stores the engine's thumbnail when an image host refuses the original.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_thumbnails: bool,
 }
 
 /// The licence of a result, where the engine says.

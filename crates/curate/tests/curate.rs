@@ -50,6 +50,7 @@ fn prov(group: &str, url: &str) -> Provenance {
         page_url: None,
         title: None,
         licence: None,
+        thumbnail_of: None,
         fetched_at: Timestamp(0),
     }
 }

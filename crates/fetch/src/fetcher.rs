@@ -60,6 +60,10 @@ impl Fetcher {
             hosts: Hosts::new(
                 fetch.per_host_concurrency as usize,
                 fetch.per_host_requests_per_sec,
+                fetch
+                    .host_concurrency
+                    .iter()
+                    .map(|(h, &n)| (h.clone(), n as usize)),
             ),
             in_flight: Mutex::new(HashMap::new()),
         })

@@ -16,12 +16,18 @@ struct Host {
 
 pub(crate) struct Hosts {
     per_host: usize,
+    /// Host names (without port) with their own limit (`[fetch] host_concurrency`).
+    overrides: HashMap<String, usize>,
     interval: Duration,
     map: Mutex<HashMap<String, Arc<Host>>>,
 }
 
 impl Hosts {
-    pub(crate) fn new(per_host: usize, requests_per_sec: f64) -> Self {
+    pub(crate) fn new(
+        per_host: usize,
+        requests_per_sec: f64,
+        overrides: impl IntoIterator<Item = (String, usize)>,
+    ) -> Self {
         let interval = if requests_per_sec.is_finite() && requests_per_sec > 0.0 {
             Duration::from_secs_f64(1.0 / requests_per_sec)
         } else {
@@ -29,9 +35,25 @@ impl Hosts {
         };
         Self {
             per_host: per_host.max(1),
+            overrides: overrides
+                .into_iter()
+                .map(|(h, n)| (h.to_ascii_lowercase(), n.max(1)))
+                .collect(),
             interval,
             map: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The in-flight limit of `host` (`name:port`).
+    fn limit(&self, host: &str) -> usize {
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        };
+        self.overrides
+            .get(&name.to_ascii_lowercase())
+            .copied()
+            .unwrap_or(self.per_host)
     }
 
     /// Waits for a slot on `host` (`name:port`) and for its pacing; the slot is held until the
@@ -42,7 +64,7 @@ impl Hosts {
             map.entry(host.to_string())
                 .or_insert_with(|| {
                     Arc::new(Host {
-                        slots: Arc::new(Semaphore::new(self.per_host)),
+                        slots: Arc::new(Semaphore::new(self.limit(host))),
                         next_start: tokio::sync::Mutex::new(Instant::now()),
                     })
                 })

@@ -109,6 +109,17 @@ impl Failure {
         Self::reason_is_transient(self.reason())
     }
 
+    /// Whether the host refused to serve the file to us (401, 403, or a page instead of the
+    /// image, as hotlink protection serves), by reason name and status, for records read back
+    /// from a journal: the case where an engine's thumbnail may stand in for the original.
+    pub fn reason_is_refusal(reason: &str, status: Option<u16>) -> bool {
+        match reason {
+            "not_an_image" => true,
+            "http_4xx" => matches!(status, Some(401 | 403)),
+            _ => false,
+        }
+    }
+
     /// [`is_transient`](Self::is_transient) by reason name, for records read back from a journal.
     pub fn reason_is_transient(reason: &str) -> bool {
         matches!(

@@ -5,8 +5,10 @@
 //! TLS (rustls with the `ring` provider; never OpenSSL) and name-resolution overrides are set
 //! in one place:
 //!
-//! - **User-Agent**: `[http] user_agent`, sent with every request. Wikimedia Commons refuses
-//!   generic agents, and an honest one is the polite thing anyway.
+//! - **User-Agent**: `[http] user_agent` by default (the search stage sets each engine's own).
+//!   Wikimedia refuses generic agents, and an honest one is the polite thing anyway.
+//! - **Compression**: gzip and brotli (Bing shortchanges clients without them).
+//! - **Cookies**: optional, one jar per client ([`ClientOptions::cookies`]).
 //! - **Proxy**: `[http] proxy` when set (with `NO_PROXY` still honoured); otherwise reqwest's
 //!   usual `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` / `NO_PROXY` environment handling.
 //! - **Resolve overrides**: `[http] resolve` maps a host-name *suffix* to an IP address
@@ -67,6 +69,9 @@ pub struct ClientOptions {
     pub max_redirects: u32,
     /// Checks every resolved address before it is connected to.
     pub address_policy: Arc<dyn AddressPolicy>,
+    /// Keep cookies the servers set, in a jar of this client's own (one client per search
+    /// engine, so one jar per engine).
+    pub cookies: bool,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -78,6 +83,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
             .field("max_redirects", &self.max_redirects)
+            .field("cookies", &self.cookies)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +104,7 @@ impl ClientOptions {
             timeout: None,
             max_redirects: 5,
             address_policy: Arc::new(AllowAll),
+            cookies: false,
         }
     }
 
@@ -125,6 +132,8 @@ impl ClientOptions {
                 n => reqwest::redirect::Policy::limited(n as usize),
             })
             .gzip(true)
+            .brotli(true)
+            .cookie_store(self.cookies)
             .tls_backend_rustls()
             .dns_resolver(resolver);
         if let Some(timeout) = self.timeout {

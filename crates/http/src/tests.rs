@@ -17,6 +17,7 @@ fn options() -> ClientOptions {
         timeout: Some(Duration::from_secs(10)),
         max_redirects: 2,
         address_policy: Arc::new(AllowAll),
+        cookies: false,
     }
 }
 

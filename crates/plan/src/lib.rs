@@ -41,6 +41,7 @@ struct PlannedGroup<'a> {
     wanted: u32,
     queries: Vec<String>,
     engines: &'a [EngineKind],
+    accept_thumbnails: bool,
 }
 
 /// Turns a config into its ordered plan. Rows come group by group (declared groups in file order,
@@ -57,6 +58,7 @@ pub fn plan(config: &Config) -> Vec<Query> {
             wanted: g.wanted.get(),
             queries: g.queries.iter().map(|q| q.trim().to_string()).collect(),
             engines: g.engines.as_deref().unwrap_or(&config.engines.order),
+            accept_thumbnails: g.accept_thumbnails,
         })
         .collect();
     if let Some(words) = &config.words {
@@ -80,6 +82,7 @@ pub fn plan(config: &Config) -> Vec<Query> {
                     wanted: g.wanted,
                     purpose: g.purpose,
                     tier,
+                    accept_thumbnails: g.accept_thumbnails,
                 });
             }
         }
@@ -105,6 +108,7 @@ fn word_groups<'a>(
                 .map(|t| t.replace("{word}", &word))
                 .collect(),
             engines: words.engines.as_deref().unwrap_or(default_engines),
+            accept_thumbnails: words.accept_thumbnails,
         })
         .collect()
 }

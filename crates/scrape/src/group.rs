@@ -35,6 +35,14 @@ enum Resolved {
     },
     /// Checking the bytes failed (the index could not be read, or the check task died).
     Broken(ScrapeError),
+    /// The original's host refused it and the group accepts thumbnails: the engine's
+    /// thumbnail at `url`, resolved as `inner`. `original` is the original's fresh fetch
+    /// record to write (none when it was recorded by an earlier run).
+    Thumbnail {
+        original: Option<Box<FetchOutcome>>,
+        url: String,
+        inner: Box<Resolved>,
+    },
 }
 
 impl Resolved {
@@ -52,6 +60,32 @@ impl Resolved {
                 ..
             } => (checked.valid() != Some(false)).then(|| checked.id()),
             Resolved::Fetched { result: Err(_), .. } | Resolved::Broken(_) => None,
+            Resolved::Thumbnail { inner, .. } => inner.accepted_id(),
+        }
+    }
+
+    /// Whether the host refused the URL (401, 403, a page instead of the image): where an
+    /// engine's thumbnail may stand in.
+    fn is_refusal(&self) -> bool {
+        let (reason, status) = match self {
+            Resolved::Known(state) if state.ingest.is_none() => match &state.fetch {
+                Some(f) => (f.reason.as_deref(), f.status),
+                None => return false,
+            },
+            Resolved::Fetched {
+                record,
+                result: Err(_),
+            } => (record.reason.as_deref(), record.status),
+            _ => return false,
+        };
+        reason.is_some_and(|r| Failure::reason_is_refusal(r, status))
+    }
+
+    /// The fresh fetch record of a refused original, to be written with its thumbnail.
+    fn into_fresh_record(self) -> Option<Box<FetchOutcome>> {
+        match self {
+            Resolved::Fetched { record, .. } => Some(record),
+            _ => None,
         }
     }
 }
@@ -260,10 +294,22 @@ pub(crate) async fn work(s: &Scraper, rows: Vec<Query>) -> Result<GroupReport, S
                 Some((query, candidate)) => {
                     let k = base + window.len();
                     let url = candidate.image_url.clone();
+                    let thumbnail = candidate
+                        .thumbnail_url
+                        .clone()
+                        .filter(|t| query.accept_thumbnails && *t != url);
                     let query_id = query.id.clone();
                     let ctx = ctx.clone();
                     tasks.spawn(async move {
-                        let resolved = resolve(&ctx, &query_id, url).await;
+                        let mut resolved = resolve(&ctx, &query_id, url).await;
+                        if let Some(thumb) = thumbnail.filter(|_| resolved.is_refusal()) {
+                            let inner = resolve(&ctx, &query_id, thumb.clone()).await;
+                            resolved = Resolved::Thumbnail {
+                                original: resolved.into_fresh_record(),
+                                url: thumb,
+                                inner: Box::new(inner),
+                            };
+                        }
                         (k, resolved, permit)
                     });
                     window.push_back(Entry { query, candidate, slot: Slot::Pending, ahead: false, resumed: false });
@@ -386,6 +432,8 @@ fn candidate_stream<'a>(
                         engine: query.engine.to_string(),
                         error: error_chain(&e),
                         changed: e.is_changed(),
+                        blocked: e.is_block(),
+                        saved: e.saved().map(|p| p.display().to_string()),
                     });
                 }
             }
@@ -477,6 +525,44 @@ fn store(
     let url = &candidate.image_url;
     match resolved {
         Resolved::Broken(e) => Err(e),
+        Resolved::Thumbnail {
+            original,
+            url: thumb,
+            inner,
+        } => {
+            if let Some(record) = original {
+                acks.push_back(s.store.record_fetch(*record));
+            }
+            let mut stand_in = candidate.clone();
+            stand_in.image_url = thumb;
+            stand_in.thumbnail_url = None;
+            store_as(s, query, &stand_in, Some(url), *inner, acks)
+        }
+        other => store_as(s, query, candidate, None, other, acks),
+    }
+}
+
+/// [`store`] for a candidate whose bytes are at `candidate.image_url`; `thumbnail_of` is the
+/// refused original's URL when they are the engine's thumbnail of it.
+fn store_as(
+    s: &Scraper,
+    query: &Query,
+    candidate: &Candidate,
+    thumbnail_of: Option<&String>,
+    resolved: Resolved,
+    acks: &mut VecDeque<Ack>,
+) -> Result<Settled, ScrapeError> {
+    let url = &candidate.image_url;
+    let provenance = || {
+        let mut p = Provenance::from_candidate(query, candidate, Timestamp::now());
+        p.thumbnail_of = thumbnail_of.cloned();
+        p
+    };
+    match resolved {
+        Resolved::Broken(e) => Err(e),
+        Resolved::Thumbnail { .. } => Err(ScrapeError::Task(
+            "a thumbnail stands in for a thumbnail".into(),
+        )),
         Resolved::Known(state) => {
             if let Some(ingest) = &state.ingest {
                 if let Some(reason) = ingest.rejected {
@@ -490,8 +576,7 @@ fn store(
                     // The same URL found by another query: keep this provenance too.
                     let path = s.store.object_path(&ingest.id);
                     if let Ok(bytes) = std::fs::read(&path) {
-                        let prov = Provenance::from_candidate(query, candidate, Timestamp::now());
-                        let (_, ack) = s.store.ingest_nowait(&bytes, prov)?;
+                        let (_, ack) = s.store.ingest_nowait(&bytes, provenance())?;
                         acks.push_back(ack);
                     }
                 }
@@ -510,8 +595,7 @@ fn store(
         Resolved::Fetched { record, result } => {
             let settled = match result {
                 Ok(checked) => {
-                    let prov = Provenance::from_candidate(query, candidate, Timestamp::now());
-                    let (ingested, ack) = s.store.ingest_checked(*checked, prov)?;
+                    let (ingested, ack) = s.store.ingest_checked(*checked, provenance())?;
                     acks.push_back(ack);
                     match ingested.result {
                         Ingested::Accepted { new, .. } => Settled::Accepted {

@@ -56,12 +56,32 @@ pub enum ScrapeError {
     Task(String),
 }
 
-/// What the scrape did, per group.
+/// What the scrape did, per group and per engine.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub groups: Vec<GroupReport>,
+    /// Per engine: requests, candidates, blocks, rate limits, cool-downs, changed pages.
+    pub engines: Vec<lennonnet_search::EngineStats>,
     /// The run stopped early (interrupted).
     pub interrupted: bool,
+    /// Every engine the plan uses was down when the run ended with groups short: the
+    /// earliest time one of them comes back (rerun then; the rerun resumes).
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_http_date")]
+    pub engines_down_until: Option<std::time::SystemTime>,
+}
+
+mod opt_http_date {
+    use std::time::SystemTime;
+
+    pub fn serialize<S: serde::Serializer>(
+        t: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&httpdate::fmt_http_date(*t)),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 impl Report {
@@ -106,6 +126,12 @@ pub struct QueryError {
     pub error: String,
     /// The engine's page was not understood (the adapter needs updating).
     pub changed: bool,
+    /// The engine refused (blocks or rate limits that outlasted the retries, or the engine
+    /// was down for its cool-down): the group fell through to the next engine.
+    pub blocked: bool,
+    /// Where the unrecognised page was saved (for `lennonnet engines parse`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saved: Option<String>,
 }
 
 /// Everything a scrape needs. Share the parts between runs as you like; `stop` interrupts a run
@@ -196,10 +222,25 @@ impl Scraper {
         self.progress.finish("scrape");
         let mut report = Report {
             interrupted: self.stop.load(Ordering::SeqCst),
+            engines: self.searcher.engine_stats(),
             ..Report::default()
         };
         for (_, r) in results {
             report.groups.push(r?);
+        }
+        let used: std::collections::BTreeSet<_> = plan.iter().map(|q| q.engine).collect();
+        let short = report.groups.iter().any(|g| g.got < g.wanted);
+        if short && !used.is_empty() && used.iter().all(|&e| !self.searcher.is_up(e)) {
+            report.engines_down_until = report
+                .engines
+                .iter()
+                .filter(|e| used.contains(&e.engine))
+                .filter_map(|e| e.down_until)
+                .min();
+            if report.engines_down_until.is_none() {
+                // Every engine's format changed: nothing to wait for.
+                tracing::warn!("every engine this plan uses has changed its format");
+            }
         }
         Ok(report)
     }

@@ -1,9 +1,11 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
-use lennonnet_config::{EnginesConfig, HttpConfig};
+use lennonnet_config::{EngineSettings, EnginesConfig, HttpConfig};
 use lennonnet_core::{Candidate, EngineKind, QueryId};
 use lennonnet_http::{ClientOptions, read_body_limited};
 use reqwest::Url;
@@ -31,10 +33,70 @@ pub struct SearchOptions {
     pub max_body_bytes: u64,
     /// Called with every response received (for `lennonnet search --save-responses`).
     pub on_response: Option<ResponseHook>,
+    /// Where a response no parser recognises (`Changed`) is saved, for `engines parse`.
+    pub changed_dir: Option<PathBuf>,
+    /// Called when an engine goes down, or is found to have changed its format (for the
+    /// progress display).
+    pub on_event: Option<EventHook>,
+    /// Take an engine down after `block_threshold` blocks or rate limits in a row, and fail
+    /// every query of an engine after `changed_threshold` changed pages in a row. On for
+    /// scrapes; `engines check` turns it off to see each engine's own answer.
+    pub breaker: bool,
 }
 
 /// See [`SearchOptions::on_response`].
 pub type ResponseHook = Arc<dyn Fn(EngineKind, &Cursor, &Request, &Response) + Send + Sync>;
+
+/// See [`SearchOptions::on_event`].
+pub type EventHook = Arc<dyn Fn(&EngineEvent) + Send + Sync>;
+
+/// Something that happened to an engine as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineEvent {
+    /// `blocks` blocks or rate limits in a row: the engine is left alone until `until`.
+    Down {
+        engine: EngineKind,
+        until: SystemTime,
+        blocks: u32,
+    },
+    /// `queries` queries in a row were answered with pages no parser recognises: the engine's
+    /// format has changed, and it is not asked again in this run.
+    FormatChanged {
+        engine: EngineKind,
+        queries: u32,
+        saved: Option<PathBuf>,
+    },
+}
+
+impl fmt::Display for EngineEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineEvent::Down {
+                engine,
+                until,
+                blocks,
+            } => write!(
+                f,
+                "{engine} is down until {} ({blocks} blocks or rate limits in a row); its queries fall through to the next engine",
+                httpdate::fmt_http_date(*until)
+            ),
+            EngineEvent::FormatChanged {
+                engine,
+                queries,
+                saved,
+            } => {
+                write!(
+                    f,
+                    "{engine} answered {queries} queries in a row with pages no parser recognises: its format has changed"
+                )?;
+                if let Some(p) = saved {
+                    write!(f, " (the last is saved in {})", p.display())?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
 
 impl SearchOptions {
     pub fn new(max_retries: u32) -> Self {
@@ -45,6 +107,9 @@ impl SearchOptions {
             max_retry_after: Duration::from_secs(300),
             max_body_bytes: 16 * 1024 * 1024,
             on_response: None,
+            changed_dir: None,
+            on_event: None,
+            breaker: true,
         }
     }
 }
@@ -58,26 +123,208 @@ impl fmt::Debug for SearchOptions {
             .field("max_retry_after", &self.max_retry_after)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("on_response", &self.on_response.is_some())
+            .field("changed_dir", &self.changed_dir)
+            .field("on_event", &self.on_event.is_some())
+            .field("breaker", &self.breaker)
             .finish()
     }
 }
 
-/// One engine's runtime: where it is, how fast it may be asked, how far a query pages.
+/// One engine's runtime: where it is, its settings, its own client (User-Agent and cookie
+/// jar), how fast it may be asked, and whether it is up.
 #[derive(Debug)]
 struct EngineRuntime {
     base: Url,
+    settings: EngineSettings,
+    client: reqwest::Client,
     pacer: Arc<Pacer>,
-    max_results: u32,
     timeout: Duration,
+    health: Mutex<Health>,
+    counters: Counters,
 }
 
-/// Runs searches: one HTTP client, one [`Pacer`] per engine shared by every query, and the
-/// retry policy. Cheap to share by reference between tasks.
+/// The circuit breaker's state for one engine.
+#[derive(Debug, Default)]
+struct Health {
+    /// Blocks or rate limits in a row.
+    blocks_in_a_row: u32,
+    /// Down until then (monotonic, and the wall-clock time for messages).
+    down_until: Option<(tokio::time::Instant, SystemTime)>,
+    /// Queries in a row whose page no parser recognised.
+    changed_in_a_row: u32,
+    /// The last unrecognised page saved.
+    last_saved: Option<PathBuf>,
+    /// `changed_threshold` was reached: the engine is not asked again in this run.
+    format_changed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    pages: AtomicU64,
+    candidates: AtomicU64,
+    blocks: AtomicU64,
+    rate_limits: AtomicU64,
+    cooldowns: AtomicU64,
+    changed: AtomicU64,
+    token_refreshes: AtomicU64,
+}
+
+/// One engine's figures over a run (the scrape's summary table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EngineStats {
+    pub engine: EngineKind,
+    /// HTTP requests sent, retries and token requests included.
+    pub requests: u64,
+    /// Result pages read.
+    pub pages: u64,
+    /// Distinct candidates handed out (per query).
+    pub candidates: u64,
+    /// Answers that were a block: a challenge or anomaly page, a redirect, HTML for JSON.
+    pub blocks: u64,
+    /// Answers that asked to slow down (429, DuckDuckGo's 202/403/418, MediaWiki `maxlag`).
+    pub rate_limits: u64,
+    /// Times the engine was taken down for its cool-down.
+    pub cooldowns: u64,
+    /// Pages no parser recognised.
+    pub changed: u64,
+    /// DuckDuckGo tokens fetched afresh after a 403.
+    pub token_refreshes: u64,
+    /// Down until then, if it is down now.
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_http_date")]
+    pub down_until: Option<SystemTime>,
+    /// The engine's format changed (`changed_threshold` queries in a row).
+    pub format_changed: bool,
+    /// The last unrecognised page saved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_saved: Option<PathBuf>,
+}
+
+mod opt_http_date {
+    use std::time::SystemTime;
+
+    pub fn serialize<S: serde::Serializer>(
+        t: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&httpdate::fmt_http_date(*t)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// Why an engine is not being asked now.
+enum Unavailable {
+    Down(SystemTime, u32),
+    FormatChanged(u32, Option<PathBuf>),
+}
+
+impl EngineRuntime {
+    /// `None` when the engine may be asked now.
+    fn unavailable(&self) -> Option<Unavailable> {
+        let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        if h.format_changed {
+            return Some(Unavailable::FormatChanged(
+                h.changed_in_a_row,
+                h.last_saved.clone(),
+            ));
+        }
+        match h.down_until {
+            Some((at, wall)) if tokio::time::Instant::now() < at => {
+                Some(Unavailable::Down(wall, h.blocks_in_a_row))
+            }
+            Some(_) => {
+                // The cool-down is over: try again; one more block takes it down again.
+                h.down_until = None;
+                h.blocks_in_a_row = self.settings.block_threshold.saturating_sub(1);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// A page was read.
+    fn succeeded(&self) {
+        let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        h.blocks_in_a_row = 0;
+        h.changed_in_a_row = 0;
+    }
+
+    /// A block or rate limit. Returns the event when it takes the engine down.
+    fn blocked(&self, breaker: bool) -> Option<EngineEvent> {
+        let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        h.blocks_in_a_row += 1;
+        if !breaker || h.blocks_in_a_row < self.settings.block_threshold || h.down_until.is_some()
+        {
+            return None;
+        }
+        let cooldown = Duration::from_secs(self.settings.cooldown_secs);
+        let until = SystemTime::now() + cooldown;
+        h.down_until = Some((tokio::time::Instant::now() + cooldown, until));
+        self.counters.cooldowns.fetch_add(1, Ordering::Relaxed);
+        Some(EngineEvent::Down {
+            engine: self.settings.kind,
+            until,
+            blocks: h.blocks_in_a_row,
+        })
+    }
+
+    /// A page no parser recognised (saved at `saved`). Returns the event when it is the
+    /// `changed_threshold`-th query in a row.
+    fn changed(&self, saved: Option<PathBuf>, breaker: bool) -> Option<EngineEvent> {
+        self.counters.changed.fetch_add(1, Ordering::Relaxed);
+        let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        h.changed_in_a_row += 1;
+        if saved.is_some() {
+            h.last_saved = saved;
+        }
+        if !breaker || h.format_changed || h.changed_in_a_row < self.settings.changed_threshold {
+            return None;
+        }
+        h.format_changed = true;
+        Some(EngineEvent::FormatChanged {
+            engine: self.settings.kind,
+            queries: h.changed_in_a_row,
+            saved: h.last_saved.clone(),
+        })
+    }
+
+    fn stats(&self) -> EngineStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let h = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        EngineStats {
+            engine: self.settings.kind,
+            requests: get(&c.requests),
+            pages: get(&c.pages),
+            candidates: get(&c.candidates),
+            blocks: get(&c.blocks),
+            rate_limits: get(&c.rate_limits),
+            cooldowns: get(&c.cooldowns),
+            changed: get(&c.changed),
+            token_refreshes: get(&c.token_refreshes),
+            down_until: h
+                .down_until
+                .filter(|(at, _)| tokio::time::Instant::now() < *at)
+                .map(|(_, wall)| wall),
+            format_changed: h.format_changed,
+            last_saved: h.last_saved.clone(),
+        }
+    }
+}
+
+/// Runs searches: one HTTP client per engine (its own User-Agent and cookie jar; redirects
+/// are never followed), one [`Pacer`] per engine shared by every query, the retry policy, and
+/// a circuit breaker per engine. Cheap to share by reference between tasks.
 #[derive(Debug)]
 pub struct Searcher {
-    client: reqwest::Client,
     engines: Vec<(EngineKind, EngineRuntime)>,
     options: SearchOptions,
+    /// DuckDuckGo's tokens, by (query, User-Agent): a token is tied to the User-Agent.
+    tokens: Mutex<HashMap<(String, String), String>>,
+    /// Numbers the saved unrecognised pages.
+    saved_count: AtomicU32,
 }
 
 impl Searcher {
@@ -92,33 +339,57 @@ impl Searcher {
         engines: &EnginesConfig,
         options: SearchOptions,
     ) -> Result<Self, SearchError> {
-        let client = ClientOptions::from_config(http).build()?;
         let mut runtimes = Vec::new();
         for kind in EngineKind::ALL {
-            let conf = engines.engine(kind);
-            let base_str = engines.base_url(kind);
-            let base = Url::parse(base_str)
+            let settings = engines.settings(kind, http);
+            let base = Url::parse(&settings.base_url)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
                 .ok_or_else(|| SearchError::BaseUrl {
                     engine: kind,
-                    url: base_str.to_string(),
+                    url: settings.base_url.clone(),
                 })?;
+            let client = ClientOptions {
+                user_agent: settings.user_agent.clone(),
+                max_redirects: 0,
+                cookies: true,
+                ..ClientOptions::from_config(http)
+            }
+            .build()?;
             runtimes.push((
                 kind,
                 EngineRuntime {
                     base,
-                    pacer: Arc::new(Pacer::per_second(conf.requests_per_sec)),
-                    max_results: conf.max_results,
-                    timeout: Duration::from_secs(conf.timeout_secs),
+                    client,
+                    pacer: Arc::new(Pacer::per_second(settings.requests_per_sec)),
+                    timeout: Duration::from_secs(settings.timeout_secs),
+                    settings,
+                    health: Mutex::new(Health::default()),
+                    counters: Counters::default(),
                 },
             ));
         }
         Ok(Self {
-            client,
             engines: runtimes,
             options,
+            tokens: Mutex::new(HashMap::new()),
+            saved_count: AtomicU32::new(0),
         })
+    }
+
+    /// Each engine's figures so far, in [`EngineKind::ALL`] order.
+    pub fn engine_stats(&self) -> Vec<EngineStats> {
+        self.engines.iter().map(|(_, rt)| rt.stats()).collect()
+    }
+
+    /// Whether `kind` may be asked now (not down, format not changed).
+    pub fn is_up(&self, kind: EngineKind) -> bool {
+        self.runtime(kind).unavailable().is_none()
+    }
+
+    /// `kind`'s settings, defaults filled in.
+    pub fn settings(&self, kind: EngineKind) -> &EngineSettings {
+        &self.runtime(kind).settings
     }
 
     fn runtime(&self, kind: EngineKind) -> &EngineRuntime {
@@ -145,12 +416,24 @@ impl Searcher {
         wanted: u32,
     ) -> Pager<'_> {
         let runtime = self.runtime(engine);
-        let (limit, limit_reason) = if wanted <= runtime.max_results {
+        let (limit, limit_reason) = if wanted <= runtime.settings.max_results {
             (wanted, Stop::Wanted)
         } else {
-            (runtime.max_results, Stop::Cap)
+            (runtime.settings.max_results, Stop::Cap)
         };
         let adapter = adapter(engine);
+        let mut cursor = adapter.start();
+        if cursor.step == Step::Token {
+            let key = (query.to_string(), runtime.settings.user_agent.clone());
+            if let Some(vqd) = self
+                .tokens
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+            {
+                cursor = Cursor::results(vec![("vqd".into(), vqd.clone())]);
+            }
+        }
         Pager {
             searcher: self,
             adapter,
@@ -159,7 +442,7 @@ impl Searcher {
             query_id,
             limit,
             limit_reason,
-            cursor: Some(adapter.start()),
+            cursor: Some(cursor),
             seen_urls: HashSet::new(),
             seen_cursors: HashSet::new(),
             barren: 0,
@@ -201,6 +484,8 @@ pub enum Stop {
     NoNew,
     /// The engine sent back a cursor already followed: it would loop.
     RepeatedCursor,
+    /// The engine's page cap (`max_pages`) was reached.
+    PageCap,
 }
 
 impl fmt::Display for Stop {
@@ -211,6 +496,7 @@ impl fmt::Display for Stop {
             Stop::End => "the engine has no more pages",
             Stop::NoNew => "a page brought nothing new",
             Stop::RepeatedCursor => "the engine repeated a page cursor",
+            Stop::PageCap => "the engine's max_pages was reached",
         })
     }
 }
@@ -273,7 +559,16 @@ impl Pager<'_> {
                 self.finish(self.limit_reason);
                 continue;
             }
-            let Some(cursor) = self.cursor.take() else {
+            if self
+                .runtime
+                .settings
+                .max_pages
+                .is_some_and(|max| self.stats.pages >= max)
+            {
+                self.finish(Stop::PageCap);
+                continue;
+            }
+            let Some(mut cursor) = self.cursor.take() else {
                 self.finish(Stop::End);
                 continue;
             };
@@ -282,20 +577,25 @@ impl Pager<'_> {
                 self.finish(Stop::RepeatedCursor);
                 continue;
             }
-            let page = match self.fetch(&cursor).await {
+            let seen_as = cursor.clone();
+            let page = match self.fetch(&mut cursor).await {
                 Ok(page) => page,
                 Err(e) => {
                     // Stay where we were: calling again retries the same request.
-                    self.seen_cursors.remove(&cursor);
+                    self.seen_cursors.remove(&seen_as);
                     self.cursor = Some(cursor);
                     return Err(e);
                 }
             };
             self.cursor = page.next;
             if cursor.step == Step::Token {
+                if let Some(vqd) = self.cursor.as_ref().and_then(|c| c.param("vqd")) {
+                    self.remember_token(vqd);
+                }
                 continue;
             }
             self.stats.pages += 1;
+            self.runtime.counters.pages.fetch_add(1, Ordering::Relaxed);
             self.stats.skipped += page.skipped;
             let offered = page.candidates.len();
             let mut batch = Vec::new();
@@ -308,6 +608,10 @@ impl Pager<'_> {
                     continue;
                 }
                 self.found += 1;
+                self.runtime
+                    .counters
+                    .candidates
+                    .fetch_add(1, Ordering::Relaxed);
                 c.rank = self.found;
                 c.query_id = self.query_id.clone();
                 batch.push(c);
@@ -358,31 +662,179 @@ impl Pager<'_> {
         self.stop = Some(stop);
     }
 
-    /// One request, paced and retried; the parsed page or the error of the last attempt.
-    async fn fetch(&mut self, cursor: &Cursor) -> Result<Page, SearchError> {
+    fn remember_token(&self, vqd: &str) {
+        let key = (self.query.clone(), self.runtime.settings.user_agent.clone());
+        self.searcher
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, vqd.to_string());
+    }
+
+    /// The error for an engine that is down or whose format changed, if it is.
+    fn check_up(&self) -> Result<(), SearchError> {
         let engine = self.adapter.kind();
-        let options = &self.searcher.options;
-        let request = self
+        match self.runtime.unavailable() {
+            None => Ok(()),
+            Some(Unavailable::Down(until, blocks)) => Err(SearchError::Down {
+                engine,
+                until,
+                blocks,
+            }),
+            Some(Unavailable::FormatChanged(queries, saved)) => Err(SearchError::FormatChanged {
+                engine,
+                queries,
+                saved,
+            }),
+        }
+    }
+
+    fn emit(&self, event: Option<EngineEvent>) {
+        if let Some(event) = event {
+            tracing::warn!("{event}");
+            if let Some(hook) = &self.searcher.options.on_event {
+                hook(&event);
+            }
+        }
+    }
+
+    /// Saves an unrecognised response under `changed_dir`, if set.
+    fn save_changed(&self, cursor: &Cursor, request: &Request, response: &Response) -> Option<PathBuf> {
+        let dir = self.searcher.options.changed_dir.as_ref()?;
+        let n = self.searcher.saved_count.fetch_add(1, Ordering::Relaxed) + 1;
+        let secs = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let engine = self.adapter.kind();
+        let stem = format!("{engine}-{secs}-{n:03}");
+        match crate::save::save_response(dir, &stem, engine, cursor, request, response) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot save an unrecognised response");
+                None
+            }
+        }
+    }
+
+    /// Sends one request (paced, counted) and hands the response to the hook.
+    async fn exchange(&mut self, cursor: &Cursor, request: &Request) -> Result<Response, TransportError> {
+        self.runtime.pacer.wait().await;
+        self.stats.requests += 1;
+        self.runtime
+            .counters
+            .requests
+            .fetch_add(1, Ordering::Relaxed);
+        let response = self.send(request).await?;
+        if let Some(hook) = &self.searcher.options.on_response {
+            hook(self.adapter.kind(), cursor, request, &response);
+        }
+        Ok(response)
+    }
+
+    /// DuckDuckGo's token for this query, fetched afresh (after a 403 on a results page: the
+    /// token may have expired). `Err` is the failure of the token request.
+    async fn refresh_token(&mut self) -> Result<String, Failure> {
+        let cursor = Cursor::token();
+        let request = self.adapter.request(
+            &self.runtime.base,
+            &self.runtime.settings,
+            &self.query,
+            &cursor,
+        );
+        let response = self
+            .exchange(&cursor, &request)
+            .await
+            .map_err(Failure::Transport)?;
+        let page = self
             .adapter
-            .request(&self.runtime.base, &self.query, cursor);
-        let url = request.url.to_string();
+            .parse(&self.runtime.settings, &cursor, &response)
+            .map_err(Failure::Engine)?;
+        let vqd = page
+            .next
+            .as_ref()
+            .and_then(|c| c.param("vqd"))
+            .map(str::to_string)
+            .ok_or(Failure::Engine(EngineError::TokenMissing))?;
+        self.remember_token(&vqd);
+        Ok(vqd)
+    }
+
+    /// One request, paced and retried; the parsed page or the error of the last attempt. A
+    /// DuckDuckGo token refreshed on the way is written into `cursor`.
+    async fn fetch(&mut self, cursor: &mut Cursor) -> Result<Page, SearchError> {
+        let engine = self.adapter.kind();
+        let options = self.searcher.options.clone();
         let mut attempts = 0;
+        let mut refreshed = false;
         loop {
+            self.check_up()?;
+            let request = self.adapter.request(
+                &self.runtime.base,
+                &self.runtime.settings,
+                &self.query,
+                cursor,
+            );
+            let url = request.url.to_string();
             attempts += 1;
-            self.runtime.pacer.wait().await;
-            self.stats.requests += 1;
-            let failure = match self.send(&request).await {
-                Ok(response) => {
-                    if let Some(hook) = &options.on_response {
-                        hook(engine, cursor, &request, &response);
+            let mut saved = None;
+            let failure = match self.exchange(cursor, &request).await {
+                Ok(response) => match self.adapter.parse(&self.runtime.settings, cursor, &response) {
+                    Ok(page) => {
+                        self.runtime.succeeded();
+                        return Ok(page);
                     }
-                    match self.adapter.parse(cursor, &response) {
-                        Ok(page) => return Ok(page),
-                        Err(e) => Failure::Engine(e),
+                    // A 403 on a DuckDuckGo results page: the token may be stale. Fetch it
+                    // afresh once before counting the answer as a refusal.
+                    Err(EngineError::RateLimited { .. })
+                        if engine == EngineKind::DuckDuckGo
+                            && cursor.step == Step::Results
+                            && response.status == 403
+                            && !refreshed =>
+                    {
+                        refreshed = true;
+                        self.runtime
+                            .counters
+                            .token_refreshes
+                            .fetch_add(1, Ordering::Relaxed);
+                        match self.refresh_token().await {
+                            Ok(vqd) => {
+                                cursor.params.retain(|(k, _)| k != "vqd");
+                                cursor.params.push(("vqd".into(), vqd));
+                                attempts -= 1;
+                                continue;
+                            }
+                            Err(f) => f,
+                        }
                     }
-                }
+                    Err(e) => {
+                        if matches!(e, EngineError::Changed { .. }) {
+                            saved = self.save_changed(cursor, &request, &response);
+                        }
+                        Failure::Engine(e)
+                    }
+                },
                 Err(e) => Failure::Transport(e),
             };
+            if let Failure::Engine(e) = &failure {
+                let counter = match e {
+                    EngineError::Blocked | EngineError::TokenMissing => Some(&self.runtime.counters.blocks),
+                    EngineError::RateLimited { .. } => Some(&self.runtime.counters.rate_limits),
+                    _ => None,
+                };
+                if let Some(counter) = counter {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    let event = self.runtime.blocked(options.breaker);
+                    let down = event.is_some();
+                    self.emit(event);
+                    if down {
+                        self.check_up()?;
+                    }
+                }
+                if matches!(e, EngineError::Changed { .. }) {
+                    let event = self.runtime.changed(saved.clone(), options.breaker);
+                    self.emit(event);
+                }
+            }
             let retryable = match &failure {
                 Failure::Engine(e) => e.is_retryable(),
                 Failure::Transport(TransportError::Body(lennonnet_http::BodyError::TooLarge {
@@ -404,6 +856,7 @@ impl Pager<'_> {
                         url,
                         attempts,
                         source,
+                        saved,
                     },
                     Failure::Transport(source) => SearchError::Transport {
                         engine,
@@ -413,7 +866,7 @@ impl Pager<'_> {
                     },
                 });
             }
-            let delay = asked.unwrap_or_else(|| backoff(options, attempts));
+            let delay = asked.unwrap_or_else(|| backoff(&options, attempts));
             tracing::warn!(
                 %engine,
                 %url,
@@ -429,7 +882,7 @@ impl Pager<'_> {
 
     async fn send(&self, request: &Request) -> Result<Response, TransportError> {
         let mut builder = self
-            .searcher
+            .runtime
             .client
             .get(request.url.clone())
             .timeout(self.runtime.timeout);

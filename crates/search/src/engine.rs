@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use lennonnet_config::EngineSettings;
 use lennonnet_core::{Candidate, EngineKind};
 use reqwest::Url;
 use reqwest::header::HeaderMap;
@@ -23,14 +24,27 @@ pub trait Engine: Send + Sync + 'static {
     }
 
     /// The request for `query` at `cursor`. `base` is the engine's base URL (the real engine's
-    /// or the offline mirror's); a path in it is kept.
-    fn request(&self, base: &Url, query: &str, cursor: &Cursor) -> Request;
+    /// or the offline mirror's); a path in it is kept. `settings` gives the region, filters,
+    /// `Accept-Language` and the like (the client sets the User-Agent).
+    fn request(
+        &self,
+        base: &Url,
+        settings: &EngineSettings,
+        query: &str,
+        cursor: &Cursor,
+    ) -> Request;
 
     /// Reads the response to the request made at `cursor`.
     ///
     /// "No results" is an empty page. A response that is not recognised as one of the engine's
-    /// known answers is [`EngineError::Changed`], never an empty page.
-    fn parse(&self, cursor: &Cursor, response: &Response) -> Result<Page, EngineError>;
+    /// known answers is [`EngineError::Changed`], never an empty page. A redirect, a challenge
+    /// page, or HTML where JSON was asked for is [`EngineError::Blocked`].
+    fn parse(
+        &self,
+        settings: &EngineSettings,
+        cursor: &Cursor,
+        response: &Response,
+    ) -> Result<Page, EngineError>;
 }
 
 /// The adapter for `kind`.
@@ -138,6 +152,41 @@ impl Response {
 
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// A redirect (3xx). Search requests never follow one: the engines redirect a client they
+    /// take for a bot to a challenge page.
+    pub fn is_redirect(&self) -> bool {
+        (300..400).contains(&self.status)
+    }
+
+    /// Whether the body is an HTML document (by its Content-Type, or by its first bytes).
+    pub fn is_html(&self) -> bool {
+        let by_type = self
+            .headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.to_ascii_lowercase().contains("text/html"));
+        let start = self
+            .body
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .map_or(&[][..], |i| &self.body[i..]);
+        let by_bytes = start.first() == Some(&b'<')
+            && !start.starts_with(b"<?xml")
+            && start
+                .get(..64)
+                .unwrap_or(start)
+                .to_ascii_lowercase()
+                .windows(4)
+                .any(|w| w == b"html" || w == b"<hea" || w == b"<bod" || w == b"<div" || w == b"<for");
+        by_type || by_bytes
+    }
+
+    /// Whether the body holds a challenge form (`<form id="challenge-form"`), the page the
+    /// engines serve a client they take for a bot.
+    pub fn has_challenge_form(&self) -> bool {
+        crate::engines::memmem(&self.body, b"challenge-form").is_some()
     }
 }
 

@@ -73,13 +73,31 @@ impl fmt::Display for RetryAfter {
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
     /// The engine's answer was understood to be an error (or not understood at all).
-    #[error("{engine}: GET {url} failed after {attempts} attempt(s)")]
+    #[error("{engine}: GET {url} failed after {attempts} attempt(s){}", Saved(saved.as_deref()))]
     Engine {
         engine: EngineKind,
         url: String,
         attempts: u32,
         #[source]
         source: EngineError,
+        /// Where the unrecognised response was saved (for `Changed`, when saving is on).
+        saved: Option<std::path::PathBuf>,
+    },
+    /// The engine blocked or rate-limited `blocks` answers in a row and is left alone until
+    /// `until` (its `cooldown_secs`).
+    #[error("{engine} is down until {} after {blocks} blocks or rate limits in a row", httpdate::fmt_http_date(*until))]
+    Down {
+        engine: EngineKind,
+        until: std::time::SystemTime,
+        blocks: u32,
+    },
+    /// The engine answered `queries` queries in a row with pages no parser recognises: its
+    /// format changed, and it is not asked again in this run.
+    #[error("{engine} answered {queries} queries in a row with pages no parser recognises: its format has changed{}", Saved(saved.as_deref()))]
+    FormatChanged {
+        engine: EngineKind,
+        queries: u32,
+        saved: Option<std::path::PathBuf>,
     },
     /// No answer: connection refused, timeout, a body that could not be read.
     #[error("{engine}: GET {url} failed after {attempts} attempt(s)")]
@@ -109,6 +127,37 @@ impl SearchError {
     /// Whether the engine's answer was not recognised (see [`EngineError::Changed`]).
     pub fn is_changed(&self) -> bool {
         matches!(self.engine_error(), Some(EngineError::Changed { .. }))
+            || matches!(self, SearchError::FormatChanged { .. })
+    }
+
+    /// Whether the engine refused: a block or rate limit that outlasted the retries, or an
+    /// engine down for its cool-down.
+    pub fn is_block(&self) -> bool {
+        matches!(
+            self.engine_error(),
+            Some(EngineError::Blocked | EngineError::RateLimited { .. })
+        ) || matches!(self, SearchError::Down { .. })
+    }
+
+    /// Where the unrecognised response was saved, if it was.
+    pub fn saved(&self) -> Option<&std::path::Path> {
+        match self {
+            SearchError::Engine { saved, .. } | SearchError::FormatChanged { saved, .. } => {
+                saved.as_deref()
+            }
+            _ => None,
+        }
+    }
+}
+
+struct Saved<'a>(Option<&'a std::path::Path>);
+
+impl fmt::Display for Saved<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(p) => write!(f, " (the response is saved in {})", p.display()),
+            None => Ok(()),
+        }
     }
 }
 

@@ -29,6 +29,7 @@ fn prov(i: usize) -> Provenance {
         page_url: None,
         title: None,
         licence: None,
+        thumbnail_of: None,
         fetched_at: Timestamp(0),
     }
 }

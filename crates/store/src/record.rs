@@ -104,6 +104,10 @@ pub struct Provenance {
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub licence: Option<Licence>,
+    /// Set when the bytes are the engine's thumbnail (at `image_url`) of this original image
+    /// URL, because the original's host refused it and the group accepts thumbnails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_of: Option<String>,
     pub fetched_at: Timestamp,
 }
 
@@ -122,6 +126,7 @@ impl Provenance {
             page_url: None,
             title: None,
             licence: None,
+            thumbnail_of: None,
             fetched_at: Timestamp::now(),
         }
     }
@@ -144,6 +149,7 @@ impl Provenance {
             page_url: candidate.page_url.clone(),
             title: candidate.title.clone(),
             licence: candidate.licence.clone(),
+            thumbnail_of: None,
             fetched_at,
         }
     }

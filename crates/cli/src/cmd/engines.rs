@@ -2,15 +2,19 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use lennonnet_config::{EngineConfig, HttpConfig};
 use lennonnet_core::EngineKind;
 use lennonnet_search::{Cursor, Page, Response, adapter};
 
 use super::stdout_error;
 use crate::cli::{EnginesArgs, EnginesCommand, EnginesParseArgs, ResponseKind};
 
+mod check;
+
 pub fn run(args: EnginesArgs) -> anyhow::Result<()> {
     match args.command {
         EnginesCommand::Parse(args) => parse(args),
+        EnginesCommand::Check(args) => check::run(args),
     }
 }
 
@@ -55,8 +59,9 @@ fn parse_saved(
         headers: Default::default(),
         body,
     };
+    let settings = EngineConfig::default().settings(engine, &HttpConfig::default());
     let page = adapter(engine)
-        .parse(&cursor, &response)
+        .parse(&settings, &cursor, &response)
         .map_err(anyhow::Error::new)
         .with_context(|| format!("{}: not accepted as {what}", file.display()))?;
     tracing::info!(

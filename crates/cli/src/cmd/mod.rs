@@ -48,6 +48,14 @@ pub fn load_config(path: &Path) -> anyhow::Result<lennonnet_config::Config> {
     Ok(config)
 }
 
+/// [`load_config`] for commands that send requests to the engines: also checks what the real
+/// engines require of a client (a real contact in the User-Agent Wikimedia Commons gets).
+pub fn load_config_for_requests(path: &Path) -> anyhow::Result<lennonnet_config::Config> {
+    let config = lennonnet_config::load_for_requests(path)?;
+    tracing::debug!(path = %path.display(), groups = config.groups.len(), "config loaded");
+    Ok(config)
+}
+
 /// Writes to stdout with a context that names it, so a closed pipe is recognised.
 pub fn stdout_error(e: std::io::Error) -> anyhow::Error {
     anyhow::Error::new(e).context("cannot write to stdout")

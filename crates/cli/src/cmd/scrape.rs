@@ -5,14 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use lennonnet_fetch::Fetcher;
 use lennonnet_scrape::{Report, Scraper};
-use lennonnet_search::Searcher;
+use lennonnet_search::{SearchOptions, Searcher};
 
-use super::{load_config, stdout_error};
+use super::{load_config_for_requests, stdout_error};
 use crate::cli::{OutputFormat, ScrapeArgs};
 use crate::progress;
 
 pub fn run(args: ScrapeArgs, quiet: bool) -> anyhow::Result<()> {
-    let config = Arc::new(load_config(&args.config.config)?);
+    let config = Arc::new(load_config_for_requests(&args.config.config)?);
     let rows = lennonnet_plan::plan(&config);
     let (store, _) = super::store::open(&config, false)?;
     let store = Arc::new(store);
@@ -24,8 +24,20 @@ pub fn run(args: ScrapeArgs, quiet: bool) -> anyhow::Result<()> {
         let fetcher = Arc::new(
             Fetcher::new(&config.fetch, &config.http).context("cannot set up the downloader")?,
         );
+        let progress: Arc<dyn lennonnet_core::Progress> =
+            Arc::from(progress::reporter(!args.no_progress && !quiet));
+        let mut options = SearchOptions::new(config.engines.max_retries);
+        options.changed_dir = Some(changed_dir(&config));
+        let notes = progress.clone();
+        let down: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        options.on_event = Some(Arc::new(move |event| {
+            let mut down = down.lock().unwrap_or_else(|e| e.into_inner());
+            down.push(event.to_string());
+            let last = down.last().cloned().unwrap_or_default();
+            notes.note("scrape", &last);
+        }));
         let searcher = Arc::new(
-            Searcher::from_config(&config.http, &config.engines)
+            Searcher::new(&config.http, &config.engines, options)
                 .context("cannot set up the search engines")?,
         );
         let stop = Arc::new(AtomicBool::new(false));
@@ -43,7 +55,7 @@ pub fn run(args: ScrapeArgs, quiet: bool) -> anyhow::Result<()> {
             store.clone(),
             fetcher,
             searcher,
-            Arc::from(progress::reporter(!args.no_progress && !quiet)),
+            progress,
         );
         scraper.stop = stop;
         scraper.retry_failed = args.retry_failed;
@@ -68,17 +80,49 @@ pub fn run(args: ScrapeArgs, quiet: bool) -> anyhow::Result<()> {
     if report.interrupted {
         anyhow::bail!("interrupted; rerun the same command to continue where it stopped");
     }
-    let changed: Vec<_> = report.query_errors().filter(|e| e.changed).collect();
+    // One changed page fails its query; an engine that answers several queries in a row with
+    // pages no parser recognises has changed its format: that fails the run.
+    let changed: Vec<_> = report.engines.iter().filter(|e| e.format_changed).collect();
     if !changed.is_empty() {
-        let engines: std::collections::BTreeSet<&str> =
-            changed.iter().map(|e| e.engine.as_str()).collect();
+        let what: Vec<String> = changed
+            .iter()
+            .map(|e| match &e.last_saved {
+                Some(p) => format!(
+                    "{} (the last page is saved as {}; check it with `lennonnet engines parse --engine {} {}`)",
+                    e.engine,
+                    p.display(),
+                    e.engine,
+                    p.display()
+                ),
+                None => e.engine.to_string(),
+            })
+            .collect();
         anyhow::bail!(
-            "{} queries got pages whose structure was not recognised ({}); the adapter needs updating: save a page and check it with `lennonnet engines parse`",
-            changed.len(),
-            engines.into_iter().collect::<Vec<_>>().join(", ")
+            "the format of {} has changed: {} queries in a row got pages no parser recognises; everything stored is kept, and the adapter needs updating: {}",
+            changed
+                .iter()
+                .map(|e| e.engine.as_str())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            config.engines.duckduckgo.changed_threshold.unwrap_or(3),
+            what.join("; ")
+        );
+    }
+    if let Some(until) = report.engines_down_until {
+        anyhow::bail!(
+            "every search engine this plan uses is down after blocks (its cool-down); the scrape stopped with what it has. Rerun the same command after {} (in {} min): it resumes where it stopped",
+            httpdate::fmt_http_date(until),
+            until
+                .duration_since(std::time::SystemTime::now())
+                .map_or(0, |d| d.as_secs().div_ceil(60))
         );
     }
     Ok(())
+}
+
+/// Where the scrape saves pages no parser recognises: `<dataset>/engines/changed/`.
+pub fn changed_dir(config: &lennonnet_config::Config) -> std::path::PathBuf {
+    config.dataset_dir().join("engines").join("changed")
 }
 
 /// The summary table: per group, wanted and got, and where the other candidates went.
@@ -139,6 +183,8 @@ fn render(report: &Report) -> String {
         thousands(wanted),
         report.groups.len()
     );
+    t += "\n";
+    t += &render_engines(report);
     for e in report.query_errors() {
         t += &format!(
             "query error: {} on {} ({}): {}\n",
@@ -146,4 +192,60 @@ fn render(report: &Report) -> String {
         );
     }
     t
+}
+
+/// The engines table: what each engine was asked and how it answered.
+fn render_engines(report: &Report) -> String {
+    use super::plan::thousands;
+    let mut rows = vec![
+        [
+            "engine",
+            "requests",
+            "pages",
+            "candidates",
+            "blocks",
+            "rate limits",
+            "cool-downs",
+            "changed",
+            "fell through",
+            "state",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for e in &report.engines {
+        if e.requests == 0 {
+            continue;
+        }
+        let fell_through = report
+            .query_errors()
+            .filter(|q| q.engine == e.engine.as_str() && (q.blocked || q.changed))
+            .count() as u64;
+        let state = if e.format_changed {
+            "format changed".to_string()
+        } else if let Some(until) = e.down_until {
+            format!("down until {}", httpdate::fmt_http_date(until))
+        } else {
+            "up".to_string()
+        };
+        rows.push(vec![
+            e.engine.to_string(),
+            thousands(e.requests),
+            thousands(e.pages),
+            thousands(e.candidates),
+            thousands(e.blocks),
+            thousands(e.rate_limits),
+            thousands(e.cooldowns),
+            thousands(e.changed),
+            thousands(fell_through),
+            state,
+        ]);
+    }
+    if rows.len() == 1 {
+        return String::new();
+    }
+    super::plan::layout(
+        &rows,
+        &[false, true, true, true, true, true, true, true, true, false],
+    )
 }

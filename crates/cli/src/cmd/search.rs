@@ -1,17 +1,15 @@
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 
 use anyhow::Context;
 use lennonnet_core::{EngineKind, QueryId};
-use lennonnet_search::{Cursor, Request, Response, SearchError, SearchOptions, Searcher, Step};
+use lennonnet_search::{SearchError, SearchOptions, Searcher, save_responses_to};
 
-use super::{load_config, stdout_error};
+use super::{load_config_for_requests, stdout_error};
 use crate::cli::SearchArgs;
 
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
-    let config = load_config(&args.config.config)?;
+    let config = load_config_for_requests(&args.config.config)?;
     let mut options = SearchOptions::new(config.engines.max_retries);
     if let Some(dir) = &args.save_responses {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -99,55 +97,6 @@ fn explain(e: SearchError, engine: EngineKind, found: u32, saved: Option<&Path>)
         format!("searching {engine} failed after {found} candidates")
     };
     anyhow::Error::new(e).context(hint)
-}
-
-/// A hook that writes each response's body to `dir/NNN-<engine>-<token|page>.body`, and its
-/// status, URL and cursor to a `.meta` JSON file beside it.
-fn save_responses_to(dir: PathBuf) -> lennonnet_search::ResponseHook {
-    let counter = Arc::new(AtomicU32::new(0));
-    Arc::new(
-        move |engine: EngineKind, cursor: &Cursor, request: &Request, response: &Response| {
-            let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-            let step = match cursor.step {
-                Step::Token => "token",
-                Step::Results => "page",
-            };
-            let stem = format!("{n:03}-{engine}-{step}");
-            if let Err(e) = save(&dir, &stem, cursor, request, response) {
-                tracing::warn!(dir = %dir.display(), file = %stem, error = %e, "cannot save a response");
-            }
-        },
-    )
-}
-
-fn save(
-    dir: &Path,
-    stem: &str,
-    cursor: &Cursor,
-    request: &Request,
-    response: &Response,
-) -> std::io::Result<()> {
-    std::fs::write(dir.join(format!("{stem}.body")), &response.body)?;
-    let headers: serde_json::Map<String, serde_json::Value> = response
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned().into(),
-            )
-        })
-        .collect();
-    let meta = serde_json::json!({
-        "url": request.url.as_str(),
-        "status": response.status,
-        "cursor": cursor,
-        "headers": headers,
-    });
-    std::fs::write(
-        dir.join(format!("{stem}.meta")),
-        serde_json::to_vec_pretty(&meta)?,
-    )
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use std::sync::LazyLock;
 
+use lennonnet_config::EngineSettings;
 use lennonnet_core::{Candidate, EngineKind, QueryId};
 use reqwest::Url;
 use scraper::{ElementRef, Html, Selector};
@@ -13,7 +14,9 @@ use crate::error::EngineError;
 
 /// The Bing adapter.
 ///
-/// `GET {base}/images/async?q=..&first=N&count=35` returns an HTML fragment with one
+/// `GET {base}/images/async?q=..&first=N&count=35&async=1&mkt=<region>` (with a browser's
+/// User-Agent, `Accept-Language`, and gzip and brotli accepted: Bing sends about one result to
+/// other clients) returns an HTML fragment with one
 /// `<a class="iusc" m="…" href="…">` per result. `m` is HTML-escaped JSON:
 /// `{"murl": image, "turl": thumbnail, "purl": page, "t": title, …}`. Width and height come
 /// from the anchor's `href` (`expw`, `exph`) or, failing that, from the result's info text
@@ -26,7 +29,9 @@ use crate::error::EngineError;
 ///   page; a captcha/challenge page is [`EngineError::Blocked`]; anything else is
 ///   [`EngineError::Changed`].
 /// - The next request's `first` is this one's plus the number of anchors on the page; a page
-///   with no anchor ends the query.
+///   with no anchor ends the query. Past its last result Bing may repeat its last page: the
+///   paging driver ends a query at the first page that brings no new image URL.
+/// - A redirect (to a challenge) is [`EngineError::Blocked`], as is a challenge form.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bing;
 
@@ -42,7 +47,12 @@ static EMPTY_LIST: LazyLock<Selector> = LazyLock::new(|| {
 });
 
 const NO_RESULTS_TEXT: [&[u8]; 2] = [b"There are no results for", b"No results found for"];
-const BLOCKED_TEXT: [&[u8]; 3] = [b"captcha", b"CAPTCHA", b"/challenge/verify"];
+const BLOCKED_TEXT: [&[u8]; 4] = [
+    b"captcha",
+    b"CAPTCHA",
+    b"/challenge/verify",
+    b"challenge-form",
+];
 
 /// The JSON in an anchor's `m` attribute (other keys are ignored).
 #[derive(Deserialize)]
@@ -58,16 +68,41 @@ impl Engine for Bing {
         EngineKind::Bing
     }
 
-    fn request(&self, base: &Url, query: &str, cursor: &Cursor) -> Request {
+    fn request(
+        &self,
+        base: &Url,
+        settings: &EngineSettings,
+        query: &str,
+        cursor: &Cursor,
+    ) -> Request {
         let count = PAGE_SIZE.to_string();
-        let fixed = [("q", query), ("first", "1"), ("count", count.as_str())];
+        let mut fixed = vec![
+            ("q", query),
+            ("first", "1"),
+            ("count", count.as_str()),
+            ("async", "1"),
+        ];
+        if let Some(mkt) = settings.region.as_deref() {
+            fixed.push(("mkt", mkt));
+        }
         Request {
             url: build_url(base, "images/async", &fixed, &cursor.params),
-            headers: vec![("accept", "text/html".into())],
+            headers: vec![
+                ("accept", "text/html,application/xhtml+xml,*/*;q=0.8".into()),
+                ("accept-language", settings.accept_language.clone()),
+            ],
         }
     }
 
-    fn parse(&self, cursor: &Cursor, response: &Response) -> Result<Page, EngineError> {
+    fn parse(
+        &self,
+        _settings: &EngineSettings,
+        cursor: &Cursor,
+        response: &Response,
+    ) -> Result<Page, EngineError> {
+        if response.is_redirect() || response.has_challenge_form() {
+            return Err(EngineError::Blocked);
+        }
         if response.status == 429 {
             return Err(EngineError::RateLimited {
                 retry_after: response.retry_after(),

@@ -1,5 +1,6 @@
 //! Wikimedia Commons: the MediaWiki action API, `generator=search` over the File namespace.
 
+use lennonnet_config::EngineSettings;
 use lennonnet_core::{Candidate, EngineKind, Licence, QueryId};
 use reqwest::Url;
 use serde_json::{Map, Value};
@@ -10,10 +11,13 @@ use crate::error::EngineError;
 
 /// The Wikimedia Commons adapter.
 ///
-/// `GET {base}/w/api.php?action=query&format=json&generator=search&gsrsearch=..&gsrnamespace=6
-/// &gsrlimit=50&prop=imageinfo&iiprop=url|size|mime|extmetadata&iiurlwidth=320`, plus the
-/// previous answer's whole `continue` object (`{"gsroffset": 50, "continue": "gsroffset||"}`)
-/// as parameters. No `continue`: the end.
+/// `GET {base}/w/api.php?action=query&format=json&generator=search&gsrsearch=filetype:bitmap|drawing
+/// ..&gsrnamespace=6&gsrlimit=50&prop=imageinfo&iiprop=url|size|mime|extmetadata&iiurlwidth=W
+/// &maxlag=5`, plus the previous answer's whole `continue` object (`{"gsroffset": 50,
+/// "continue": "gsroffset||"}`) as parameters. No `continue`: the end. `W` is the standard
+/// thumbnail width of `thumbnail_width_px` (default 1,280): the candidate's image is that
+/// thumbnail (`thumburl`; the original itself when it is not wider), unless `originals` is
+/// set, when `W` is 330 and the thumbnail is only the candidate's thumbnail.
 ///
 /// Pages are sorted by their search `index` (pages without one go last, by page id). Each page
 /// with an `imageinfo` URL is a candidate carrying its licence from `extmetadata`:
@@ -29,35 +33,61 @@ pub struct WikimediaCommons;
 
 /// Results per request (`gsrlimit`).
 pub const PAGE_SIZE: u32 = 50;
-/// Width of the thumbnail the API is asked for (`iiurlwidth`).
-pub const THUMB_WIDTH: u32 = 320;
+/// Width of the thumbnail the API is asked for (`iiurlwidth`) when originals are downloaded: a
+/// standard width, so the file servers have it.
+pub const THUMB_WIDTH: u32 = 330;
 
 impl Engine for WikimediaCommons {
     fn kind(&self) -> EngineKind {
         EngineKind::WikimediaCommons
     }
 
-    fn request(&self, base: &Url, query: &str, cursor: &Cursor) -> Request {
+    fn request(
+        &self,
+        base: &Url,
+        settings: &EngineSettings,
+        query: &str,
+        cursor: &Cursor,
+    ) -> Request {
         let limit = PAGE_SIZE.to_string();
-        let thumb = THUMB_WIDTH.to_string();
-        let fixed = [
+        let thumb = settings
+            .thumbnail_width_px
+            .unwrap_or(THUMB_WIDTH)
+            .to_string();
+        let search = format!("filetype:bitmap|drawing {query}");
+        let mut fixed = vec![
             ("action", "query"),
             ("format", "json"),
             ("generator", "search"),
-            ("gsrsearch", query),
+            ("gsrsearch", search.as_str()),
             ("gsrnamespace", "6"),
             ("gsrlimit", limit.as_str()),
             ("prop", "imageinfo"),
             ("iiprop", "url|size|mime|extmetadata"),
             ("iiurlwidth", thumb.as_str()),
         ];
+        let maxlag = settings.maxlag_secs.map(|m| m.to_string());
+        if let Some(m) = maxlag.as_deref() {
+            fixed.push(("maxlag", m));
+        }
         Request {
             url: build_url(base, "w/api.php", &fixed, &cursor.params),
-            headers: vec![("accept", "application/json".into())],
+            headers: vec![
+                ("accept", "application/json".into()),
+                ("accept-language", settings.accept_language.clone()),
+            ],
         }
     }
 
-    fn parse(&self, _cursor: &Cursor, response: &Response) -> Result<Page, EngineError> {
+    fn parse(
+        &self,
+        settings: &EngineSettings,
+        _cursor: &Cursor,
+        response: &Response,
+    ) -> Result<Page, EngineError> {
+        if response.is_redirect() {
+            return Err(EngineError::Blocked);
+        }
         if response.status == 429 {
             return Err(EngineError::RateLimited {
                 retry_after: response.retry_after(),
@@ -69,8 +99,12 @@ impl Engine for WikimediaCommons {
             });
         }
         let expected = "MediaWiki API JSON: an object with `query.pages` or `batchcomplete`";
-        let json: Value =
-            serde_json::from_slice(&response.body).map_err(|_| EngineError::changed(expected))?;
+        let json: Value = match serde_json::from_slice(&response.body) {
+            Ok(json) => json,
+            // An HTML page where the API's JSON was asked for: a block or challenge page.
+            Err(_) if response.is_html() => return Err(EngineError::Blocked),
+            Err(_) => return Err(EngineError::changed(expected)),
+        };
         let Some(obj) = json.as_object() else {
             return Err(EngineError::changed(expected));
         };
@@ -111,7 +145,7 @@ impl Engine for WikimediaCommons {
         let mut candidates = Vec::with_capacity(pages.len());
         let mut skipped = 0;
         for page in pages {
-            match candidate(page) {
+            match candidate(page, settings.thumbnail_width_px.is_some()) {
                 Some(mut c) => {
                     c.rank = candidates.len() as u32 + 1;
                     candidates.push(c);
@@ -145,18 +179,35 @@ fn continue_cursor(c: &Map<String, Value>) -> Result<Cursor, EngineError> {
     Ok(Cursor::results(params))
 }
 
-/// One search result page as a candidate; `None` when it has no image URL.
-pub(crate) fn candidate(page: &Value) -> Option<Candidate> {
+/// One search result page as a candidate; `None` when it has no image URL. With `thumbnails`,
+/// the image is the API's thumbnail (`thumburl`, at the standard width asked for, which is the
+/// original's URL when the original is not wider), and the candidate has no other thumbnail.
+pub(crate) fn candidate(page: &Value, thumbnails: bool) -> Option<Candidate> {
     let info = page.get("imageinfo")?.as_array()?.first()?;
-    let image_url = json_str(info, "url")?.to_string();
+    let original = json_str(info, "url")?.to_string();
+    let thumb = json_str(info, "thumburl").map(str::to_string);
     let title = json_str(page, "title").map(|t| t.strip_prefix("File:").unwrap_or(t).to_string());
+    let (image_url, thumbnail_url, width, height) = match thumb {
+        Some(thumb) if thumbnails => (
+            thumb,
+            None,
+            json_dimension(info, "thumbwidth").or_else(|| json_dimension(info, "width")),
+            json_dimension(info, "thumbheight").or_else(|| json_dimension(info, "height")),
+        ),
+        thumb => (
+            original,
+            thumb,
+            json_dimension(info, "width"),
+            json_dimension(info, "height"),
+        ),
+    };
     Some(Candidate {
         image_url,
-        thumbnail_url: json_str(info, "thumburl").map(str::to_string),
+        thumbnail_url,
         page_url: json_str(info, "descriptionurl").map(str::to_string),
         title,
-        width: json_dimension(info, "width"),
-        height: json_dimension(info, "height"),
+        width,
+        height,
         licence: info.get("extmetadata").and_then(licence),
         engine: EngineKind::WikimediaCommons,
         query_id: QueryId(String::new()),

@@ -1,5 +1,6 @@
 //! DuckDuckGo images: a `vqd` token from the HTML page, then `i.js` JSON pages following `next`.
 
+use lennonnet_config::EngineSettings;
 use lennonnet_core::{Candidate, EngineKind, QueryId};
 use reqwest::Url;
 use serde_json::Value;
@@ -8,30 +9,38 @@ use super::{json_dimension, json_str, memmem};
 use crate::engine::{Cursor, Engine, Page, Request, Response, Step, build_url};
 use crate::error::EngineError;
 
-/// The DuckDuckGo adapter.
+/// The DuckDuckGo adapter, as the clients kept working against DuckDuckGo send it (ddgs,
+/// duckduckgo_search v8, SearXNG; docs/engines.md):
 ///
-/// 1. `GET {base}/?q=..` (the HTML page) holds the `vqd` token: [`extract_vqd`].
-/// 2. `GET {base}/i.js?l=us-en&o=json&q=..&vqd=..&p=1&f=,,,,&s=0` returns
-///    `{results: [{image, thumbnail, url, title, width, height, source}], next, vqd}`.
-/// 3. `next` is a relative URL (`i.js?q=..&o=json&p=-1&s=100&u=bing&f=,,,,,&l=us-en`): its
-///    parameters, plus the token, make the next request. No `next`: the end.
+/// 1. `GET {base}/?q=..&iar=images&t=h_` (the HTML page) holds the `vqd` token:
+///    [`extract_vqd`]. The token is tied to the User-Agent, which is one per run.
+/// 2. `GET {base}/i.js?o=json&q=..&l=<region>&vqd=..&p=1&s=0&ct=<country>` (and `f` only when a
+///    filter is set), with a browser's `Accept: */*`, `Referer`, `Sec-Fetch-*` and
+///    `Accept-Language`, returns `{results: [{image, thumbnail, url, title, width, height,
+///    source}], next, vqd}`.
+/// 3. `next` (`i.js?q=..&o=json&p=-1&s=100&u=bing&f=,,,,,&l=us-en`) gives the next offset `s`;
+///    the next request is built like the first with that offset. No `next`: the end.
 ///
-/// Statuses 202, 403, 418 and 429 are [`EngineError::RateLimited`]; the anomaly (bot check)
-/// page, whatever its status, is [`EngineError::Blocked`], which the driver retries like a rate
-/// limit. A 200 `i.js` answer with `results: []` is an empty page.
+/// Statuses 202, 403, 418 and 429 are [`EngineError::RateLimited`]; a redirect (to a
+/// challenge), the anomaly page, a challenge form, or HTML where `i.js` JSON was asked for is
+/// [`EngineError::Blocked`]. A 200 `i.js` answer with `results: []` is an empty page.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DuckDuckGo;
 
 /// Byte strings that only DuckDuckGo's anomaly (bot check) page holds.
-const ANOMALY_MARKERS: [&[u8]; 4] = [
+const ANOMALY_MARKERS: [&[u8]; 5] = [
     b"anomalyDetectionBlock",
     b"anomaly-modal",
     b"bots use DuckDuckGo too",
     b"/anomaly.js",
+    b"challenge-form",
 ];
 
 /// The statuses DuckDuckGo answers a too-fast client with.
 const RATE_LIMIT_STATUSES: [u16; 4] = [202, 403, 418, 429];
+
+/// The cursor parameters of the results step that come from the engine (the rest is fixed).
+const CURSOR_PARAMS: [&str; 2] = ["s", "vqd"];
 
 impl Engine for DuckDuckGo {
     fn kind(&self) -> EngineKind {
@@ -42,41 +51,92 @@ impl Engine for DuckDuckGo {
         Cursor::token()
     }
 
-    fn request(&self, base: &Url, query: &str, cursor: &Cursor) -> Request {
+    fn request(
+        &self,
+        base: &Url,
+        settings: &EngineSettings,
+        query: &str,
+        cursor: &Cursor,
+    ) -> Request {
+        let lang = ("accept-language", settings.accept_language.clone());
         match cursor.step {
             Step::Token => Request {
-                url: build_url(base, "", &[("q", query)], &cursor.params),
-                headers: vec![("accept", "text/html,application/xhtml+xml".into())],
+                url: build_url(
+                    base,
+                    "",
+                    &[("q", query), ("iar", "images"), ("t", "h_")],
+                    &cursor.params,
+                ),
+                headers: vec![
+                    (
+                        "accept",
+                        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+                            .into(),
+                    ),
+                    lang,
+                    ("sec-fetch-dest", "document".into()),
+                    ("sec-fetch-mode", "navigate".into()),
+                    ("sec-fetch-site", "none".into()),
+                    ("upgrade-insecure-requests", "1".into()),
+                ],
             },
             Step::Results => {
-                let fixed = [
-                    ("l", "us-en"),
+                let region = settings.region.as_deref().unwrap_or("us-en");
+                let country = region
+                    .split('-')
+                    .next()
+                    .unwrap_or("us")
+                    .to_ascii_uppercase();
+                let mut fixed = vec![
                     ("o", "json"),
                     ("q", query),
+                    ("l", region),
                     ("vqd", ""),
                     ("p", "1"),
-                    ("f", ",,,,"),
                     ("s", "0"),
+                    ("ct", country.as_str()),
                 ];
+                if let Some(f) = settings.filter.as_deref() {
+                    fixed.push(("f", f));
+                }
+                let params: Vec<(String, String)> = cursor
+                    .params
+                    .iter()
+                    .filter(|(k, _)| CURSOR_PARAMS.contains(&k.as_str()))
+                    .cloned()
+                    .collect();
                 let mut referer = base.clone();
                 referer.set_query(None);
+                if !referer.path().ends_with('/') {
+                    let path = format!("{}/", referer.path());
+                    referer.set_path(&path);
+                }
                 Request {
-                    url: build_url(base, "i.js", &fixed, &cursor.params),
+                    url: build_url(base, "i.js", &fixed, &params),
                     headers: vec![
-                        (
-                            "accept",
-                            "application/json, text/javascript, */*; q=0.01".into(),
-                        ),
+                        ("accept", "*/*".into()),
+                        lang,
                         ("referer", referer.to_string()),
+                        ("sec-fetch-dest", "empty".into()),
+                        ("sec-fetch-mode", "cors".into()),
+                        ("sec-fetch-site", "same-origin".into()),
                     ],
                 }
             }
         }
     }
 
-    fn parse(&self, cursor: &Cursor, response: &Response) -> Result<Page, EngineError> {
+    fn parse(
+        &self,
+        _settings: &EngineSettings,
+        cursor: &Cursor,
+        response: &Response,
+    ) -> Result<Page, EngineError> {
         let body = &response.body;
         let anomaly = || ANOMALY_MARKERS.iter().any(|m| memmem(body, m).is_some());
+        if response.is_redirect() {
+            return Err(EngineError::Blocked);
+        }
         if !response.is_success() || RATE_LIMIT_STATUSES.contains(&response.status) {
             if anomaly() {
                 return Err(EngineError::Blocked);
@@ -101,7 +161,9 @@ impl Engine for DuckDuckGo {
                 None => Err(EngineError::TokenMissing),
             },
             Step::Results => parse_results(cursor, body).map_err(|e| match e {
-                EngineError::Changed { .. } if anomaly() => EngineError::Blocked,
+                EngineError::Changed { .. } if anomaly() || response.is_html() => {
+                    EngineError::Blocked
+                }
                 e => e,
             }),
         }
@@ -164,19 +226,19 @@ fn parse_results(cursor: &Cursor, body: &[u8]) -> Result<Page, EngineError> {
     })
 }
 
-/// The cursor of `next` (`i.js?q=..&p=..&s=..`): its parameters, with the token added.
+/// The cursor of `next` (`i.js?q=..&p=..&s=..`): its offset `s`, with the token added. The
+/// other parameters of `next` are the ones the request is built with anyway.
 fn next_cursor(next: &str, vqd: Option<&str>) -> Result<Cursor, EngineError> {
-    let bad = || EngineError::changed("`next` as a relative i.js URL");
+    let bad = || EngineError::changed("`next` as a relative i.js URL with an offset `s`");
     let base = Url::parse("http://next.invalid/").expect("a valid URL");
     let url = base.join(next).map_err(|_| bad())?;
-    let mut params: Vec<(String, String)> = url
+    let s = url
         .query_pairs()
-        .filter(|(k, _)| k != "vqd")
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    if params.is_empty() {
-        return Err(bad());
-    }
+        .find(|(k, _)| k == "s")
+        .map(|(_, v)| v.into_owned())
+        .filter(|s| s.parse::<u64>().is_ok())
+        .ok_or_else(bad)?;
+    let mut params = vec![("s".to_string(), s)];
     if let Some(vqd) = vqd {
         params.push(("vqd".into(), vqd.to_string()));
     }

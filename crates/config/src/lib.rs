@@ -18,8 +18,8 @@ mod words;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Location};
-pub use validate::WIKIMEDIA_UA_POLICY;
 pub use schema::*;
+pub use validate::WIKIMEDIA_UA_POLICY;
 pub use words::{WORDS_COMMENT, parse_word_list};
 
 /// Reads, parses and validates the config file at `path`, and loads the word list it names.

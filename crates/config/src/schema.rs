@@ -253,9 +253,7 @@ impl EngineConfig {
                 .clone()
                 .unwrap_or_else(|| EnginesConfig::real_base_url(kind).to_string()),
             is_real: self.base_url.is_none(),
-            requests_per_sec: self
-                .requests_per_sec
-                .unwrap_or(if ddg { 0.2 } else { 1.0 }),
+            requests_per_sec: self.requests_per_sec.unwrap_or(if ddg { 0.2 } else { 1.0 }),
             max_results: self.max_results.unwrap_or(1000),
             max_pages: match self.max_pages {
                 Some(0) => None,

@@ -56,7 +56,7 @@ fn misspelt_keys_name_file_line_and_key() {
     );
     check(
         &with("[split]", "[fetch]\ntimeot_secs = 3\n\n[split]"),
-        "t.toml:23:1: key `fetch.timeot_secs`: unknown field `timeot_secs`, expected one of `concurrency`, `per_host_concurrency`, `per_host_requests_per_sec`, `connect_timeout_secs`, `first_byte_timeout_secs`, `total_timeout_secs`, `stall_min_bytes_per_sec`, `stall_window_secs`, `max_bytes`, `max_redirects`, `max_retries`, `retry_base_delay_ms`",
+        "t.toml:23:1: key `fetch.timeot_secs`: unknown field `timeot_secs`, expected one of `concurrency`, `per_host_concurrency`, `host_concurrency`, `per_host_requests_per_sec`, `connect_timeout_secs`, `first_byte_timeout_secs`, `total_timeout_secs`, `stall_min_bytes_per_sec`, `stall_window_secs`, `max_bytes`, `max_redirects`, `max_retries`, `retry_base_delay_ms`",
     );
     check(
         &with("[split]", "[splits]\n[split]"),
@@ -64,7 +64,7 @@ fn misspelt_keys_name_file_line_and_key() {
     );
     check(
         &with("queries = [\"pear\"]", "querys = [\"pear\"]"),
-        "t.toml:20:1: key `group[1].querys`: unknown field `querys`, expected one of `name`, `label`, `purpose`, `wanted`, `queries`, `engines`",
+        "t.toml:20:1: key `group[1].querys`: unknown field `querys`, expected one of `name`, `label`, `purpose`, `wanted`, `queries`, `engines`, `accept_thumbnails`",
     );
 }
 
@@ -284,4 +284,137 @@ fn train_section_has_defaults_and_is_checked() {
         &train("[train.augment]\nhflip_prob = 1.5"),
         "t.toml:24:14: key `train.augment.hflip_prob`: expected a number in [0, 1], found 1.5",
     );
+}
+
+#[test]
+fn engines_take_their_own_defaults() {
+    use lennonnet_core::EngineKind;
+    let c = parse(BASE, Path::new("t.toml")).unwrap();
+    let ddg = c.engines.settings(EngineKind::DuckDuckGo, &c.http);
+    assert_eq!(ddg.requests_per_sec, 0.2);
+    assert_eq!(ddg.max_pages, Some(5));
+    assert_eq!(ddg.cooldown_secs, 3600);
+    assert_eq!((ddg.block_threshold, ddg.changed_threshold), (3, 3));
+    assert_eq!(ddg.user_agent, crate::BROWSER_USER_AGENT);
+    assert_eq!(ddg.region.as_deref(), Some("us-en"));
+    assert!(ddg.is_real);
+    let bing = c.engines.settings(EngineKind::Bing, &c.http);
+    assert_eq!((bing.requests_per_sec, bing.max_pages), (1.0, None));
+    assert_eq!(bing.cooldown_secs, 600);
+    assert_eq!(bing.region.as_deref(), Some("en-US"));
+    assert_eq!(bing.user_agent, crate::BROWSER_USER_AGENT);
+    let wmc = c.engines.settings(EngineKind::WikimediaCommons, &c.http);
+    assert_eq!(
+        wmc.user_agent, c.http.user_agent,
+        "Commons gets the honest agent"
+    );
+    assert_eq!(wmc.thumbnail_width_px, Some(1280));
+    assert_eq!(wmc.maxlag_secs, Some(5));
+    assert_eq!(c.fetch.host_concurrency["upload.wikimedia.org"], 2);
+
+    let tuned = parse(
+        &with(
+            "[split]",
+            "[engines.duckduckgo]\nrequests_per_sec = 2.5\nmax_pages = 0\ncooldown_secs = 60\nbase_url = \"http://duckduckgo.mirror.test:1\"\n\n[engines.wikimedia_commons]\noriginals = true\n\n[split]",
+        ),
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    let ddg = tuned.engines.settings(EngineKind::DuckDuckGo, &tuned.http);
+    assert_eq!(
+        (ddg.requests_per_sec, ddg.max_pages, ddg.cooldown_secs),
+        (2.5, None, 60)
+    );
+    assert!(!ddg.is_real);
+    let wmc = tuned
+        .engines
+        .settings(EngineKind::WikimediaCommons, &tuned.http);
+    assert_eq!(wmc.thumbnail_width_px, None);
+}
+
+#[test]
+fn engine_keys_are_checked() {
+    check(
+        &with(
+            "[split]",
+            "[engines.bing]\nfilter = \",,,,,Public\"\n\n[split]",
+        ),
+        "t.toml:23:10: key `engines.bing.filter`: `filter` applies to duckduckgo only",
+    );
+    check(
+        &with(
+            "[split]",
+            "[engines.wikimedia_commons]\nthumbnail_width_px = 1000\n\n[split]",
+        ),
+        "t.toml:23:22: key `engines.wikimedia_commons.thumbnail_width_px`: expected one of Wikimedia's standard thumbnail widths [20, 40, 60, 120, 250, 330, 500, 960, 1280, 1920, 3840] (its file servers render no others), found 1000",
+    );
+    check(
+        &with(
+            "[split]",
+            "[engines.duckduckgo]\ncooldown_secs = 0\n\n[split]",
+        ),
+        "t.toml:23:17: key `engines.duckduckgo.cooldown_secs`: expected a positive number, found 0",
+    );
+    check(
+        &with(
+            "[split]",
+            "[fetch]\nhost_concurrency = { \"upload.wikimedia.org\" = 0 }\n\n[split]",
+        ),
+        "t.toml:23:47: key `fetch.host_concurrency.upload.wikimedia.org`: expected a positive number, found 0",
+    );
+}
+
+#[test]
+fn user_agents_name_a_real_contact_or_not() {
+    use crate::validate::{Contact, user_agent_contact};
+    let check = |ua: &str, expected: Contact| assert_eq!(user_agent_contact(ua), expected, "{ua}");
+    check(
+        "lennonnet/0.1 (dataset builder; +https://github.com/someone/lennonnet)",
+        Contact::Real,
+    );
+    check("lennonnet/0.1 (me@university.edu)", Contact::Real);
+    check(
+        "lennonnet/0.1 (+https://example.invalid/lennonnet)",
+        Contact::Placeholder("example.invalid".into()),
+    );
+    check(
+        "lennonnet/0.1 (someone@example.com)",
+        Contact::Placeholder("example.com".into()),
+    );
+    check("lennonnet/0.1", Contact::Missing);
+    check("Mozilla/5.0 (X11; Linux x86_64)", Contact::Missing);
+}
+
+#[test]
+fn the_real_commons_needs_a_real_contact_before_requests() {
+    use crate::validate::check_for_requests;
+    let run = |src: &str| {
+        let c = parse(src, Path::new("t.toml")).unwrap();
+        check_for_requests(&c, src, Path::new("t.toml")).map_err(|e| e.to_string())
+    };
+    // The default agent names a placeholder: refused, naming the key and the policy.
+    let err = run(BASE).unwrap_err();
+    assert!(
+        err.starts_with("t.toml: key `http.user_agent`") || err.contains("key `http.user_agent`"),
+        "{err}"
+    );
+    assert!(err.contains("User-Agent policy"), "{err}");
+    assert!(err.contains("example.invalid"), "{err}");
+    // A real contact passes.
+    let src = with(
+        "[[class]]",
+        "[http]\nuser_agent = \"lennonnet/0.1 (me@university.edu)\"\n\n[[class]]",
+    );
+    assert_eq!(run(&src), Ok(()));
+    // Commons pointed elsewhere (the mirror), or not used at all: nothing to check.
+    let mirror = with(
+        "[split]",
+        "[engines.wikimedia_commons]\nbase_url = \"http://commons.mirror.test:8321\"\n\n[split]",
+    );
+    assert_eq!(run(&mirror), Ok(()));
+    let unused = with(
+        "[[class]]",
+        "[engines]\norder = [\"duckduckgo\", \"bing\"]\n\n[[class]]",
+    );
+    assert_eq!(run(&unused), Ok(()));
 }

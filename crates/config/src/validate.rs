@@ -200,25 +200,25 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
             if value.as_ref().is_some_and(|v| !is_header_value(v)) {
                 return Err(err(
                     &at(key),
-                    "expected a non-empty text of printable ASCII (it is sent in a request)"
-                        .into(),
+                    "expected a non-empty text of printable ASCII (it is sent in a request)".into(),
                 ));
             }
         }
         // Keys that mean something to one engine only.
         let only = |key: &'static str, set: bool, engine: EngineKind| {
             if set && kind != engine {
-                Err(err(
-                    &at(key),
-                    format!("`{key}` applies to {engine} only"),
-                ))
+                Err(err(&at(key), format!("`{key}` applies to {engine} only")))
             } else {
                 Ok(())
             }
         };
         only("filter", e.filter.is_some(), EngineKind::DuckDuckGo)?;
         let commons = EngineKind::WikimediaCommons;
-        only("thumbnail_width_px", e.thumbnail_width_px.is_some(), commons)?;
+        only(
+            "thumbnail_width_px",
+            e.thumbnail_width_px.is_some(),
+            commons,
+        )?;
         only("originals", e.originals.is_some(), commons)?;
         only("maxlag_secs", e.maxlag_secs.is_some(), commons)?;
         if kind == commons && e.region.is_some() {
@@ -587,7 +587,11 @@ pub(crate) fn check_for_requests(c: &Config, src: &str, file: &Path) -> Result<(
         return Ok(());
     }
     let path: Vec<P<'_>> = if c.engines.wikimedia_commons.user_agent.is_some() {
-        vec![P::Key("engines"), P::Key("wikimedia_commons"), P::Key("user_agent")]
+        vec![
+            P::Key("engines"),
+            P::Key("wikimedia_commons"),
+            P::Key("user_agent"),
+        ]
     } else {
         vec![P::Key("http"), P::Key("user_agent")]
     };
@@ -627,7 +631,8 @@ impl std::fmt::Display for Contact {
 /// `*.test`, `*.example`, `localhost`) do not count.
 pub(crate) fn user_agent_contact(ua: &str) -> Contact {
     let mut placeholder = None;
-    let words = ua.split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ';' | ',' | '<' | '>'));
+    let words =
+        ua.split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ';' | ',' | '<' | '>'));
     for word in words {
         let word = word.trim_start_matches('+');
         let host = if let Some(rest) = word

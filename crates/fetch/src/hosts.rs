@@ -88,3 +88,36 @@ impl Hosts {
         permit
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_host_with_its_own_limit_gets_that_many_slots() {
+        let hosts = Hosts::new(4, 0.0, [("Upload.Wikimedia.org".to_string(), 2)]);
+        let a = hosts.acquire("upload.wikimedia.org:443").await;
+        let _b = hosts.acquire("upload.wikimedia.org:443").await;
+        let third = tokio::time::timeout(
+            Duration::from_millis(50),
+            hosts.acquire("upload.wikimedia.org:443"),
+        )
+        .await;
+        assert!(
+            third.is_err(),
+            "a third download to the file host must wait"
+        );
+        // Other hosts keep the general limit.
+        let mut others = Vec::new();
+        for _ in 0..4 {
+            others.push(hosts.acquire("img.example:80").await);
+        }
+        drop(a);
+        let third = tokio::time::timeout(
+            Duration::from_millis(500),
+            hosts.acquire("upload.wikimedia.org:443"),
+        )
+        .await;
+        assert!(third.is_ok());
+    }
+}

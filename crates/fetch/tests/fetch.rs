@@ -173,6 +173,7 @@ fn config() -> (FetchConfig, HttpConfig) {
     let fetch = FetchConfig {
         concurrency: 16,
         per_host_concurrency: 4,
+        host_concurrency: Default::default(),
         per_host_requests_per_sec: 1000.0,
         connect_timeout_secs: 2,
         first_byte_timeout_secs: 1,

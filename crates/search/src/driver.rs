@@ -255,8 +255,7 @@ impl EngineRuntime {
     fn blocked(&self, breaker: bool) -> Option<EngineEvent> {
         let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
         h.blocks_in_a_row += 1;
-        if !breaker || h.blocks_in_a_row < self.settings.block_threshold || h.down_until.is_some()
-        {
+        if !breaker || h.blocks_in_a_row < self.settings.block_threshold || h.down_until.is_some() {
             return None;
         }
         let cooldown = Duration::from_secs(self.settings.cooldown_secs);
@@ -699,7 +698,12 @@ impl Pager<'_> {
     }
 
     /// Saves an unrecognised response under `changed_dir`, if set.
-    fn save_changed(&self, cursor: &Cursor, request: &Request, response: &Response) -> Option<PathBuf> {
+    fn save_changed(
+        &self,
+        cursor: &Cursor,
+        request: &Request,
+        response: &Response,
+    ) -> Option<PathBuf> {
         let dir = self.searcher.options.changed_dir.as_ref()?;
         let n = self.searcher.saved_count.fetch_add(1, Ordering::Relaxed) + 1;
         let secs = SystemTime::now()
@@ -717,7 +721,11 @@ impl Pager<'_> {
     }
 
     /// Sends one request (paced, counted) and hands the response to the hook.
-    async fn exchange(&mut self, cursor: &Cursor, request: &Request) -> Result<Response, TransportError> {
+    async fn exchange(
+        &mut self,
+        cursor: &Cursor,
+        request: &Request,
+    ) -> Result<Response, TransportError> {
         self.runtime.pacer.wait().await;
         self.stats.requests += 1;
         self.runtime
@@ -778,7 +786,10 @@ impl Pager<'_> {
             attempts += 1;
             let mut saved = None;
             let failure = match self.exchange(cursor, &request).await {
-                Ok(response) => match self.adapter.parse(&self.runtime.settings, cursor, &response) {
+                Ok(response) => match self
+                    .adapter
+                    .parse(&self.runtime.settings, cursor, &response)
+                {
                     Ok(page) => {
                         self.runtime.succeeded();
                         return Ok(page);
@@ -817,7 +828,9 @@ impl Pager<'_> {
             };
             if let Failure::Engine(e) = &failure {
                 let counter = match e {
-                    EngineError::Blocked | EngineError::TokenMissing => Some(&self.runtime.counters.blocks),
+                    EngineError::Blocked | EngineError::TokenMissing => {
+                        Some(&self.runtime.counters.blocks)
+                    }
                     EngineError::RateLimited { .. } => Some(&self.runtime.counters.rate_limits),
                     _ => None,
                 };

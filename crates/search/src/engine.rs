@@ -179,7 +179,9 @@ impl Response {
                 .unwrap_or(start)
                 .to_ascii_lowercase()
                 .windows(4)
-                .any(|w| w == b"html" || w == b"<hea" || w == b"<bod" || w == b"<div" || w == b"<for");
+                .any(|w| {
+                    w == b"html" || w == b"<hea" || w == b"<bod" || w == b"<div" || w == b"<for"
+                });
         by_type || by_bytes
     }
 

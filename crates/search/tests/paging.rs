@@ -1,12 +1,14 @@
 //! The paging driver against a tiny in-process HTTP server on 127.0.0.1: paging to the wanted
 //! count and to the cap, stopping when nothing new comes, loop detection, rate limits waited
-//! out, errors surfacing with their URL, pacing. No test touches the real network.
+//! out, errors surfacing with their URL, pacing, the requests the engines expect, redirects and
+//! HTML read as blocks, the circuit breaker, DuckDuckGo's token cache and refresh, unrecognised
+//! pages saved and counted. No test touches the real network.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lennonnet_config::{EngineConfig, EnginesConfig, HttpConfig};
+use lennonnet_config::{BROWSER_USER_AGENT, EngineConfig, EnginesConfig, HttpConfig};
 use lennonnet_core::{Candidate, EngineKind, QueryId};
 use lennonnet_search::{
     EngineError, PagerStats, SearchError, SearchOptions, Searcher, Stop, TransportError,
@@ -110,16 +112,30 @@ async fn serve(handler: Handler) -> (String, Arc<Mutex<Vec<Seen>>>) {
 const UA: &str = "lennonnet-tests/1 (paging driver tests; +https://example.invalid)";
 
 fn searcher(base: &str, max_results: u32, requests_per_sec: f64) -> Searcher {
+    searcher_with(base, max_results, requests_per_sec, |_| {}, |_| {})
+}
+
+/// A searcher whose engine settings and options `tune` and `options` may change.
+fn searcher_with(
+    base: &str,
+    max_results: u32,
+    requests_per_sec: f64,
+    tune: impl Fn(&mut EngineConfig),
+    options: impl FnOnce(&mut SearchOptions),
+) -> Searcher {
     let http = HttpConfig {
         user_agent: UA.into(),
         ..HttpConfig::default()
     };
-    let engine = EngineConfig {
+    let mut engine = EngineConfig {
         base_url: Some(base.to_string()),
-        requests_per_sec,
-        max_results,
-        timeout_secs: 5,
+        requests_per_sec: Some(requests_per_sec),
+        max_results: Some(max_results),
+        timeout_secs: Some(5),
+        max_pages: Some(0),
+        ..EngineConfig::default()
     };
+    tune(&mut engine);
     let engines = EnginesConfig {
         max_retries: 3,
         duckduckgo: engine.clone(),
@@ -127,13 +143,14 @@ fn searcher(base: &str, max_results: u32, requests_per_sec: f64) -> Searcher {
         wikimedia_commons: engine,
         ..EnginesConfig::default()
     };
-    let options = SearchOptions {
+    let mut o = SearchOptions {
         backoff_base: Duration::from_millis(10),
         backoff_max: Duration::from_millis(40),
         max_retry_after: Duration::from_secs(2),
         ..SearchOptions::new(engines.max_retries)
     };
-    Searcher::new(&http, &engines, options).unwrap()
+    options(&mut o);
+    Searcher::new(&http, &engines, o).unwrap()
 }
 
 type Outcome = Result<(Vec<Candidate>, PagerStats, Stop), SearchError>;
@@ -162,6 +179,8 @@ enum Expect {
     /// Candidates found before the failure are not returned by `search`; the error's parser
     /// verdict (or `None` for a transport failure) and the attempts of the failing request.
     Failed(Option<EngineError>, u32),
+    /// The circuit breaker took the engine down after this many blocks in a row.
+    Down(u32),
 }
 
 /// The one helper the table-like tests go through: checks the outcome's shape and the
@@ -183,6 +202,7 @@ fn check(outcome: &Outcome, expected: Expect) {
             source, attempts, ..
         }) => Expect::Failed(Some(source.clone()), *attempts),
         Err(SearchError::Transport { attempts, .. }) => Expect::Failed(None, *attempts),
+        Err(SearchError::Down { blocks, .. }) => Expect::Down(*blocks),
         Err(e) => panic!("unexpected error {e:?}"),
     };
     assert_eq!(got, expected);
@@ -225,8 +245,18 @@ async fn pages_to_the_wanted_count() {
         (candidates[0].width, candidates[0].height),
         (Some(640), Some(480))
     );
-    // The configured User-Agent goes with every request.
-    assert!(seen.iter().all(|s| s.headers["user-agent"] == UA));
+    // Bing gets a browser's User-Agent (it shortchanges others), compression and the market.
+    for s in &seen {
+        assert_eq!(s.headers["user-agent"], BROWSER_USER_AGENT);
+        let encodings = &s.headers["accept-encoding"];
+        assert!(
+            encodings.contains("gzip") && encodings.contains("br"),
+            "{encodings}"
+        );
+        assert_eq!(s.headers["accept-language"], "en-US,en;q=0.9");
+        assert_eq!(s.param("async").as_deref(), Some("1"));
+        assert_eq!(s.param("mkt").as_deref(), Some("en-US"));
+    }
 }
 
 #[tokio::test]
@@ -273,16 +303,31 @@ async fn never_follows_the_same_cursor_twice() {
     let (outcome, seen) = run(EngineKind::DuckDuckGo, ddg_repeating_next(), 300, 1000).await;
     // Token page, the first i.js page (s=0), the `next` page (s=100), then `next` repeats.
     check(&outcome, Expect::Done(20, Stop::RepeatedCursor, 3));
-    assert_eq!(seen[0].target, "/?q=john+lennon");
+    assert_eq!(seen[0].target, "/?q=john+lennon&iar=images&t=h_");
     assert_eq!(seen[1].param("vqd").as_deref(), Some("4-123-456"));
     assert_eq!(seen[1].param("s").as_deref(), Some("0"));
     assert_eq!(seen[2].param("vqd").as_deref(), Some("4-123-456"));
     assert_eq!(seen[2].param("s").as_deref(), Some("100"));
-    assert_eq!(seen[2].param("u").as_deref(), Some("bing"));
+    // Only the offset comes from `next`: no `u`, and `f` only when a filter is set.
+    assert_eq!(seen[2].param("u"), None);
+    assert_eq!(seen[2].param("f"), None);
+    for s in &seen[1..] {
+        assert_eq!(s.param("o").as_deref(), Some("json"));
+        assert_eq!(s.param("l").as_deref(), Some("us-en"));
+        assert_eq!(s.param("ct").as_deref(), Some("US"));
+        assert_eq!(s.param("p").as_deref(), Some("1"));
+        let h = &s.headers;
+        assert!(h["referer"].starts_with("http://127.0.0.1:"), "{h:?}");
+        assert_eq!(h["accept"], "*/*");
+        assert_eq!(h["sec-fetch-dest"], "empty");
+        assert_eq!(h["sec-fetch-mode"], "cors");
+        assert_eq!(h["sec-fetch-site"], "same-origin");
+        assert_eq!(h["accept-language"], "en-US,en;q=0.9");
+    }
+    // One User-Agent for the token and the pages: the token is tied to it.
     assert!(
-        seen[1].headers["referer"].starts_with("http://127.0.0.1:"),
-        "{:?}",
-        seen[1].headers
+        seen.iter()
+            .all(|s| s.headers["user-agent"] == BROWSER_USER_AGENT)
     );
 }
 
@@ -385,11 +430,10 @@ async fn rate_limits_and_server_errors_are_retried_a_bounded_number_of_times() {
         body: Vec::new(),
     });
     let (outcome, seen) = run(EngineKind::Bing, always_429, 100, 1000).await;
-    check(
-        &outcome,
-        Expect::Failed(Some(EngineError::RateLimited { retry_after: None }), 4),
-    );
-    assert_eq!(seen.len(), 4, "1 try + max_retries (3)");
+    // The breaker takes the engine down at the third rate limit in a row (block_threshold),
+    // before the retries (3) are used up.
+    check(&outcome, Expect::Down(3));
+    assert_eq!(seen.len(), 3);
 
     // A Retry-After longer than the driver will wait fails at once, saying so.
     let far: Handler = Arc::new(|_, _| Reply {
@@ -422,8 +466,9 @@ async fn rate_limits_and_server_errors_are_retried_a_bounded_number_of_times() {
         body: b"<div class=\"anomaly-modal__title\">Unfortunately, bots use DuckDuckGo too.</div>"
             .to_vec(),
     });
-    let (outcome, _) = run(EngineKind::DuckDuckGo, anomaly, 100, 1000).await;
-    check(&outcome, Expect::Failed(Some(EngineError::Blocked), 4));
+    let (outcome, seen) = run(EngineKind::DuckDuckGo, anomaly, 100, 1000).await;
+    check(&outcome, Expect::Down(3));
+    assert_eq!(seen.len(), 3);
 }
 
 #[tokio::test]
@@ -453,7 +498,7 @@ async fn changed_pages_surface_as_errors_with_their_url() {
             assert_eq!(*engine, EngineKind::Bing);
             assert_eq!(
                 *url,
-                format!("{base}/images/async?q=john+lennon&first=36&count=35")
+                format!("{base}/images/async?q=john+lennon&first=36&count=35&async=1&mkt=en-US")
             );
             assert_eq!(*attempts, 1, "Changed is never retried");
         }
@@ -532,4 +577,260 @@ async fn a_barren_run_of_skipped_entries_ends_paging() {
     });
     let (outcome, _) = run(EngineKind::WikimediaCommons, handler, 100, 1000).await;
     check(&outcome, Expect::Done(0, Stop::NoNew, 3));
+}
+
+/// A DuckDuckGo engine whose token is `4-<n>` for the n-th token page, and whose `i.js`
+/// answers `ijs(seen, request number)`.
+fn ddg_engine(ijs: fn(&Seen, usize) -> Reply) -> Handler {
+    let tokens = Arc::new(Mutex::new(0u32));
+    Arc::new(move |seen, n| {
+        if !seen.target.starts_with("/i.js") {
+            let mut t = tokens.lock().unwrap();
+            *t += 1;
+            return ok(format!("<script>vqd='4-{t}';</script>"));
+        }
+        ijs(seen, n)
+    })
+}
+
+fn ddg_results(n: usize, next: bool) -> Reply {
+    let results: Vec<String> = (0..10)
+        .map(|i| format!(r#"{{"image":"http://img.test/{n}-{i}.jpg","title":"t"}}"#))
+        .collect();
+    let next = if next {
+        r#","next":"i.js?q=x&o=json&p=-1&s=100&u=bing&f=,,,,,&l=us-en""#
+    } else {
+        ""
+    };
+    ok(format!(r#"{{"results":[{}]{next}}}"#, results.join(",")))
+}
+
+#[tokio::test]
+async fn redirects_challenges_and_html_for_json_are_blocks() {
+    // A 302 to a challenge page is a block, and is not followed.
+    let redirect: Handler = Arc::new(|seen, _| {
+        if seen.target.starts_with("/challenge") {
+            return ok("<html><form id=\"challenge-form\"></form></html>");
+        }
+        Reply {
+            status: 302,
+            headers: vec![("location", "/challenge?x=1".into())],
+            body: Vec::new(),
+        }
+    });
+    let (outcome, seen) = run(EngineKind::Bing, redirect, 10, 1000).await;
+    check(&outcome, Expect::Down(3));
+    assert!(
+        seen.iter().all(|s| s.target.starts_with("/images/async")),
+        "redirect followed"
+    );
+
+    // DuckDuckGo's i.js answered with an HTML challenge (200): a block, not a changed format.
+    let (outcome, _) = run(
+        EngineKind::DuckDuckGo,
+        ddg_engine(|_, _| {
+            ok("<!DOCTYPE html><html><body><form id=\"challenge-form\" action=\"/anomaly.js\"></form></body></html>")
+        }),
+        10,
+        1000,
+    )
+    .await;
+    check(&outcome, Expect::Down(3));
+
+    // Commons answering HTML where the API's JSON was asked for.
+    let html: Handler = Arc::new(|_, _| {
+        Reply {
+        status: 200,
+        headers: vec![("content-type", "text/html; charset=utf-8".into())],
+        body: b"<!DOCTYPE html><html><head><title>Wikimedia Error</title></head><body>Too many requests</body></html>".to_vec(),
+    }
+    });
+    let (outcome, _) = run(EngineKind::WikimediaCommons, html, 10, 1000).await;
+    check(&outcome, Expect::Down(3));
+}
+
+#[tokio::test]
+async fn a_down_engine_is_not_asked_until_its_cooldown_ends() {
+    // Every answer is a 429 until request 3; then results.
+    let handler: Handler = Arc::new(|_, n| {
+        if n < 3 {
+            Reply {
+                status: 429,
+                headers: Vec::new(),
+                body: Vec::new(),
+            }
+        } else {
+            ok(bing_page(1, 10))
+        }
+    });
+    let (base, log) = serve(handler).await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen_events = events.clone();
+    let searcher = searcher_with(
+        &base,
+        1000,
+        1000.0,
+        |e| e.cooldown_secs = Some(1),
+        |o| {
+            o.on_event = Some(Arc::new(move |e| {
+                seen_events.lock().unwrap().push(e.to_string())
+            }))
+        },
+    );
+    let q = || QueryId("q-test".into());
+    let first = searcher.search(EngineKind::Bing, "a", q(), 10).await;
+    check(&first, Expect::Down(3));
+    assert!(!searcher.is_up(EngineKind::Bing));
+    // Another query during the cool-down fails at once, without a request.
+    let second = searcher.search(EngineKind::Bing, "b", q(), 10).await;
+    check(&second, Expect::Down(3));
+    assert_eq!(log.lock().unwrap().len(), 3);
+    let stats = &searcher.engine_stats()[1];
+    assert_eq!(stats.engine, EngineKind::Bing);
+    assert_eq!((stats.rate_limits, stats.cooldowns), (3, 1));
+    assert!(stats.down_until.is_some());
+    let events = events.lock().unwrap().clone();
+    assert_eq!(events.len(), 1);
+    assert!(events[0].starts_with("bing is down until"), "{events:?}");
+    // After the cool-down the engine is asked again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let third = searcher.search(EngineKind::Bing, "c", q(), 10).await;
+    check(&third, Expect::Done(10, Stop::Wanted, 1));
+    assert!(searcher.is_up(EngineKind::Bing));
+}
+
+#[tokio::test]
+async fn a_403_fetches_duckduckgos_token_afresh_once_and_tokens_are_cached() {
+    // The first i.js request is refused (a stale token); the token is fetched again and the
+    // page asked again with it.
+    let handler = ddg_engine(|seen, n| {
+        if n == 1 {
+            Reply {
+                status: 403,
+                headers: Vec::new(),
+                body: b"If this error persists, please let us know: ops@duckduckgo.com".to_vec(),
+            }
+        } else {
+            ddg_results(n, seen.param("s").as_deref() == Some("0"))
+        }
+    });
+    let (base, log) = serve(handler).await;
+    let searcher = searcher(&base, 1000, 1000.0);
+    let outcome = searcher
+        .search(
+            EngineKind::DuckDuckGo,
+            "john lennon",
+            QueryId("q-test".into()),
+            15,
+        )
+        .await;
+    check(&outcome, Expect::Done(15, Stop::Wanted, 5));
+    let seen = log.lock().unwrap().clone();
+    let kinds: Vec<String> = seen
+        .iter()
+        .map(|s| match s.param("vqd") {
+            Some(v) => format!("i.js vqd={v} s={}", s.param("s").unwrap()),
+            None => "token".into(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "token",
+            "i.js vqd=4-1 s=0",
+            "token",
+            "i.js vqd=4-2 s=0",
+            "i.js vqd=4-2 s=100"
+        ]
+    );
+    assert_eq!(searcher.engine_stats()[0].token_refreshes, 1);
+    assert_eq!(searcher.engine_stats()[0].rate_limits, 0);
+
+    // The same query again: the cached token, no token page.
+    let again = searcher
+        .search(
+            EngineKind::DuckDuckGo,
+            "john lennon",
+            QueryId("q-test".into()),
+            5,
+        )
+        .await;
+    check(&again, Expect::Done(5, Stop::Wanted, 1));
+    let seen = log.lock().unwrap().clone();
+    assert_eq!(seen.len(), 6);
+    assert_eq!(seen[5].param("vqd").as_deref(), Some("4-2"));
+}
+
+#[tokio::test]
+async fn duckduckgo_stops_at_its_page_cap() {
+    let (base, _) = serve(ddg_engine(|seen, n| {
+        let s: usize = seen.param("s").unwrap().parse().unwrap();
+        ok(format!(
+            r#"{{"results":[{{"image":"http://img.test/{n}.jpg"}}],"next":"i.js?q=x&s={}"}}"#,
+            s + 100
+        ))
+    }))
+    .await;
+    // The default cap of 5 pages for DuckDuckGo.
+    let searcher = searcher_with(&base, 1000, 1000.0, |e| e.max_pages = None, |_| {});
+    let outcome = searcher
+        .search(EngineKind::DuckDuckGo, "x", QueryId("q-test".into()), 100)
+        .await;
+    check(&outcome, Expect::Done(5, Stop::PageCap, 6));
+}
+
+#[tokio::test]
+async fn unrecognised_pages_are_saved_and_several_in_a_row_fail_the_engine() {
+    let handler: Handler =
+        Arc::new(|_, _| ok("<html><body><div class=\"new-grid\"></div></body></html>"));
+    let (base, log) = serve(handler).await;
+    let dir = tempfile::tempdir().unwrap();
+    let changed_dir = dir.path().join("changed");
+    let searcher = searcher_with(
+        &base,
+        1000,
+        1000.0,
+        |_| {},
+        |o| o.changed_dir = Some(changed_dir.clone()),
+    );
+    let q = || QueryId("q".into());
+    for (i, text) in ["a", "b"].iter().enumerate() {
+        let err = searcher
+            .search(EngineKind::Bing, text, q(), 10)
+            .await
+            .unwrap_err();
+        assert!(err.is_changed(), "{err:?}");
+        let saved = err.saved().expect("saved").to_path_buf();
+        assert!(saved.starts_with(&changed_dir), "{}", saved.display());
+        assert!(std::fs::read(&saved).unwrap().starts_with(b"<html>"));
+        assert!(saved.with_extension("meta").exists());
+        assert!(searcher.is_up(EngineKind::Bing), "query {i}");
+    }
+    // The third query in a row: the format changed; the engine is not asked again.
+    let err = searcher
+        .search(EngineKind::Bing, "c", q(), 10)
+        .await
+        .unwrap_err();
+    assert!(err.is_changed());
+    assert!(!searcher.is_up(EngineKind::Bing));
+    let err = searcher
+        .search(EngineKind::Bing, "d", q(), 10)
+        .await
+        .unwrap_err();
+    match &err {
+        SearchError::FormatChanged { queries, saved, .. } => {
+            assert_eq!(*queries, 3);
+            assert!(saved.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(log.lock().unwrap().len(), 3);
+    let stats = &searcher.engine_stats()[1];
+    assert!(stats.format_changed);
+    assert_eq!(stats.changed, 3);
+    assert_eq!(
+        std::fs::read_dir(&changed_dir).unwrap().count(),
+        6,
+        "3 bodies and their .meta"
+    );
 }

@@ -28,8 +28,13 @@ fn response(status: u16, retry_after: Option<&str>, body: &[u8]) -> Response {
     }
 }
 
+fn settings(engine: EngineKind) -> lennonnet_config::EngineSettings {
+    lennonnet_config::EngineConfig::default()
+        .settings(engine, &lennonnet_config::HttpConfig::default())
+}
+
 fn parse(engine: EngineKind, cursor: &Cursor, r: &Response) -> Result<Page, EngineError> {
-    adapter(engine).parse(cursor, r)
+    adapter(engine).parse(&settings(engine), cursor, r)
 }
 
 fn page_cursor() -> Cursor {
@@ -129,19 +134,10 @@ fn ddg_ijs_recording_gives_100_candidates_with_urls_and_sizes() {
             rank: 1,
         }
     );
-    // `next` is followed with its own parameters plus the (refreshed) token.
+    // `next` gives the offset; the (refreshed) token goes with it.
     assert_eq!(
         page.next,
-        Some(Cursor::results(params(&[
-            ("q", "minecraft"),
-            ("o", "json"),
-            ("p", "-1"),
-            ("s", "100"),
-            ("u", "bing"),
-            ("f", ",,,,,"),
-            ("l", "us-en"),
-            ("vqd", DDG_VQD),
-        ])))
+        Some(Cursor::results(params(&[("s", "100"), ("vqd", DDG_VQD),])))
     );
 }
 
@@ -152,20 +148,7 @@ fn ddg_no_results_recording_is_an_empty_page() {
         EngineKind::DuckDuckGo,
         &page_cursor(),
         (200, None, &body),
-        Expect::Page(
-            0,
-            0,
-            Some(params(&[
-                ("q", "minecraft"),
-                ("o", "json"),
-                ("p", "1"),
-                ("s", "100"),
-                ("u", "bing"),
-                ("f", ",,,,,"),
-                ("l", "us-en"),
-                ("vqd", DDG_VQD),
-            ])),
-        ),
+        Expect::Page(0, 0, Some(params(&[("s", "100"), ("vqd", DDG_VQD)]))),
     );
 }
 
@@ -242,7 +225,20 @@ fn ddg_statuses_and_broken_answers() {
         Expect::Err(EngineError::Http { status: 500 }),
     );
     let ijs = "i.js JSON: an object with a `results` array";
-    check(ddg, &c, (200, None, b"<html>hello</html>"), changed(ijs));
+    // HTML where i.js JSON was asked for is a block (a challenge page), not a changed format.
+    check(
+        ddg,
+        &c,
+        (200, None, b"<html>hello</html>"),
+        Expect::Err(EngineError::Blocked),
+    );
+    check(
+        ddg,
+        &c,
+        (200, None, b"<form id=\"challenge-form\"></form>"),
+        Expect::Err(EngineError::Blocked),
+    );
+    check(ddg, &c, (302, None, b""), Expect::Err(EngineError::Blocked));
     check(ddg, &c, (200, None, b"{\"res\":[]}"), changed(ijs));
     check(ddg, &c, (200, None, b"{\"results\":{}}"), changed(ijs));
     check(
@@ -292,19 +288,25 @@ fn ddg_statuses_and_broken_answers() {
 fn ddg_requests() {
     let ddg = adapter(EngineKind::DuckDuckGo);
     let base = Url::parse("http://127.0.0.1:8080/ddg/").unwrap();
-    let token = ddg.request(&base, "john lennon", &ddg.start());
+    let token = ddg.request(
+        &base,
+        &settings(EngineKind::DuckDuckGo),
+        "john lennon",
+        &ddg.start(),
+    );
     assert_eq!(
         token.url.as_str(),
-        "http://127.0.0.1:8080/ddg/?q=john+lennon"
+        "http://127.0.0.1:8080/ddg/?q=john+lennon&iar=images&t=h_"
     );
     let first = ddg.request(
         &base,
+        &settings(EngineKind::DuckDuckGo),
         "john lennon",
         &Cursor::results(params(&[("vqd", "3-1-2")])),
     );
     assert_eq!(
         first.url.as_str(),
-        "http://127.0.0.1:8080/ddg/i.js?l=us-en&o=json&q=john+lennon&vqd=3-1-2&p=1&f=%2C%2C%2C%2C&s=0"
+        "http://127.0.0.1:8080/ddg/i.js?o=json&q=john+lennon&l=us-en&vqd=3-1-2&p=1&s=0&ct=US"
     );
     assert!(
         first
@@ -313,6 +315,7 @@ fn ddg_requests() {
     );
     let next = ddg.request(
         &Url::parse("https://duckduckgo.com").unwrap(),
+        &settings(EngineKind::DuckDuckGo),
         "john lennon",
         &Cursor::results(params(&[
             ("q", "john lennon"),
@@ -325,10 +328,39 @@ fn ddg_requests() {
             ("vqd", "3-1-2"),
         ])),
     );
+    // Only the offset and the token come from the cursor; the rest is this client's own.
     assert_eq!(
         next.url.as_str(),
-        "https://duckduckgo.com/i.js?l=us-en&o=json&q=john+lennon&vqd=3-1-2&p=-1&f=%2C%2C%2C%2C%2C&s=100&u=bing"
+        "https://duckduckgo.com/i.js?o=json&q=john+lennon&l=us-en&vqd=3-1-2&p=1&s=100&ct=US"
     );
+    // `f` only when a filter is set; the region sets `l` and `ct`.
+    let mut filtered = settings(EngineKind::DuckDuckGo);
+    filtered.filter = Some(",,,,,Public".into());
+    filtered.region = Some("de-de".into());
+    let with_filter = ddg.request(
+        &Url::parse("https://duckduckgo.com").unwrap(),
+        &filtered,
+        "x",
+        &Cursor::results(params(&[("vqd", "3-1-2")])),
+    );
+    assert_eq!(
+        with_filter.url.as_str(),
+        "https://duckduckgo.com/i.js?o=json&q=x&l=de-de&vqd=3-1-2&p=1&s=0&ct=DE&f=%2C%2C%2C%2C%2CPublic"
+    );
+    let headers: Vec<(&str, &str)> = first
+        .headers
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    for expected in [
+        ("accept", "*/*"),
+        ("sec-fetch-dest", "empty"),
+        ("sec-fetch-mode", "cors"),
+        ("sec-fetch-site", "same-origin"),
+        ("accept-language", "en-US,en;q=0.9"),
+    ] {
+        assert!(headers.contains(&expected), "{expected:?} in {headers:?}");
+    }
 }
 
 // ---------------------------------------------------------------- Bing
@@ -462,19 +494,25 @@ fn bing_next_first_counts_every_anchor() {
 fn bing_requests() {
     let bing = adapter(EngineKind::Bing);
     let base = Url::parse("https://www.bing.com").unwrap();
-    let first = bing.request(&base, "john lennon", &bing.start());
+    let first = bing.request(
+        &base,
+        &settings(EngineKind::Bing),
+        "john lennon",
+        &bing.start(),
+    );
     assert_eq!(
         first.url.as_str(),
-        "https://www.bing.com/images/async?q=john+lennon&first=1&count=35"
+        "https://www.bing.com/images/async?q=john+lennon&first=1&count=35&async=1&mkt=en-US"
     );
     let later = bing.request(
         &base,
+        &settings(EngineKind::Bing),
         "john lennon",
         &Cursor::results(params(&[("first", "36")])),
     );
     assert_eq!(
         later.url.as_str(),
-        "https://www.bing.com/images/async?q=john+lennon&first=36&count=35"
+        "https://www.bing.com/images/async?q=john+lennon&first=36&count=35&async=1&mkt=en-US"
     );
 }
 
@@ -621,12 +659,26 @@ fn commons_page_object_with_full_extmetadata() {
 #[test]
 fn commons_search_response_is_sorted_by_index() {
     let body = fixture("wikimedia_commons/search_john_lennon_gsroffset_handwritten.json");
-    let page = parse(
+    // This answer was asked with `iiurlwidth=320`, as in `originals` mode (the thumbnail is
+    // only the candidate's thumbnail).
+    let mut originals = settings(EngineKind::WikimediaCommons);
+    originals.thumbnail_width_px = None;
+    let page = adapter(EngineKind::WikimediaCommons)
+        .parse(&originals, &page_cursor(), &Response::ok(body.clone()))
+        .unwrap();
+    // By default (thumbnails), the API's thumbnail is the image to download.
+    let thumbs = parse(
         EngineKind::WikimediaCommons,
         &page_cursor(),
         &Response::ok(body),
     )
     .unwrap();
+    assert_eq!(
+        thumbs.candidates[0].image_url,
+        "https://upload.wikimedia.org/wikipedia/commons/thumb/2/2c/Lennon_Wall_Prague_2019.jpg/320px-Lennon_Wall_Prague_2019.jpg"
+    );
+    assert_eq!(thumbs.candidates[0].thumbnail_url, None);
+    assert_eq!(thumbs.candidates.len(), page.candidates.len());
     let titles: Vec<_> = page
         .candidates
         .iter()
@@ -733,8 +785,9 @@ fn commons_errors_and_empty_answers() {
         wmc,
         &c,
         (200, None, b"<!DOCTYPE html><html>Wikimedia Error</html>"),
-        changed(api),
+        Expect::Err(EngineError::Blocked),
     );
+    check(wmc, &c, (301, None, b""), Expect::Err(EngineError::Blocked));
     check(wmc, &c, (200, None, b"[1,2,3]"), changed(api));
     check(wmc, &c, (200, None, br#"{"warnings":{}}"#), changed(api));
     check(
@@ -773,20 +826,26 @@ fn commons_errors_and_empty_answers() {
 fn commons_requests_merge_the_whole_continue_object() {
     let wmc = adapter(EngineKind::WikimediaCommons);
     let base = Url::parse("https://commons.wikimedia.org").unwrap();
-    let first = wmc.request(&base, "John Lennon", &wmc.start());
+    let first = wmc.request(
+        &base,
+        &settings(EngineKind::WikimediaCommons),
+        "John Lennon",
+        &wmc.start(),
+    );
     assert_eq!(
         first.url.as_str(),
-        "https://commons.wikimedia.org/w/api.php?action=query&format=json&generator=search&gsrsearch=John+Lennon&gsrnamespace=6&gsrlimit=50&prop=imageinfo&iiprop=url%7Csize%7Cmime%7Cextmetadata&iiurlwidth=320"
+        "https://commons.wikimedia.org/w/api.php?action=query&format=json&generator=search&gsrsearch=filetype%3Abitmap%7Cdrawing+John+Lennon&gsrnamespace=6&gsrlimit=50&prop=imageinfo&iiprop=url%7Csize%7Cmime%7Cextmetadata&iiurlwidth=1280&maxlag=5"
     );
     let next = wmc.request(
         &base,
+        &settings(EngineKind::WikimediaCommons),
         "John Lennon",
         &Cursor::results(params(&[("continue", "gsroffset||"), ("gsroffset", "50")])),
     );
     assert!(
         next.url
             .as_str()
-            .ends_with("&iiurlwidth=320&continue=gsroffset%7C%7C&gsroffset=50"),
+            .ends_with("&iiurlwidth=1280&maxlag=5&continue=gsroffset%7C%7C&gsroffset=50"),
         "{}",
         next.url
     );

@@ -29,7 +29,7 @@ fn parse_everything(body: Vec<u8>) {
                         headers: Default::default(),
                         body: body.clone(),
                     };
-                    match adapter(kind).parse(&cursor, &response) {
+                    match adapter(kind).parse(&settings(kind), &cursor, &response) {
                         Ok(page) => {
                             for (i, c) in page.candidates.iter().enumerate() {
                                 assert_eq!(c.rank as usize, i + 1);
@@ -249,4 +249,9 @@ fn huge_and_deep_inputs_do_not_hang_or_overflow() {
         vec![r#"{"image":"http://a/b.jpg","width":1,"height":1}"#; 20_000].join(",")
     );
     parse_everything(big.into_bytes());
+}
+
+fn settings(kind: EngineKind) -> lennonnet_config::EngineSettings {
+    lennonnet_config::EngineConfig::default()
+        .settings(kind, &lennonnet_config::HttpConfig::default())
 }

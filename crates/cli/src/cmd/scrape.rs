@@ -50,13 +50,7 @@ pub fn run(args: ScrapeArgs, quiet: bool) -> anyhow::Result<()> {
                 on_signal.store(true, Ordering::SeqCst);
             }
         });
-        let mut scraper = Scraper::new(
-            config.clone(),
-            store.clone(),
-            fetcher,
-            searcher,
-            progress,
-        );
+        let mut scraper = Scraper::new(config.clone(), store.clone(), fetcher, searcher, progress);
         scraper.stop = stop;
         scraper.retry_failed = args.retry_failed;
         scraper.run(&rows).await.context("scrape stopped")

@@ -70,8 +70,7 @@ impl Engine for DuckDuckGo {
                 headers: vec![
                     (
                         "accept",
-                        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-                            .into(),
+                        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8".into(),
                     ),
                     lang,
                     ("sec-fetch-dest", "document".into()),

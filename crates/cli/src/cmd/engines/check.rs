@@ -238,7 +238,12 @@ fn short_error(e: &SearchError) -> String {
     }
 }
 
-fn advice(engine: EngineKind, e: Option<&SearchError>, candidates: u32, status: Option<u16>) -> String {
+fn advice(
+    engine: EngineKind,
+    e: Option<&SearchError>,
+    candidates: u32,
+    status: Option<u16>,
+) -> String {
     let Some(e) = e else {
         return if candidates > 0 {
             "works".into()
@@ -283,9 +288,16 @@ fn advice(engine: EngineKind, e: Option<&SearchError>, candidates: u32, status: 
 
 fn render(rows: &[CheckRow], query: &str, dir: &Path) -> String {
     let mut table = vec![
-        ["engine", "status", "pages", "candidates", "first error", "what to do"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "engine",
+            "status",
+            "pages",
+            "candidates",
+            "first error",
+            "what to do",
+        ]
+        .map(String::from)
+        .to_vec(),
     ];
     for r in rows {
         table.push(vec![

@@ -8,10 +8,12 @@ DEMO    ?= config/demo.toml
 BIN     ?= $(or $(CARGO_TARGET_DIR),target)/release/lennonnet
 ASSETS  ?= target/test-assets
 MIRROR  ?= 0
+STRICT  ?= 0
 SNAPSHOT ?= latest
 RUN     ?= runs/latest
-# With MIRROR=1, dataset/splits/train/eval use the plan pointed at the mirror (scripts/mirror-config.sh).
-DATA_CONFIG := $(if $(filter 1,$(MIRROR)),$(CONFIG:.toml=-mirror.toml),$(CONFIG))
+# With MIRROR=1, dataset/splits/train/eval use the plan pointed at the mirror (scripts/mirror-config.sh);
+# STRICT=1 with it, the plan pointed at the mirror's strict profile.
+DATA_CONFIG := $(if $(filter 1,$(MIRROR)),$(CONFIG:.toml=-mirror$(if $(filter 1,$(STRICT)),-strict).toml),$(CONFIG))
 
 .PHONY: help build demo plan dataset splits train eval test lint bench fmt weights test-assets
 
@@ -27,8 +29,8 @@ demo: ## The main job, offline: build, weights, mirror, scrape, curate, snapshot
 plan: build ## Print the founding plan's summary (CONFIG=... for another config)
 	$(BIN) plan --config $(CONFIG) --format table
 
-dataset: build ## Scrape, curate, snapshot the founding plan from the real engines; MIRROR=1: from the offline mirror
-	BIN=$(BIN) CONFIG=$(CONFIG) MIRROR=$(MIRROR) scripts/dataset.sh
+dataset: build ## Check the engines, scrape, curate, snapshot the founding plan from the real engines; MIRROR=1: from the offline mirror (STRICT=1: its strict profile)
+	BIN=$(BIN) CONFIG=$(CONFIG) MIRROR=$(MIRROR) STRICT=$(STRICT) scripts/dataset.sh
 
 splits: build ## Rebuild the snapshot from the curated store; the same store gives the same id, byte for byte
 	$(BIN) -q snapshot --config $(DATA_CONFIG) create

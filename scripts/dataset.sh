@@ -3,8 +3,12 @@
 # the founding plan) from the real engines. With MIRROR=1 the same plan runs against the offline
 # mirror on 127.0.0.1:$MIRROR_PORT instead: scripts/mirror-config.sh writes
 # config/<name>-mirror.toml from the plan (its own dataset folder, datasets/<name>-mirror), the
-# mirror is started (warmed with that plan) and stopped at the end. Each step prints its wall and
-# CPU time; a failure names the step and the fix. Resumable: run it again to continue.
+# mirror is started (warmed with that plan) and stopped at the end; STRICT=1 runs the mirror's
+# `strict` profile (the engines as strict as the real ones today) with
+# config/<name>-mirror-strict.toml and datasets/<name>-mirror-strict. Before scraping,
+# `lennonnet engines check` asks each engine one canary query and the run stops when none works.
+# Each step prints its wall and CPU time; a failure names the step and the fix. Resumable: run it
+# again to continue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -13,6 +17,7 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/lennonnet}
 CONFIG=${CONFIG:-config/lennonnet.toml}
 MIRROR=${MIRROR:-0}
+STRICT=${STRICT:-0}
 PORT=${MIRROR_PORT:-8322}
 [ -x "$BIN" ] || fail build "no $BIN: run 'make build' first"
 [ -f "$CONFIG" ] || fail config "no config file $CONFIG (CONFIG=...)"
@@ -20,14 +25,29 @@ mkdir -p datasets
 
 if [ "$MIRROR" = 1 ]; then
   base=$CONFIG
-  CONFIG=${base%.toml}-mirror.toml
+  if [ "$STRICT" = 1 ]; then
+    CONFIG=${base%.toml}-mirror-strict.toml
+    profile=(--profile strict)
+  else
+    CONFIG=${base%.toml}-mirror.toml
+    profile=()
+  fi
   step mirror-config "see the message above" \
-    bash -c "scripts/mirror-config.sh '$base' '$PORT' > '$CONFIG'"
-  start_mirror "$BIN" "127.0.0.1:$PORT" "$CONFIG" datasets/mirror-$PORT.log
+    bash -c "scripts/mirror-config.sh '$base' '$PORT' '$STRICT' > '$CONFIG'"
+  start_mirror "$BIN" "127.0.0.1:$PORT" "$CONFIG" datasets/mirror-$PORT.log "${profile[@]}"
+elif [ "$STRICT" = 1 ]; then
+  fail config "STRICT=1 is the mirror's strict profile: use it with MIRROR=1"
 fi
 
 step plan "the config is invalid: the message above names the file, line and key" \
   "$BIN" plan --config "$CONFIG" --format table
+
+# One canary query on each engine, two pages: minutes, not hours, to learn that none works.
+step engines "no search engine answers (the table above says how each failed and what to do; \
+every response is saved for 'lennonnet engines parse'); fix that before scraping: the real \
+engines block clients for about an hour after bursts, so try again later, or behind a proxy set \
+[http] proxy or HTTPS_PROXY" \
+  "$BIN" engines check --config "$CONFIG" --require any
 
 if [ "$MIRROR" = 1 ]; then
   scrape_fix="see the messages above (the mirror's log is datasets/mirror-$PORT.log); run the \

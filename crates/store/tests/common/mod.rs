@@ -19,6 +19,7 @@ pub fn prov(url: &str, group: &str, label: &str) -> Provenance {
         page_url: Some(format!("{url}.html")),
         title: Some("a title".into()),
         licence: None,
+        thumbnail_of: None,
         fetched_at: Timestamp(1_764_346_980_123),
     }
 }

@@ -5,6 +5,7 @@ mod integration {
     pub mod cli;
     pub mod drills;
     pub mod e2e;
+    pub mod engines;
     pub mod eval;
     pub mod plan;
     pub mod report;

@@ -118,12 +118,12 @@ fn broken_configs_exit_2_with_one_message_naming_file_line_and_key() {
     check(
         "max_redirects = 5",
         "max_redirect = 5",
-        "61:1: key `fetch.max_redirect`: unknown field `max_redirect`, expected one of `concurrency`, `per_host_concurrency`, `per_host_requests_per_sec`, `connect_timeout_secs`, `first_byte_timeout_secs`, `total_timeout_secs`, `stall_min_bytes_per_sec`, `stall_window_secs`, `max_bytes`, `max_redirects`, `max_retries`, `retry_base_delay_ms`",
+        "64:1: key `fetch.max_redirect`: unknown field `max_redirect`, expected one of `concurrency`, `per_host_concurrency`, `host_concurrency`, `per_host_requests_per_sec`, `connect_timeout_secs`, `first_byte_timeout_secs`, `total_timeout_secs`, `stall_min_bytes_per_sec`, `stall_window_secs`, `max_bytes`, `max_redirects`, `max_retries`, `retry_base_delay_ms`",
     );
     check(
         "wanted = 1320",
         "wanted = -1320",
-        "90:10: key `group[0].wanted`: expected a positive whole number of images (1 to 4294967295), found -1320",
+        "93:10: key `group[0].wanted`: expected a positive whole number of images (1 to 4294967295), found -1320",
     );
 }
 

@@ -146,8 +146,12 @@ struct EngineRuntime {
 /// The circuit breaker's state for one engine.
 #[derive(Debug, Default)]
 struct Health {
-    /// Blocks or rate limits in a row.
+    /// Refusals (blocks or rate limits) in a row. Refusals that arrive while the engine's last
+    /// counted one still holds (its `Retry-After`, or the first backoff delay) are the same
+    /// refusal: requests sent together, or already paced, before the engine said to wait.
     blocks_in_a_row: u32,
+    /// Until when the last counted refusal holds.
+    refusal_until: Option<tokio::time::Instant>,
     /// Down until then (monotonic, and the wall-clock time for messages).
     down_until: Option<(tokio::time::Instant, SystemTime)>,
     /// Queries in a row whose page no parser recognised.
@@ -251,9 +255,17 @@ impl EngineRuntime {
         h.changed_in_a_row = 0;
     }
 
-    /// A block or rate limit. Returns the event when it takes the engine down.
-    fn blocked(&self, breaker: bool) -> Option<EngineEvent> {
+    /// A block or rate limit, which asks to wait `hold` (its `Retry-After`, or the first
+    /// backoff delay). Every request to the engine is held back that long. Returns the event
+    /// when it takes the engine down.
+    fn blocked(&self, breaker: bool, hold: Duration) -> Option<EngineEvent> {
+        let now = tokio::time::Instant::now();
+        self.pacer.hold_until(now + hold);
         let mut h = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        if h.refusal_until.is_some_and(|until| now < until) {
+            return None;
+        }
+        h.refusal_until = Some(now + hold);
         h.blocks_in_a_row += 1;
         if !breaker || h.blocks_in_a_row < self.settings.block_threshold || h.down_until.is_some() {
             return None;
@@ -836,7 +848,11 @@ impl Pager<'_> {
                 };
                 if let Some(counter) = counter {
                     counter.fetch_add(1, Ordering::Relaxed);
-                    let event = self.runtime.blocked(options.breaker);
+                    let hold = e
+                        .retry_after()
+                        .filter(|d| *d <= options.max_retry_after)
+                        .unwrap_or(options.backoff_base);
+                    let event = self.runtime.blocked(options.breaker, hold);
                     let down = event.is_some();
                     self.emit(event);
                     if down {

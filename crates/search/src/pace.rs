@@ -31,6 +31,13 @@ impl Pacer {
         self.interval
     }
 
+    /// Holds every request back until `until` (the engine asked to wait: `Retry-After`): the
+    /// next slot is no earlier than it.
+    pub fn hold_until(&self, until: Instant) {
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        *next = Some(next.map_or(until, |n| n.max(until)));
+    }
+
     /// Waits for this caller's slot.
     pub async fn wait(&self) {
         let slot = {
@@ -80,6 +87,21 @@ mod tests {
         assert_eq!(t.elapsed(), Duration::ZERO);
         pacer.wait().await;
         assert_eq!(t.elapsed(), Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_delays_every_later_slot() {
+        let pacer = Pacer::per_second(10.0);
+        let t = Instant::now();
+        pacer.hold_until(t + Duration::from_secs(5));
+        pacer.wait().await;
+        assert_eq!(t.elapsed(), Duration::from_secs(5));
+        pacer.wait().await;
+        assert_eq!(t.elapsed(), Duration::from_millis(5100));
+        // A hold already passed changes nothing.
+        pacer.hold_until(t);
+        pacer.wait().await;
+        assert_eq!(t.elapsed(), Duration::from_millis(5200));
     }
 
     #[test]

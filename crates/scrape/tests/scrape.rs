@@ -215,3 +215,156 @@ async fn storing_ahead_of_slow_links_ends_like_storing_in_order() {
         "storing ahead changed which images the groups ended with"
     );
 }
+
+/// A Bing-like engine on loopback that lists `thumbs` (real pictures on the mirror) as the
+/// thumbnails of originals on a host that refuses them (403, as hotlink protection does).
+async fn hotlinked_engine(thumbs: Vec<String>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let me = base.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let thumbs = thumbs.clone();
+            let me = me.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let (status, body) = if target.starts_with("/images/async") {
+                    let body = if target.contains("first=1&") {
+                        let anchors: String = thumbs
+                            .iter()
+                            .enumerate()
+                            .map(|(i, t)| {
+                                format!(
+                                    "<li><a class=\"iusc\" m=\"{{&quot;murl&quot;:&quot;{me}/hotlink/{i}.jpg&quot;,&quot;turl&quot;:&quot;{t}&quot;}}\"></a></li>"
+                                )
+                            })
+                            .collect();
+                        format!("<ul class=\"dgControl_list\">{anchors}</ul>")
+                    } else {
+                        String::new()
+                    };
+                    ("200 OK", body)
+                } else {
+                    (
+                        "403 Forbidden",
+                        "<html><body>Hotlinking is not allowed</body></html>".into(),
+                    )
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(reply.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    base
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_original_is_replaced_by_the_engines_thumbnail_when_the_group_accepts_it() {
+    let world = load_world(None, Some(7), None).unwrap();
+    let mirror = start(world, "127.0.0.1:0".parse().unwrap(), &Options::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let base = config(mirror.addr.port(), dir.path());
+    // Real pictures: the mirror's Bing results for a word.
+    let searcher = Searcher::from_config(&base.http, &base.engines).unwrap();
+    let (found, _, _) = searcher
+        .search(
+            lennonnet_core::EngineKind::Bing,
+            "teapot",
+            lennonnet_core::QueryId("q".into()),
+            30,
+        )
+        .await
+        .unwrap();
+    let thumbs: Vec<String> = found.into_iter().map(|c| c.image_url).collect();
+    let engine = hotlinked_engine(thumbs.clone()).await;
+
+    let src = format!(
+        r#"
+[dataset]
+name = "t"
+root_dir = {root:?}
+
+{client}
+[engines]
+order = ["bing"]
+
+[engines.bing]
+base_url = "{engine}"
+requests_per_sec = 1000.0
+
+[fetch]
+per_host_requests_per_sec = 1000.0
+first_byte_timeout_secs = 2
+total_timeout_secs = 5
+max_retries = 1
+retry_base_delay_ms = 10
+
+[[class]]
+name = "a"
+
+[[class]]
+name = "b"
+
+[[group]]
+name = "thumbs"
+label = "a"
+wanted = 8
+queries = ["teapot"]
+accept_thumbnails = true
+
+[[group]]
+name = "originals_only"
+label = "b"
+wanted = 8
+queries = ["teapot"]
+
+[split]
+key = "k"
+val_fraction = 0.1
+"#,
+        root = dir.path().to_str().unwrap(),
+        client = lennonnet_mirror::client_config(mirror.addr.port(), &[])
+            .replace("[engines]\norder = []\n", ""),
+    );
+    let config = lennonnet_config::parse(&src, Path::new("test.toml")).unwrap();
+    let store = Arc::new(open(&config));
+    let report = scrape(&config, store.clone()).await;
+    let thumbs_group = &report.groups[0];
+    assert_eq!(thumbs_group.got, 8, "{thumbs_group:?}");
+    // Without accept_thumbnails every original's refusal is the candidate's outcome.
+    let originals = &report.groups[1];
+    assert_eq!(originals.got, 0, "{originals:?}");
+    assert_eq!(
+        originals.failed.get("http_4xx"),
+        Some(&originals.candidates)
+    );
+    // Every image of the first group came as the thumbnail of a refused original.
+    for id in objects(&store) {
+        for p in store.provenance(&id).unwrap() {
+            assert_eq!(p.group.as_str(), "thumbs");
+            assert!(thumbs.contains(&p.image_url), "{}", p.image_url);
+            let original = p.thumbnail_of.as_deref().expect("thumbnail_of");
+            assert!(
+                original.starts_with(&format!("{engine}/hotlink/")),
+                "{original}"
+            );
+        }
+    }
+    assert_eq!(objects(&store).len(), 8);
+}

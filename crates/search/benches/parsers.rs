@@ -116,14 +116,16 @@ fn main() {
     let mut bench_lines = Vec::new();
     for (name, engine, cursor, body, baseline) in cases {
         let response = Response::ok(body.clone());
+        let settings = lennonnet_config::EngineConfig::default()
+            .settings(engine, &lennonnet_config::HttpConfig::default());
         let parsed = adapter(engine)
-            .parse(&cursor, &response)
+            .parse(&settings, &cursor, &response)
             .expect("fixture parses");
         assert!(parsed.next.is_some() || !parsed.candidates.is_empty());
         let t_parse = time(budget, || {
             black_box(
                 adapter(engine)
-                    .parse(black_box(&cursor), black_box(&response))
+                    .parse(&settings, black_box(&cursor), black_box(&response))
                     .ok(),
             );
         });

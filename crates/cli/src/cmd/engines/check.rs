@@ -213,7 +213,7 @@ async fn check_one(searcher: &Searcher, engine: EngineKind, query: &str, seen: &
         status,
         pages,
         candidates,
-        error: error.as_ref().map(|e| short_error(e)),
+        error: error.as_ref().map(short_error),
         advice,
         saved,
     }

@@ -768,6 +768,9 @@ mod tests {
         assert!(toml::from_str::<WorldConfig>("[search]\nprofile = \"lax\"\n").is_err());
         // The kind profile's settings serialise as they always did.
         let json = serde_json::to_string(&kind).unwrap();
-        assert!(!json.contains("profile") && !json.contains("changed"), "{json}");
+        assert!(
+            !json.contains("profile") && !json.contains("changed"),
+            "{json}"
+        );
     }
 }

@@ -362,18 +362,15 @@ pub fn bing_async(
     (html, items)
 }
 
-/// The 0-based start of the last non-empty page of `count` results from 1-based `first` on:
-/// where Bing goes back to when asked past its end (`bing_repeat_last_page`). `None` when
-/// `first` is not past the end or the query has no results.
+/// The 0-based start of Bing's last non-empty page of `count` results (pages counted from the
+/// first result: 0, `count`, 2 `count`, ...): what Bing answers again when asked past its end
+/// (`bing_repeat_last_page`). `None` when `first` (1-based) is not past the end or the query has
+/// no results.
 pub fn bing_last_page_start(world: &World, query: &str, first: u32, count: u32) -> Option<u32> {
     let total = world.result_count(EngineKind::Bing, query);
     let start = first.max(1) - 1;
     let count = count.clamp(1, BING_MAX_COUNT);
-    (start >= total && total > 0).then(|| {
-        // Pages start at start - k * count; the last one that starts before the end.
-        let back = (start - (total - 1)).div_ceil(count) * count;
-        start.checked_sub(back).unwrap_or(0)
-    })
+    (start >= total && total > 0).then(|| (total - 1) / count * count)
 }
 
 /// `images/async` in a "changed format": well-formed HTML whose results are not `a.iusc`
@@ -728,7 +725,13 @@ pub fn thumb_height(w: u32, h: u32, width: u32) -> u32 {
 
 /// The Commons API in a "changed format": well-formed JSON without `query` or
 /// `batchcomplete` (the files under other keys), so an adapter can only say the format changed.
-pub fn commons_changed_json(world: &World, port: u16, query: &str, offset: u32, limit: u32) -> String {
+pub fn commons_changed_json(
+    world: &World,
+    port: u16,
+    query: &str,
+    offset: u32,
+    limit: u32,
+) -> String {
     let items: Vec<serde_json::Value> = page(
         world,
         EngineKind::WikimediaCommons,
@@ -853,7 +856,10 @@ mod tests {
             ("sec-fetch-site", "same-origin"),
             ("referer", "https://duckduckgo.com/"),
             ("accept-language", "en-US,en;q=0.9"),
-            ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"),
+            (
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0",
+            ),
         ];
         let lookup = |hs: Vec<(&'static str, &'static str)>| {
             move |n: &str| hs.iter().find(|(k, _)| *k == n).map(|(_, v)| *v)
@@ -862,7 +868,11 @@ mod tests {
         for i in 0..full.len() {
             let mut less = full.to_vec();
             less.remove(i);
-            assert!(!ddg_browser_headers_ok(lookup(less)), "without {}", full[i].0);
+            assert!(
+                !ddg_browser_headers_ok(lookup(less)),
+                "without {}",
+                full[i].0
+            );
         }
     }
 

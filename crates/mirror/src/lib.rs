@@ -72,7 +72,14 @@ pub fn load_world(
     seed: Option<u64>,
     corpus: Option<&Path>,
 ) -> Result<World> {
-    load_world_with(world_file, corpus, &Overrides { seed, ..Overrides::default() })
+    load_world_with(
+        world_file,
+        corpus,
+        &Overrides {
+            seed,
+            ..Overrides::default()
+        },
+    )
 }
 
 /// What the command line sets over a world file.

@@ -462,8 +462,7 @@ fn compress(r: Resp, accept: Option<&HeaderValue>) -> Resp {
         }
         _ => {
             use std::io::Write as _;
-            let mut enc =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             match enc.write_all(&bytes).and_then(|()| enc.finish()) {
                 Ok(out) => out,
                 Err(_) => return Response::from_parts(parts, Body::Full(Some(bytes))),
@@ -583,8 +582,8 @@ fn ddg_page(m: &Mirror, req: &Request<Incoming>) -> Resp {
     if m.chance("challenge redirect", &request, attempt) < m.rules.ddg_redirect_to_challenge {
         return challenge_redirect(&q);
     }
-    let token = (m.chance("missing vqd", &request, attempt) >= s.ddg_missing_vqd)
-        .then(|| vqd(m, req, &q));
+    let token =
+        (m.chance("missing vqd", &request, attempt) >= s.ddg_missing_vqd).then(|| vqd(m, req, &q));
     html(StatusCode::OK, engines::ddg_html(&q, token.as_deref()))
 }
 
@@ -611,7 +610,12 @@ fn ddg_ijs(m: &Mirror, req: &Request<Incoming>) -> Resp {
         return forbidden();
     }
     let s: u32 = param(&ps, "s").and_then(|s| s.parse().ok()).unwrap_or(0);
-    if m.world.config.search.changed.contains(&EngineKind::DuckDuckGo) {
+    if m.world
+        .config
+        .search
+        .changed
+        .contains(&EngineKind::DuckDuckGo)
+    {
         return resp(
             StatusCode::OK,
             "application/json; charset=UTF-8",
@@ -747,7 +751,12 @@ fn commons(m: &Mirror, req: &Request<Incoming>) -> Resp {
     let offset: u32 = param(&ps, "gsroffset")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    if m.world.config.search.changed.contains(&EngineKind::WikimediaCommons) {
+    if m.world
+        .config
+        .search
+        .changed
+        .contains(&EngineKind::WikimediaCommons)
+    {
         return json(engines::commons_changed_json(
             &m.world, m.port, q, offset, limit,
         ));

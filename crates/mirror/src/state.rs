@@ -396,8 +396,12 @@ pub fn render_thumb(world: &World, spec: &ImageSpec, width: u32) -> Result<Bytes
     let (w, h) = pixels.dimensions();
     let width = width.clamp(1, w.max(1));
     let height = crate::engines::thumb_height(w, h, width);
-    let small =
-        image::imageops::resize(&pixels, width, height, image::imageops::FilterType::Triangle);
+    let small = image::imageops::resize(
+        &pixels,
+        width,
+        height,
+        image::imageops::FilterType::Triangle,
+    );
     let format = match look.format {
         Format::JpegBaseline | Format::JpegProgressive => Format::JpegBaseline,
         _ => Format::Png,

@@ -11,6 +11,7 @@
 //! | `127.0.0.1:PORT`, `localhost:PORT` | all of the above by path |
 //!
 //! `/_mirror/...` answers on every host: `health`, `truth?url=`, `truth.jsonl`, `stats`, `world`,
+//! `rules` (the real engines' behaviours in force),
 //! `static?bytes=N` (a fixed buffer, the benchmark's baseline).
 
 use std::convert::Infallible;
@@ -922,6 +923,7 @@ fn admin_route(m: &Mirror, route: &str, req: &Request<Incoming>) -> Resp {
         "health" => resp(StatusCode::OK, "text/plain", "ok\n"),
         "stats" => json_ok(serde_json::to_string(&m.stats()).unwrap_or_default()),
         "world" => json_ok(serde_json::to_string(&m.world.config).unwrap_or_default()),
+        "rules" => json_ok(serde_json::to_string(&m.rules).unwrap_or_default()),
         "static" => {
             let n = param(&ps, "bytes")
                 .and_then(|s| s.parse().ok())

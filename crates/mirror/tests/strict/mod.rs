@@ -307,9 +307,9 @@ async fn ddg_blocks_a_burst_for_an_hour_on_the_compressed_clock() {
     let mut c = strict(35);
     c.search.burst_limit = 4;
     c.search.burst_window_ms = 60_000;
-    // One mirror-hour lasts 1.2 real seconds.
+    // One mirror-hour lasts 3 real seconds.
     c.search.ddg_block_secs = Some(3600);
-    c.search.clock_scale = Some(3000.0);
+    c.search.clock_scale = Some(1200.0);
     let m = serve(c).await;
     let a = m.addr;
     let h = browser(FIREFOX);
@@ -319,9 +319,9 @@ async fn ddg_blocks_a_burst_for_an_hour_on_the_compressed_clock() {
     }
     // The fifth request in the window starts the block.
     let started = Instant::now();
-    let block = Duration::from_millis(1200);
+    let block = Duration::from_millis(3000);
     let mut refusals = Vec::new();
-    while started.elapsed() < block - Duration::from_millis(300) {
+    while started.elapsed() < block / 2 {
         let r = get(a, DDG, &ijs("red car", &vqd, 300), &h).await;
         refusals.push(r.status);
         match r.status {
@@ -337,7 +337,7 @@ async fn ddg_blocks_a_burst_for_an_hour_on_the_compressed_clock() {
             let bing = get(a, BING, "/images/async?q=teapot&first=1&count=35", &h).await;
             assert_eq!(bing.status, 200);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(refusals.len() >= 4, "{refusals:?}");
     let alternating: Vec<u16> = (0..refusals.len())
@@ -553,7 +553,7 @@ async fn commons_files(addr: SocketAddr, q: &str, width: Option<u32>, n: usize) 
 async fn commons_files_download_two_at_a_time_per_client() {
     let mut c = strict(39);
     c.noise.slow_first_byte = 1.0;
-    c.timing.slow_first_byte_ms = 800;
+    c.timing.slow_first_byte_ms = 1500;
     let m = serve(c).await;
     let a = m.addr;
     let urls: Vec<String> = commons_files(a, "John Lennon", None, 6)
@@ -570,7 +570,7 @@ async fn commons_files_download_two_at_a_time_per_client() {
     };
     let first = fetch(urls[0].clone(), BOT);
     let second = fetch(urls[1].clone(), BOT);
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // A third at once from the same client is refused; another client's gets through.
     let (host, path) = split_url(&urls[2]);
     let third = get(a, &host, &path, &[("user-agent", BOT)]).await;
@@ -765,6 +765,11 @@ async fn the_strict_profile_is_deterministic() {
         toml::from_str("seed = 42\n[search]\nprofile = \"strict\"\nburst_limit = 0\n").unwrap();
     let rules = world.search.rules();
     assert_eq!(rules, lennonnet_mirror::EngineRules::STRICT);
+    let m = serve(world.clone()).await;
+    let served = get(m.addr, "127.0.0.1", "/_mirror/rules", &[]).await.json();
+    assert_eq!(served["ddg_block_secs"], 3600);
+    assert_eq!(served["commons_file_concurrency"], 2);
+    m.shutdown().await;
     let mut runs = Vec::new();
     for _ in 0..2 {
         let mut c = world.clone();

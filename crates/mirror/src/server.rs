@@ -354,10 +354,7 @@ async fn upload(m: &Arc<Mirror>, req: &Request<Incoming>, path: &str) -> Resp {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let Some(slot) = m.file_slot(client) else {
-        let mut r = too_many(1);
-        r.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        return r;
+        return too_many(1);
     };
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let r = match commons_file(&segments) {

@@ -604,6 +604,17 @@ pub struct MirrorServeArgs {
     /// With --warm: how many results of each query to render.
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub warm_per_query: u32,
+    /// The real engines' behaviours: `kind` (off: the mirror's classic answers) or `strict`
+    /// (browser headers, per-User-Agent tokens, challenges, hour-long blocks on a clock 60 times
+    /// faster, compression, maxlag, download limits; docs/mirror.md). Overrides the world
+    /// file's `[search] profile`; the file's own keys still win over the profile's defaults.
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<lennonnet_mirror::Profile>,
+    /// Make ENGINE answer in a changed, unrecognisable format (200 with a well-formed body its
+    /// adapter cannot read), as for `lennonnet engines check`. Repeatable; added to the world
+    /// file's `[search] changed`.
+    #[arg(long, value_name = "ENGINE")]
+    pub changed: Vec<lennonnet_core::EngineKind>,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use lennonnet_core::EngineKind;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MirrorError, Result};
@@ -311,12 +312,57 @@ impl Default for TimingConfig {
     }
 }
 
+/// `[search] profile`: which defaults the keys of the real engines' behaviours take. `kind`
+/// (the default) turns them all off, so the mirror answers as it always has; `strict` turns
+/// them all on at the rates documented in `docs/mirror.md`. A key named in the world file wins
+/// over its profile's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    #[default]
+    Kind,
+    Strict,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Kind => "kind",
+            Profile::Strict => "strict",
+        }
+    }
+
+    fn is_kind(&self) -> bool {
+        *self == Profile::Kind
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = MirrorError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "kind" => Ok(Profile::Kind),
+            "strict" => Ok(Profile::Strict),
+            other => Err(MirrorError::InvalidWorld(format!(
+                "unknown profile {other:?}: expected kind or strict"
+            ))),
+        }
+    }
+}
+
 /// `[search]`: how the search endpoints misbehave.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SearchConfig {
     /// More than this many requests to one engine within `burst_window_ms` get 429 with
-    /// Retry-After. 0 turns the limit off.
+    /// Retry-After (or, with `ddg_block_secs`, start a DuckDuckGo block). 0 turns the limit off.
     pub burst_limit: u32,
     pub burst_window_ms: u64,
     /// The Retry-After value sent with a 429.
@@ -327,6 +373,58 @@ pub struct SearchConfig {
     pub ddg_missing_vqd: f64,
     /// Wikimedia Commons refuses requests whose User-Agent has no contact (URL or e-mail).
     pub commons_require_user_agent: bool,
+
+    /// The defaults of the keys below: `kind` (all off) or `strict` (all on).
+    #[serde(skip_serializing_if = "Profile::is_kind")]
+    pub profile: Profile,
+    /// Engines that answer in a "changed format": a well-formed body the adapters cannot
+    /// recognise (for `lennonnet engines check`). Empty in both profiles.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<EngineKind>,
+    /// `i.js` refuses (403) a request without `Sec-Fetch-Mode: cors`, `Sec-Fetch-Dest: empty`,
+    /// `Sec-Fetch-Site: same-origin`, a Referer, an Accept-Language and a browser User-Agent
+    /// (one containing `Mozilla/5.0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ddg_require_browser_headers: Option<bool>,
+    /// The `vqd` token depends on the query and the User-Agent; a token minted for another
+    /// User-Agent gets 403.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ddg_vqd_per_user_agent: Option<bool>,
+    /// Share of `i.js` requests for a page after the first (`s` > 0) answered with the challenge
+    /// page (HTML, status 200).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ddg_challenge_later_pages: Option<f64>,
+    /// Mirror-seconds a DuckDuckGo block lasts once a burst exceeds `burst_limit` (0: no blocks,
+    /// a 429 instead).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ddg_block_secs: Option<u64>,
+    /// Mirror-seconds per real second, for blocks: 60 makes a one-hour block last a minute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_scale: Option<f64>,
+    /// Share of DuckDuckGo search requests (outside blocks) answered with a 302 to the
+    /// challenge page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ddg_redirect_to_challenge: Option<f64>,
+    /// Bing answers a request without a browser User-Agent or without gzip or br in its
+    /// Accept-Encoding with its first result only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bing_require_browser: Option<bool>,
+    /// Bing answers `first` past the end with its last non-empty page again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bing_repeat_last_page: Option<bool>,
+    /// The engines' answers are compressed (br or gzip, per Accept-Encoding).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compress_responses: Option<bool>,
+    /// Share of Commons API requests with a `maxlag` parameter answered with the maxlag error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commons_maxlag: Option<f64>,
+    /// Most concurrent downloads one User-Agent may have on the Commons file host (0: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commons_file_concurrency: Option<u32>,
+    /// `iiurlwidth` off the standard thumbnail steps is rounded up to the next step (else it is
+    /// ignored), and the file host refuses thumbnails of other widths (400).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commons_strict_thumb_widths: Option<bool>,
 }
 
 impl Default for SearchConfig {
@@ -338,6 +436,110 @@ impl Default for SearchConfig {
             ddg_anomaly: 0.01,
             ddg_missing_vqd: 0.01,
             commons_require_user_agent: true,
+            profile: Profile::Kind,
+            changed: Vec::new(),
+            ddg_require_browser_headers: None,
+            ddg_vqd_per_user_agent: None,
+            ddg_challenge_later_pages: None,
+            ddg_block_secs: None,
+            clock_scale: None,
+            ddg_redirect_to_challenge: None,
+            bing_require_browser: None,
+            bing_repeat_last_page: None,
+            compress_responses: None,
+            commons_maxlag: None,
+            commons_file_concurrency: None,
+            commons_strict_thumb_widths: None,
+        }
+    }
+}
+
+/// The real engines' behaviours in force: a profile's defaults with the world file's keys over
+/// them (see [`SearchConfig::rules`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EngineRules {
+    pub ddg_require_browser_headers: bool,
+    pub ddg_vqd_per_user_agent: bool,
+    pub ddg_challenge_later_pages: f64,
+    pub ddg_block_secs: u64,
+    pub clock_scale: f64,
+    pub ddg_redirect_to_challenge: f64,
+    pub bing_require_browser: bool,
+    pub bing_repeat_last_page: bool,
+    pub compress_responses: bool,
+    pub commons_maxlag: f64,
+    pub commons_file_concurrency: u32,
+    pub commons_strict_thumb_widths: bool,
+}
+
+impl EngineRules {
+    /// Every behaviour off: the mirror as it always answered.
+    pub const KIND: EngineRules = EngineRules {
+        ddg_require_browser_headers: false,
+        ddg_vqd_per_user_agent: false,
+        ddg_challenge_later_pages: 0.0,
+        ddg_block_secs: 0,
+        clock_scale: 1.0,
+        ddg_redirect_to_challenge: 0.0,
+        bing_require_browser: false,
+        bing_repeat_last_page: false,
+        compress_responses: false,
+        commons_maxlag: 0.0,
+        commons_file_concurrency: 0,
+        commons_strict_thumb_widths: false,
+    };
+
+    /// Every behaviour on, at about the real engines' rates.
+    pub const STRICT: EngineRules = EngineRules {
+        ddg_require_browser_headers: true,
+        ddg_vqd_per_user_agent: true,
+        ddg_challenge_later_pages: 0.15,
+        ddg_block_secs: 3600,
+        clock_scale: 60.0,
+        ddg_redirect_to_challenge: 0.02,
+        bing_require_browser: true,
+        bing_repeat_last_page: true,
+        compress_responses: true,
+        commons_maxlag: 0.1,
+        commons_file_concurrency: 2,
+        commons_strict_thumb_widths: true,
+    };
+}
+
+impl SearchConfig {
+    /// The behaviours in force: the profile's defaults, overridden by the keys set.
+    pub fn rules(&self) -> EngineRules {
+        let d = match self.profile {
+            Profile::Kind => EngineRules::KIND,
+            Profile::Strict => EngineRules::STRICT,
+        };
+        EngineRules {
+            ddg_require_browser_headers: self
+                .ddg_require_browser_headers
+                .unwrap_or(d.ddg_require_browser_headers),
+            ddg_vqd_per_user_agent: self
+                .ddg_vqd_per_user_agent
+                .unwrap_or(d.ddg_vqd_per_user_agent),
+            ddg_challenge_later_pages: self
+                .ddg_challenge_later_pages
+                .unwrap_or(d.ddg_challenge_later_pages),
+            ddg_block_secs: self.ddg_block_secs.unwrap_or(d.ddg_block_secs),
+            clock_scale: self.clock_scale.unwrap_or(d.clock_scale),
+            ddg_redirect_to_challenge: self
+                .ddg_redirect_to_challenge
+                .unwrap_or(d.ddg_redirect_to_challenge),
+            bing_require_browser: self.bing_require_browser.unwrap_or(d.bing_require_browser),
+            bing_repeat_last_page: self
+                .bing_repeat_last_page
+                .unwrap_or(d.bing_repeat_last_page),
+            compress_responses: self.compress_responses.unwrap_or(d.compress_responses),
+            commons_maxlag: self.commons_maxlag.unwrap_or(d.commons_maxlag),
+            commons_file_concurrency: self
+                .commons_file_concurrency
+                .unwrap_or(d.commons_file_concurrency),
+            commons_strict_thumb_widths: self
+                .commons_strict_thumb_widths
+                .unwrap_or(d.commons_strict_thumb_widths),
         }
     }
 }
@@ -414,6 +616,15 @@ impl WorldConfig {
             ("images.black_and_white", self.images.black_and_white),
             ("search.ddg_anomaly", self.search.ddg_anomaly),
             ("search.ddg_missing_vqd", self.search.ddg_missing_vqd),
+            (
+                "search.ddg_challenge_later_pages",
+                self.search.rules().ddg_challenge_later_pages,
+            ),
+            (
+                "search.ddg_redirect_to_challenge",
+                self.search.rules().ddg_redirect_to_challenge,
+            ),
+            ("search.commons_maxlag", self.search.rules().commons_maxlag),
         ];
         for (name, v) in all {
             if !(0.0..=1.0).contains(&v) {
@@ -493,6 +704,10 @@ impl WorldConfig {
                 return bad(format!("subject {:?} has an empty phrase", rule.identity));
             }
         }
+        let clock = self.search.rules().clock_scale;
+        if !(clock.is_finite() && clock > 0.0) {
+            return bad(format!("search.clock_scale = {clock} must be positive"));
+        }
         if self.timing.trickle_bytes == 0 {
             return bad("timing.trickle_bytes must be positive".into());
         }
@@ -521,9 +736,41 @@ mod tests {
             "[noise]\nnot_found = 0.6\ngone = 0.6\n",
             "[noise]\nresized = -0.1\n",
             "[images]\nmin_side_px = 5000\n",
+            "[search]\nprofile = \"strict\"\ncommons_maxlag = 2.0\n",
+            "[search]\nclock_scale = 0.0\n",
         ] {
             let c: WorldConfig = toml::from_str(text).unwrap();
             assert!(c.validate().is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn a_profile_gives_defaults_and_named_keys_win() {
+        let kind = WorldConfig::default();
+        assert_eq!(kind.search.rules(), EngineRules::KIND);
+        let strict: WorldConfig =
+            toml::from_str("[search]\nprofile = \"strict\"\nddg_block_secs = 10\n").unwrap();
+        let rules = strict.search.rules();
+        assert_eq!(rules.ddg_block_secs, 10);
+        assert_eq!(
+            EngineRules {
+                ddg_block_secs: 3600,
+                ..rules
+            },
+            EngineRules::STRICT
+        );
+        let changed: WorldConfig =
+            toml::from_str("[search]\nchanged = [\"bing\", \"wikimedia_commons\"]\n").unwrap();
+        assert_eq!(
+            changed.search.changed,
+            vec![EngineKind::Bing, EngineKind::WikimediaCommons]
+        );
+        assert!(toml::from_str::<WorldConfig>("[search]\nprofile = \"lax\"\n").is_err());
+        // The kind profile's settings serialise as they always did.
+        let json = serde_json::to_string(&kind).unwrap();
+        assert!(
+            !json.contains("profile") && !json.contains("changed"),
+            "{json}"
+        );
     }
 }

@@ -80,6 +80,69 @@ pub fn ddg_vqd(world: &World, query: &str) -> String {
     format!("3-{}-{}", n(&a), n(&b))
 }
 
+/// The `vqd` token of DuckDuckGo when it ties tokens to the User-Agent (`ddg_vqd_per_user_agent`):
+/// the same shape, from the query and the User-Agent.
+pub fn ddg_vqd_for_user_agent(world: &World, query: &str, user_agent: &str) -> String {
+    let q = World::normalize(query);
+    let a = keyed_hash(
+        "lennonnet mirror vqd per user agent v1",
+        world.key(),
+        &[q.as_bytes(), user_agent.as_bytes()],
+    );
+    let b = keyed_hash("lennonnet mirror vqd v1", world.key(), &[b"session"]);
+    let n = |h: &[u8; 32]| u128::from_le_bytes(h[..16].try_into().unwrap()) >> 2;
+    format!("3-{}-{}", n(&a), n(&b))
+}
+
+/// Where DuckDuckGo sends a client it wants to check: its challenge page on the same host.
+pub fn ddg_challenge_location(query: &str) -> String {
+    format!(
+        "/anomaly?q={}&cc=botnet&ti=1&gk=d4cd0dabcf4caa22ad92fab40844c786",
+        percent_encode(query)
+    )
+}
+
+/// Whether a request carries the headers a browser's `i.js` fetch has: `Sec-Fetch-Mode: cors`,
+/// `Sec-Fetch-Dest: empty`, `Sec-Fetch-Site: same-origin`, a Referer, an Accept-Language and a
+/// User-Agent containing `Mozilla/5.0`. `header` looks a header up by its lowercase name.
+pub fn ddg_browser_headers_ok<'a>(header: impl Fn(&str) -> Option<&'a str>) -> bool {
+    let is = |name: &str, value: &str| {
+        header(name).is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
+    };
+    let present = |name: &str| header(name).is_some_and(|v| !v.trim().is_empty());
+    is("sec-fetch-mode", "cors")
+        && is("sec-fetch-dest", "empty")
+        && is("sec-fetch-site", "same-origin")
+        && present("referer")
+        && present("accept-language")
+        && header("user-agent").is_some_and(|ua| ua.contains("Mozilla/5.0"))
+}
+
+/// `i.js` in a "changed format": well-formed JSON with the results under other keys, so an
+/// adapter that looks for `results` cannot read it.
+pub fn ddg_changed_json(world: &World, port: u16, query: &str, s: u32) -> String {
+    let items: Vec<serde_json::Value> = page(world, EngineKind::DuckDuckGo, query, s, DDG_PAGE)
+        .iter()
+        .map(|it| {
+            serde_json::json!({
+                "src": world.image_url(it, port),
+                "preview": world.thumbnail_url(it, port),
+                "origin": world.page_url(it, port),
+                "caption": it.title,
+                "dims": [it.look.width, it.look.height],
+            })
+        })
+        .collect();
+    ascii_json(
+        &serde_json::json!({
+            "schema": 2,
+            "query": query,
+            "data": {"images": items, "cursor": s + DDG_PAGE},
+        })
+        .to_string(),
+    )
+}
+
 /// The HTML page of `GET /?q=..`: carries the token as `vqd='…'` and in a `&vqd=…&` URL, like
 /// the recorded page. `token = None` gives the same page without any token.
 pub fn ddg_html(query: &str, token: Option<&str>) -> String {
@@ -131,7 +194,8 @@ struct DdgPage {
 }
 
 /// The `i.js` JSON for one page: 100 results from offset `s`, `next` unless it is the last page.
-/// `p` (safe search) and `l` (region) are echoed into `next` as the real engine does.
+/// `p` (safe search) and `l` (region) are echoed into `next` as the real engine does, and the
+/// token `vqd` into `vqd`.
 pub fn ddg_ijs(
     world: &World,
     port: u16,
@@ -139,6 +203,7 @@ pub fn ddg_ijs(
     s: u32,
     p: &str,
     l: &str,
+    vqd: &str,
 ) -> (String, Vec<ResultItem>) {
     let items = page(world, EngineKind::DuckDuckGo, query, s, DDG_PAGE);
     let total = world.result_count(EngineKind::DuckDuckGo, query);
@@ -168,7 +233,7 @@ pub fn ddg_ijs(
         query_encoded: enc,
         response_type: "places",
         results,
-        vqd: BTreeMap::from([(query.to_string(), ddg_vqd(world, query))]),
+        vqd: BTreeMap::from([(query.to_string(), vqd.to_string())]),
     };
     let json = serde_json::to_string(&body).expect("plain data serialises");
     (ascii_json(&json), items)
@@ -297,8 +362,76 @@ pub fn bing_async(
     (html, items)
 }
 
+/// The 0-based start of Bing's last non-empty page of `count` results (pages counted from the
+/// first result: 0, `count`, 2 `count`, ...): what Bing answers again when asked past its end
+/// (`bing_repeat_last_page`). `None` when `first` (1-based) is not past the end or the query has
+/// no results.
+pub fn bing_last_page_start(world: &World, query: &str, first: u32, count: u32) -> Option<u32> {
+    let total = world.result_count(EngineKind::Bing, query);
+    let start = first.max(1) - 1;
+    let count = count.clamp(1, BING_MAX_COUNT);
+    (start >= total && total > 0).then(|| (total - 1) / count * count)
+}
+
+/// `images/async` in a "changed format": well-formed HTML whose results are not `a.iusc`
+/// anchors and that has no results list and no "no results" text, so an adapter can only say
+/// the format changed.
+pub fn bing_changed_html(world: &World, port: u16, query: &str, first: u32, count: u32) -> String {
+    let start = first.max(1) - 1;
+    let items = page(
+        world,
+        EngineKind::Bing,
+        query,
+        start,
+        count.clamp(1, BING_MAX_COUNT),
+    );
+    let mut html = format!(
+        r#"<!DOCTYPE html><html><head><meta charset="utf-8"><title>{} - Images</title></head><body><main class="gx-grid" data-version="2">"#,
+        html_escape(query)
+    );
+    for it in &items {
+        let payload = serde_json::json!({
+            "media": world.image_url(it, port),
+            "preview": world.thumbnail_url(it, port),
+            "host": world.page_url(it, port),
+            "label": it.title,
+        })
+        .to_string();
+        html += &format!(
+            r#"<figure class="gx-tile" data-payload="{}"><img src="{}" alt="{}"/></figure>"#,
+            html_escape(&payload),
+            html_escape(&world.thumbnail_url(it, port)),
+            html_escape(&it.title)
+        );
+    }
+    html += "</main></body></html>";
+    html
+}
+
 // ---------------------------------------------------------------------------------------------
 // Wikimedia Commons
+
+/// The thumbnail widths Wikimedia serves; other `iiurlwidth` values are rounded up to one.
+pub const THUMB_STEPS: [u32; 11] = [20, 40, 60, 120, 250, 330, 500, 960, 1280, 1920, 3840];
+
+/// The thumbnail width the API gives for `iiurlwidth`: the next standard step when `round`
+/// (widths past the largest step get the largest), else the width only if it is a step.
+pub fn thumb_step(requested: u32, round: bool) -> Option<u32> {
+    if requested == 0 {
+        return None;
+    }
+    if round {
+        Some(
+            THUMB_STEPS
+                .iter()
+                .copied()
+                .find(|s| *s >= requested)
+                .unwrap_or(THUMB_STEPS[THUMB_STEPS.len() - 1]),
+        )
+    } else {
+        THUMB_STEPS.contains(&requested).then_some(requested)
+    }
+}
 
 #[derive(Serialize)]
 struct MetaValue {
@@ -321,6 +454,12 @@ struct ImageInfo {
     size: u64,
     width: u32,
     height: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thumburl: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thumbwidth: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thumbheight: Option<u32>,
     url: String,
     descriptionurl: String,
     descriptionshorturl: String,
@@ -401,12 +540,15 @@ const USERS: [&str; 8] = [
 /// The `api.php` JSON of `action=query&generator=search&gsrnamespace=6&prop=imageinfo`:
 /// `gsrlimit` results from `gsroffset`, with `continue` unless it is the last batch. Like the
 /// real API, `query.pages` is keyed by page id (so in page-id order); `index` gives the rank.
+/// With `thumb_width` (a standard step), each file also gets `thumburl`, `thumbwidth` and
+/// `thumbheight`: a thumbnail of that width, or the original when it is not wider.
 pub fn commons_search(
     world: &World,
     port: u16,
     query: &str,
     offset: u32,
     limit: u32,
+    thumb_width: Option<u32>,
 ) -> (String, Vec<ResultItem>, Vec<String>) {
     let total = world.result_count(EngineKind::WikimediaCommons, query);
     let items = page(
@@ -521,10 +663,25 @@ pub fn commons_search(
         m.insert("Restrictions", meta("", "commons-desc-page", true));
         m.insert("License", meta(code, "commons-templates", true));
         urls.push(world.commons_url(&it.spec, &name, port));
+        let thumb = thumb_width.map(|w| {
+            let (ow, oh) = (it.look.width, it.look.height);
+            if ow <= w {
+                (urls[i].clone(), ow, oh)
+            } else {
+                (
+                    world.commons_thumb_url(&it.spec, &name, port, w),
+                    w,
+                    thumb_height(ow, oh, w),
+                )
+            }
+        });
         let info = ImageInfo {
             size: estimated_size(it),
             width: it.look.width,
             height: it.look.height,
+            thumburl: thumb.as_ref().map(|t| t.0.clone()),
+            thumbwidth: thumb.as_ref().map(|t| t.1),
+            thumbheight: thumb.as_ref().map(|t| t.2),
             url: urls[i].clone(),
             descriptionurl: format!(
                 "http://commons.{DOMAIN}:{port}/wiki/{}",
@@ -559,6 +716,58 @@ pub fn commons_search(
     };
     let json = serde_json::to_string(&body).expect("plain data serialises");
     (ascii_json(&json), items, urls)
+}
+
+/// The height of a thumbnail `width` pixels wide of a `w` x `h` picture (at least 1).
+pub fn thumb_height(w: u32, h: u32, width: u32) -> u32 {
+    ((h as u64 * width as u64 + w as u64 / 2) / w.max(1) as u64).max(1) as u32
+}
+
+/// The Commons API in a "changed format": well-formed JSON without `query` or
+/// `batchcomplete` (the files under other keys), so an adapter can only say the format changed.
+pub fn commons_changed_json(
+    world: &World,
+    port: u16,
+    query: &str,
+    offset: u32,
+    limit: u32,
+) -> String {
+    let items: Vec<serde_json::Value> = page(
+        world,
+        EngineKind::WikimediaCommons,
+        query,
+        offset,
+        limit.clamp(1, COMMONS_MAX_LIMIT),
+    )
+    .iter()
+    .map(|it| {
+        serde_json::json!({
+            "key": format!("File:{}", it.title),
+            "excerpt": it.title,
+            "thumbnail": {"url": world.thumbnail_url(it, port), "width": it.look.width, "height": it.look.height},
+        })
+    })
+    .collect();
+    ascii_json(&serde_json::json!({ "pages": items, "offset": offset }).to_string())
+}
+
+/// MediaWiki's answer to a request with `maxlag` when its replicas lag more than that (HTTP
+/// 200, with `Retry-After` and `X-Database-Lag`).
+pub fn commons_maxlag_error(lag_secs: u32) -> String {
+    ascii_json(
+        &serde_json::json!({
+            "error": {
+                "code": "maxlag",
+                "info": format!("Waiting for db1234: {lag_secs} seconds lagged."),
+                "host": "db1234",
+                "lag": lag_secs,
+                "type": "db",
+                "*": "See http://commons.mirror.test/w/api.php for API usage."
+            },
+            "servedby": "mw-api-mirror"
+        })
+        .to_string(),
+    )
 }
 
 /// What an engine says a file weighs: an estimate from its size and format (the mirror does not
@@ -622,6 +831,49 @@ mod tests {
             ascii_json(r#"{"t":"Café 😋"}"#),
             r#"{"t":"Caf\u00e9 \ud83d\ude0b"}"#
         );
+    }
+
+    #[test]
+    fn thumbnail_steps() {
+        for (asked, round, step) in [
+            (320, true, Some(330)),
+            (320, false, None),
+            (330, false, Some(330)),
+            (1280, false, Some(1280)),
+            (1, true, Some(20)),
+            (5000, true, Some(3840)),
+            (0, true, None),
+        ] {
+            assert_eq!(thumb_step(asked, round), step, "{asked} {round}");
+        }
+    }
+
+    #[test]
+    fn browser_headers() {
+        let full = [
+            ("sec-fetch-mode", "cors"),
+            ("sec-fetch-dest", "empty"),
+            ("sec-fetch-site", "same-origin"),
+            ("referer", "https://duckduckgo.com/"),
+            ("accept-language", "en-US,en;q=0.9"),
+            (
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0",
+            ),
+        ];
+        let lookup = |hs: Vec<(&'static str, &'static str)>| {
+            move |n: &str| hs.iter().find(|(k, _)| *k == n).map(|(_, v)| *v)
+        };
+        assert!(ddg_browser_headers_ok(lookup(full.to_vec())));
+        for i in 0..full.len() {
+            let mut less = full.to_vec();
+            less.remove(i);
+            assert!(
+                !ddg_browser_headers_ok(lookup(less)),
+                "without {}",
+                full[i].0
+            );
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub mod spec;
 pub mod state;
 pub mod world;
 
-pub use config::WorldConfig;
+pub use config::{EngineRules, Profile, WorldConfig};
 pub use corpus::Corpus;
 pub use error::{MirrorError, Result};
 pub use server::{Running, start};
@@ -72,12 +72,48 @@ pub fn load_world(
     seed: Option<u64>,
     corpus: Option<&Path>,
 ) -> Result<World> {
+    load_world_with(
+        world_file,
+        corpus,
+        &Overrides {
+            seed,
+            ..Overrides::default()
+        },
+    )
+}
+
+/// What the command line sets over a world file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--seed`.
+    pub seed: Option<u64>,
+    /// `--profile`: the defaults of the real engines' behaviours (`[search] profile`).
+    pub profile: Option<config::Profile>,
+    /// `--changed`: engines that answer in a changed format, added to `[search] changed`.
+    pub changed: Vec<lennonnet_core::EngineKind>,
+}
+
+/// Builds a world from an optional world file with the command line's overrides, and an
+/// optional corpus folder.
+pub fn load_world_with(
+    world_file: Option<&Path>,
+    corpus: Option<&Path>,
+    overrides: &Overrides,
+) -> Result<World> {
     let mut config = match world_file {
         Some(p) => WorldConfig::load(p)?,
         None => WorldConfig::default(),
     };
-    if let Some(s) = seed {
+    if let Some(s) = overrides.seed {
         config.seed = s;
+    }
+    if let Some(p) = overrides.profile {
+        config.search.profile = p;
+    }
+    for e in &overrides.changed {
+        if !config.search.changed.contains(e) {
+            config.search.changed.push(*e);
+        }
     }
     config.validate()?;
     let corpus = corpus.map(Corpus::load).transpose()?;

@@ -11,6 +11,7 @@
 //! | `127.0.0.1:PORT`, `localhost:PORT` | all of the above by path |
 //!
 //! `/_mirror/...` answers on every host: `health`, `truth?url=`, `truth.jsonl`, `stats`, `world`,
+//! `rules` (the real engines' behaviours in force),
 //! `static?bytes=N` (a fixed buffer, the benchmark's baseline).
 
 use std::convert::Infallible;
@@ -22,7 +23,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
-use hyper::header::{CONTENT_TYPE, HOST, HeaderValue, LOCATION, RETRY_AFTER, USER_AGENT};
+use hyper::header::{
+    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HOST, HeaderValue, LOCATION, RETRY_AFTER,
+    USER_AGENT, VARY,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use lennonnet_core::EngineKind;
@@ -31,7 +35,7 @@ use tokio::net::TcpListener;
 use crate::engines;
 use crate::error::{MirrorError, Result};
 use crate::spec::{Delivery, ImageSpec};
-use crate::state::{Mirror, Options};
+use crate::state::{FileSlot, Gate, Mirror, Options};
 use crate::world::{DOMAIN, World};
 
 /// A response body: whole, or trickling a few bytes at a time.
@@ -43,6 +47,8 @@ pub enum Body {
         interval: Duration,
         sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     },
+    /// A body that holds a download slot of the Commons file host until it is sent (or dropped).
+    Held(Box<Body>, FileSlot),
 }
 
 impl HttpBody for Body {
@@ -74,6 +80,7 @@ impl HttpBody for Body {
                 *sleep = Some(Box::pin(tokio::time::sleep(*interval)));
                 Poll::Ready(Some(Ok(Frame::data(part))))
             }
+            Body::Held(inner, _) => Pin::new(inner.as_mut()).poll_frame(cx),
         }
     }
 
@@ -81,6 +88,7 @@ impl HttpBody for Body {
         match self {
             Body::Full(b) => b.is_none(),
             Body::Trickle { data, .. } => data.is_empty(),
+            Body::Held(inner, _) => inner.is_end_stream(),
         }
     }
 
@@ -88,6 +96,7 @@ impl HttpBody for Body {
         match self {
             Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Body::Trickle { data, .. } => SizeHint::with_exact(data.len() as u64),
+            Body::Held(inner, _) => inner.size_hint(),
         }
     }
 }
@@ -226,6 +235,8 @@ enum Host {
     /// An IP address or localhost: everything, by path.
     Any,
     Image(u8),
+    /// Wikimedia Commons' file host (image host 0 for redirects).
+    Upload,
     Thumbnails,
     Page,
     Unknown,
@@ -247,7 +258,7 @@ fn host_kind(name: &str) -> Host {
         "duckduckgo" => Host::Ddg,
         "bing" => Host::Bing,
         "commons" => Host::Commons,
-        "upload" => Host::Image(0),
+        "upload" => Host::Upload,
         s if s.starts_with("tse") => Host::Thumbnails,
         s if s.starts_with("img") => s[3..].parse().map(Host::Image).unwrap_or(Host::Unknown),
         s if s.starts_with("www.") => Host::Page,
@@ -278,11 +289,28 @@ async fn handle(m: Arc<Mirror>, req: Request<Incoming>) -> Resp {
         return admin_route(&m, admin, &req);
     }
     let host = host_kind(&host_name);
+    let engine = match (&host, path.as_str()) {
+        (Host::Ddg | Host::Any, "/") => Some(ddg_page(&m, &req)),
+        (Host::Ddg | Host::Any, "/i.js") => Some(ddg_ijs(&m, &req)),
+        (Host::Ddg | Host::Any, "/anomaly") => {
+            let ps = params(&req);
+            Some(html(
+                StatusCode::OK,
+                engines::ddg_anomaly_html(param(&ps, "q").unwrap_or("")),
+            ))
+        }
+        (Host::Bing | Host::Any, "/images/async") => Some(bing(&m, &req)),
+        (Host::Commons | Host::Any, "/w/api.php") => Some(commons(&m, &req)),
+        _ => None,
+    };
+    if let Some(r) = engine {
+        return if m.rules.compress_responses {
+            compress(r, req.headers().get(ACCEPT_ENCODING))
+        } else {
+            r
+        };
+    }
     match (&host, path.as_str()) {
-        (Host::Ddg | Host::Any, "/") => ddg_page(&m, &req),
-        (Host::Ddg | Host::Any, "/i.js") => ddg_ijs(&m, &req),
-        (Host::Bing | Host::Any, "/images/async") => bing(&m, &req),
-        (Host::Commons | Host::Any, "/w/api.php") => commons(&m, &req),
         (Host::Commons, p) if p.starts_with("/wiki/") || p == "/w/index.php" => {
             simple_page(&format!(
                 "{} - Wikimedia Commons",
@@ -296,6 +324,9 @@ async fn handle(m: Arc<Mirror>, req: Request<Incoming>) -> Resp {
                 Some(spec) => image(&m, spec, 0).await,
                 None => error_page(StatusCode::NOT_FOUND),
             }
+        }
+        (Host::Upload, p) | (Host::Any, p) if p.starts_with("/wikipedia/commons/") => {
+            upload(&m, &req, p).await
         }
         (Host::Image(_) | Host::Any, p) if p.len() > 1 => {
             let h = if let Host::Image(h) = host { h } else { 0 };
@@ -311,6 +342,153 @@ async fn handle(m: Arc<Mirror>, req: Request<Incoming>) -> Resp {
         (Host::Page, p) => simple_page(&p.trim_start_matches('/').replace(['-', '/'], " ")),
         _ => error_page(StatusCode::NOT_FOUND),
     }
+}
+
+/// Wikimedia Commons' file host: originals `/wikipedia/commons/<h>/<hh>/<token>/<File_name>` and
+/// thumbnails `/wikipedia/commons/thumb/<h>/<hh>/<token>/<File_name>/<W>px-<File_name>`, at most
+/// `commons_file_concurrency` at once per User-Agent.
+async fn upload(m: &Arc<Mirror>, req: &Request<Incoming>, path: &str) -> Resp {
+    let client = req
+        .headers()
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(slot) = m.file_slot(client) else {
+        return too_many(1);
+    };
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let r = match commons_file(&segments) {
+        Some(CommonsFile::Original(token)) => match ImageSpec::from_token(token, m.world.key()) {
+            Some(spec) => image(m, spec, 0).await,
+            None => error_page(StatusCode::NOT_FOUND),
+        },
+        Some(CommonsFile::Thumb(token, width)) => {
+            match ImageSpec::from_token(token, m.world.key()) {
+                Some(spec) => commons_thumb(m, spec, width).await,
+                None => error_page(StatusCode::NOT_FOUND),
+            }
+        }
+        None => error_page(StatusCode::NOT_FOUND),
+    };
+    let (parts, body) = r.into_parts();
+    Response::from_parts(parts, Body::Held(Box::new(body), slot))
+}
+
+enum CommonsFile<'a> {
+    Original(&'a str),
+    /// The token and the width in pixels (`None` when the last segment is not `<W>px-<name>`).
+    Thumb(&'a str, Option<u32>),
+}
+
+/// Reads a path of the Commons file host, split into its segments.
+fn commons_file<'a>(segments: &[&'a str]) -> Option<CommonsFile<'a>> {
+    match segments {
+        ["wikipedia", "commons", "thumb", _, _, token, rest @ ..] if rest.len() >= 2 => {
+            let width = rest[1..]
+                .iter()
+                .find_map(|s| s.split_once("px-"))
+                .and_then(|(w, _)| w.parse().ok());
+            Some(CommonsFile::Thumb(token, width))
+        }
+        ["wikipedia", "commons", _, _, token, _, ..] => Some(CommonsFile::Original(token)),
+        _ => None,
+    }
+}
+
+/// A Commons thumbnail: the picture scaled to `width` (the original when it is not wider). With
+/// `commons_strict_thumb_widths`, widths off the standard steps get 400, as on Wikimedia. A file
+/// that does not answer (404, 410, 5xx) has no thumbnails either.
+async fn commons_thumb(m: &Arc<Mirror>, spec: ImageSpec, width: Option<u32>) -> Resp {
+    let Some(width) = width.filter(|w| *w > 0) else {
+        return error_page(StatusCode::BAD_REQUEST);
+    };
+    if m.rules.commons_strict_thumb_widths && !engines::THUMB_STEPS.contains(&width) {
+        return error_page(StatusCode::BAD_REQUEST);
+    }
+    match spec.delivery {
+        Delivery::NotFound | Delivery::Gone | Delivery::ServerError => {
+            return image(m, spec, 0).await;
+        }
+        _ => {}
+    }
+    let look = m.world.look(&spec);
+    if look.width <= width {
+        let clean = ImageSpec {
+            delivery: Delivery::Ok,
+            hops: 0,
+            ..spec
+        };
+        return image(m, clean, 0).await;
+    }
+    match m.thumb(&spec, width).await {
+        Ok(bytes) => image_resp(
+            StatusCode::OK,
+            crate::state::thumb_mime(&m.world, &spec),
+            bytes,
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+/// Compresses an engine's answer as the client accepts: br before gzip, else as it is.
+fn compress(r: Resp, accept: Option<&HeaderValue>) -> Resp {
+    let accept = accept.and_then(|v| v.to_str().ok()).unwrap_or("");
+    let coding = if accepts(accept, "br") {
+        "br"
+    } else if accepts(accept, "gzip") {
+        "gzip"
+    } else {
+        return r;
+    };
+    let (mut parts, body) = r.into_parts();
+    let Body::Full(Some(bytes)) = body else {
+        return Response::from_parts(parts, body);
+    };
+    let packed = match coding {
+        "br" => {
+            let mut out = Vec::with_capacity(bytes.len() / 4 + 64);
+            let params = brotli::enc::BrotliEncoderParams {
+                quality: 5,
+                lgwin: 22,
+                ..Default::default()
+            };
+            let mut input = &bytes[..];
+            if brotli::BrotliCompress(&mut input, &mut out, &params).is_err() {
+                return Response::from_parts(parts, Body::Full(Some(bytes)));
+            }
+            out
+        }
+        _ => {
+            use std::io::Write as _;
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            match enc.write_all(&bytes).and_then(|()| enc.finish()) {
+                Ok(out) => out,
+                Err(_) => return Response::from_parts(parts, Body::Full(Some(bytes))),
+            }
+        }
+    };
+    parts
+        .headers
+        .insert(CONTENT_ENCODING, HeaderValue::from_static(coding));
+    parts
+        .headers
+        .insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    Response::from_parts(parts, Body::Full(Some(Bytes::from(packed))))
+}
+
+/// Whether an Accept-Encoding value accepts `coding` (named, and not with `q=0`).
+fn accepts(accept: &str, coding: &str) -> bool {
+    accept.split(',').any(|part| {
+        let mut it = part.split(';');
+        let name = it.next().unwrap_or("").trim();
+        let refused = it.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        name.eq_ignore_ascii_case(coding) && !refused
+    })
 }
 
 fn simple_page(title: &str) -> Resp {
@@ -340,14 +518,58 @@ fn too_many(retry_after: u64) -> Resp {
     r
 }
 
+/// DuckDuckGo refusing a blocked client: the anomaly page with 403 and a 302 to the challenge
+/// page, in turn.
+fn ddg_blocked(q: &str, refusal: u64) -> Resp {
+    if refusal % 2 == 0 {
+        html(StatusCode::FORBIDDEN, engines::ddg_anomaly_html(q))
+    } else {
+        challenge_redirect(q)
+    }
+}
+
+/// A 302 to DuckDuckGo's challenge page on the same host.
+fn challenge_redirect(q: &str) -> Resp {
+    let location = engines::ddg_challenge_location(q);
+    let mut r = html(
+        StatusCode::FOUND,
+        format!(
+            "<html><head><title>302 Found</title></head><body><a href=\"{0}\">{0}</a></body></html>",
+            engines::html_escape(&location)
+        ),
+    );
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    r
+}
+
+fn user_agent(req: &Request<Incoming>) -> &str {
+    req.headers()
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The `vqd` token for a query, tied to the User-Agent when `ddg_vqd_per_user_agent` is on.
+fn vqd(m: &Mirror, req: &Request<Incoming>, q: &str) -> String {
+    if m.rules.ddg_vqd_per_user_agent {
+        engines::ddg_vqd_for_user_agent(&m.world, q, user_agent(req))
+    } else {
+        engines::ddg_vqd(&m.world, q)
+    }
+}
+
 fn ddg_page(m: &Mirror, req: &Request<Incoming>) -> Resp {
     let ps = params(req);
     let q = param(&ps, "q").unwrap_or("").trim().to_string();
     if q.is_empty() {
         return html(StatusCode::OK, engines::ddg_html("", None));
     }
-    if let Some(s) = m.over_burst(EngineKind::DuckDuckGo) {
-        return too_many(s);
+    match m.gate(EngineKind::DuckDuckGo) {
+        Gate::Open => {}
+        Gate::TooMany(s) => return too_many(s),
+        Gate::Blocked(n) => return ddg_blocked(&q, n),
     }
     let request = format!("html|{}", World::normalize(&q));
     let attempt = m.attempt(EngineKind::DuckDuckGo, &request);
@@ -355,8 +577,11 @@ fn ddg_page(m: &Mirror, req: &Request<Incoming>) -> Resp {
     if m.chance("anomaly", &request, attempt) < s.ddg_anomaly {
         return html(StatusCode::ACCEPTED, engines::ddg_anomaly_html(&q));
     }
-    let token = (m.chance("missing vqd", &request, attempt) >= s.ddg_missing_vqd)
-        .then(|| engines::ddg_vqd(&m.world, &q));
+    if m.chance("challenge redirect", &request, attempt) < m.rules.ddg_redirect_to_challenge {
+        return challenge_redirect(&q);
+    }
+    let token =
+        (m.chance("missing vqd", &request, attempt) >= s.ddg_missing_vqd).then(|| vqd(m, req, &q));
     html(StatusCode::OK, engines::ddg_html(&q, token.as_deref()))
 }
 
@@ -367,21 +592,49 @@ fn ddg_ijs(m: &Mirror, req: &Request<Incoming>) -> Resp {
     if q.trim().is_empty() {
         return forbidden();
     }
-    if let Some(s) = m.over_burst(EngineKind::DuckDuckGo) {
-        return too_many(s);
+    match m.gate(EngineKind::DuckDuckGo) {
+        Gate::Open => {}
+        Gate::TooMany(s) => return too_many(s),
+        Gate::Blocked(n) => return ddg_blocked(&q, n),
     }
-    if param(&ps, "vqd") != Some(engines::ddg_vqd(&m.world, &q).as_str()) {
+    if m.rules.ddg_require_browser_headers
+        && !engines::ddg_browser_headers_ok(|name| {
+            req.headers().get(name).and_then(|v| v.to_str().ok())
+        })
+    {
+        return forbidden();
+    }
+    if param(&ps, "vqd") != Some(vqd(m, req, &q).as_str()) {
         return forbidden();
     }
     let s: u32 = param(&ps, "s").and_then(|s| s.parse().ok()).unwrap_or(0);
+    if m.world
+        .config
+        .search
+        .changed
+        .contains(&EngineKind::DuckDuckGo)
+    {
+        return resp(
+            StatusCode::OK,
+            "application/json; charset=UTF-8",
+            engines::ddg_changed_json(&m.world, m.port, &q, s),
+        );
+    }
     let request = format!("ijs|{}|{s}", World::normalize(&q));
     let attempt = m.attempt(EngineKind::DuckDuckGo, &request);
     if m.chance("anomaly", &request, attempt) < m.world.config.search.ddg_anomaly {
         return html(StatusCode::IM_A_TEAPOT, engines::ddg_anomaly_html(&q));
     }
+    if m.chance("challenge redirect", &request, attempt) < m.rules.ddg_redirect_to_challenge {
+        return challenge_redirect(&q);
+    }
+    if s > 0 && m.chance("challenge", &request, attempt) < m.rules.ddg_challenge_later_pages {
+        return html(StatusCode::OK, engines::ddg_anomaly_html(&q));
+    }
     let p = param(&ps, "p").unwrap_or("-1");
     let l = param(&ps, "l").unwrap_or("us-en");
-    let (json, items) = engines::ddg_ijs(&m.world, m.port, &q, s, p, l);
+    let token = vqd(m, req, &q);
+    let (json, items) = engines::ddg_ijs(&m.world, m.port, &q, s, p, l, &token);
     let urls: Vec<String> = items
         .iter()
         .map(|it| m.world.image_url(it, m.port))
@@ -402,6 +655,28 @@ fn bing(m: &Mirror, req: &Request<Incoming>) -> Resp {
     let count: u32 = param(&ps, "count")
         .and_then(|s| s.parse().ok())
         .unwrap_or(35);
+    if m.world.config.search.changed.contains(&EngineKind::Bing) {
+        return html(
+            StatusCode::OK,
+            engines::bing_changed_html(&m.world, m.port, &q, first, count),
+        );
+    }
+    // Past the end, Bing answers its last page again.
+    let first = match m
+        .rules
+        .bing_repeat_last_page
+        .then(|| engines::bing_last_page_start(&m.world, &q, first, count))
+        .flatten()
+    {
+        Some(start) => start + 1,
+        None => first,
+    };
+    // A client that is not a browser, or that cannot take compressed answers, gets one result.
+    let count = if m.rules.bing_require_browser && !bing_browser(req) {
+        1
+    } else {
+        count
+    };
     let (body, items) = engines::bing_async(&m.world, m.port, &q, first, count);
     let urls: Vec<String> = items
         .iter()
@@ -409,6 +684,16 @@ fn bing(m: &Mirror, req: &Request<Incoming>) -> Resp {
         .collect();
     m.record(EngineKind::Bing, &q, first.max(1) - 1, &items, &urls);
     html(StatusCode::OK, body)
+}
+
+/// Whether Bing takes a request for a browser's: a `Mozilla/5.0` User-Agent that accepts gzip or br.
+fn bing_browser(req: &Request<Incoming>) -> bool {
+    let accept = req
+        .headers()
+        .get(ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    user_agent(req).contains("Mozilla/5.0") && (accepts(accept, "gzip") || accepts(accept, "br"))
 }
 
 fn commons(m: &Mirror, req: &Request<Incoming>) -> Resp {
@@ -425,6 +710,19 @@ fn commons(m: &Mirror, req: &Request<Incoming>) -> Resp {
     }
     let ps = params(req);
     let json = |body: String| resp(StatusCode::OK, "application/json; charset=utf-8", body);
+    if m.rules.commons_maxlag > 0.0 && param(&ps, "maxlag").is_some() {
+        let request = format!("api|{}", req.uri().query().unwrap_or(""));
+        let attempt = m.attempt(EngineKind::WikimediaCommons, &request);
+        if m.chance("maxlag", &request, attempt) < m.rules.commons_maxlag {
+            let lag = 6;
+            let mut r = json(engines::commons_maxlag_error(lag));
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            r.headers_mut()
+                .insert("x-database-lag", HeaderValue::from(lag));
+            return r;
+        }
+    }
     if param(&ps, "action") != Some("query") {
         return json(engines::commons_error(
             "badvalue",
@@ -451,7 +749,23 @@ fn commons(m: &Mirror, req: &Request<Incoming>) -> Resp {
     let offset: u32 = param(&ps, "gsroffset")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let (body, items, upload_urls) = engines::commons_search(&m.world, m.port, q, offset, limit);
+    if m.world
+        .config
+        .search
+        .changed
+        .contains(&EngineKind::WikimediaCommons)
+    {
+        return json(engines::commons_changed_json(
+            &m.world, m.port, q, offset, limit,
+        ));
+    }
+    // Thumbnails in the standard widths only: a width off the steps is rounded up (strict) or,
+    // as the mirror always did, ignored.
+    let thumb_width = param(&ps, "iiurlwidth")
+        .and_then(|w| w.parse().ok())
+        .and_then(|w| engines::thumb_step(w, m.rules.commons_strict_thumb_widths));
+    let (body, items, upload_urls) =
+        engines::commons_search(&m.world, m.port, q, offset, limit, thumb_width);
     m.record(
         EngineKind::WikimediaCommons,
         q,
@@ -606,6 +920,7 @@ fn admin_route(m: &Mirror, route: &str, req: &Request<Incoming>) -> Resp {
         "health" => resp(StatusCode::OK, "text/plain", "ok\n"),
         "stats" => json_ok(serde_json::to_string(&m.stats()).unwrap_or_default()),
         "world" => json_ok(serde_json::to_string(&m.world.config).unwrap_or_default()),
+        "rules" => json_ok(serde_json::to_string(&m.rules).unwrap_or_default()),
         "static" => {
             let n = param(&ps, "bytes")
                 .and_then(|s| s.parse().ok())
@@ -666,7 +981,21 @@ pub fn truth_of_url(world: &World, url: &str) -> Option<crate::world::Truth> {
     {
         id.1.strip_prefix("OIP.").map(str::to_string)
     } else {
-        let segments: Vec<&str> = without_query.split('/').filter(|s| !s.is_empty()).collect();
+        let path = without_query
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+            .unwrap_or(without_query);
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        if let Some(CommonsFile::Thumb(token, Some(width))) = commons_file(&segments) {
+            // A Commons thumbnail shows the file's picture, scaled.
+            let spec = ImageSpec::from_token(token, world.key())?;
+            let mut truth = world.truth(&spec, url.to_string());
+            if truth.width > width {
+                truth.height = engines::thumb_height(truth.width, truth.height, width);
+                truth.width = width;
+            }
+            return Some(truth);
+        }
         (segments.len() >= 2).then(|| segments[segments.len() - 2].to_string())
     }?;
     let spec = ImageSpec::from_token(&token, world.key())?;

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use lennonnet_core::{EngineKind, keyed_hash};
 
 use crate::cache::{BytesCache, CacheStats};
+use crate::config::EngineRules;
 use crate::error::{MirrorError, Result};
 use crate::spec::{Delivery, ImageSpec, Subject, VariantKind};
 use crate::world::{ResultItem, Truth, World, u64_of};
@@ -44,6 +45,36 @@ impl Default for Options {
 struct SearchState {
     recent: HashMap<EngineKind, VecDeque<Instant>>,
     attempts: HashMap<(EngineKind, String), u32>,
+    /// DuckDuckGo's block in force: when it started and how many requests it refused so far.
+    ddg_block: Option<(Instant, u64)>,
+}
+
+/// Whether a search request may go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Open,
+    /// Over the burst limit: 429 with this Retry-After.
+    TooMany(u64),
+    /// Refused by DuckDuckGo's block; the number counts the block's refusals from 0.
+    Blocked(u64),
+}
+
+/// A download slot on the Commons file host, given back when dropped.
+pub struct FileSlot {
+    slots: Arc<Mutex<HashMap<String, u32>>>,
+    client: String,
+}
+
+impl Drop for FileSlot {
+    fn drop(&mut self) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = slots.get_mut(&self.client) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                slots.remove(&self.client);
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -64,24 +95,29 @@ pub struct Stats {
 /// The mirror: a world plus what serving it needs.
 pub struct Mirror {
     pub world: World,
+    /// The real engines' behaviours in force (the world's profile and keys).
+    pub rules: EngineRules,
     /// The port image URLs name.
     pub port: u16,
     cache: BytesCache,
     render_slots: tokio::sync::Semaphore,
     search: Mutex<SearchState>,
     emitted: Mutex<Emitted>,
+    file_slots: Arc<Mutex<HashMap<String, u32>>>,
     started: Instant,
 }
 
 impl Mirror {
     pub fn new(world: World, port: u16, options: &Options) -> Self {
         Self {
+            rules: world.config.search.rules(),
             world,
             port,
             cache: BytesCache::new(options.cache_bytes),
             render_slots: tokio::sync::Semaphore::new(options.render_threads.max(1)),
             search: Mutex::new(SearchState::default()),
             emitted: Mutex::new(Emitted::default()),
+            file_slots: Arc::default(),
             started: Instant::now(),
         }
     }
@@ -123,6 +159,37 @@ impl Mirror {
             .await
             .map_err(|e| MirrorError::Encode {
                 what: "picture".into(),
+                message: e.to_string(),
+            })??;
+        self.cache.insert(key, bytes.clone());
+        Ok(bytes)
+    }
+
+    /// The bytes of a Commons thumbnail `width` pixels wide of a spec's picture, from the cache
+    /// or rendered on a blocking thread.
+    pub async fn thumb(self: &Arc<Self>, spec: &ImageSpec, width: u32) -> Result<Bytes> {
+        let key = keyed_hash(
+            "lennonnet mirror commons thumb v1",
+            self.world.key(),
+            &[&self.content_key(spec), &width.to_le_bytes()],
+        );
+        if let Some(b) = self.cache.get(&key) {
+            return Ok(b);
+        }
+        let _permit = self
+            .render_slots
+            .acquire()
+            .await
+            .map_err(|_| MirrorError::InvalidWorld("renderer closed".into()))?;
+        if let Some(b) = self.cache.get(&key) {
+            return Ok(b);
+        }
+        let this = Arc::clone(self);
+        let spec = spec.clone();
+        let bytes = tokio::task::spawn_blocking(move || render_thumb(&this.world, &spec, width))
+            .await
+            .map_err(|e| MirrorError::Encode {
+                what: "thumbnail".into(),
                 message: e.to_string(),
             })??;
         self.cache.insert(key, bytes.clone());
@@ -180,6 +247,57 @@ impl Mirror {
         }
         q.push_back(now);
         None
+    }
+
+    /// Rate limit and blocks of a search endpoint. Without blocks this is [`Self::over_burst`].
+    /// With `ddg_block_secs`, a DuckDuckGo request over the burst limit starts a block of that
+    /// many mirror-seconds (`clock_scale` of them a real second) from now, and every DuckDuckGo
+    /// request until it ends is refused; requests during a block neither extend it nor count
+    /// towards the next burst.
+    pub fn gate(&self, engine: EngineKind) -> Gate {
+        let r = &self.rules;
+        if engine != EngineKind::DuckDuckGo || r.ddg_block_secs == 0 {
+            return self.over_burst(engine).map_or(Gate::Open, Gate::TooMany);
+        }
+        let length = Duration::from_secs_f64(r.ddg_block_secs as f64 / r.clock_scale);
+        {
+            let mut st = self.search.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((start, refused)) = &mut st.ddg_block {
+                if start.elapsed() < length {
+                    let n = *refused;
+                    *refused += 1;
+                    return Gate::Blocked(n);
+                }
+                st.ddg_block = None;
+            }
+        }
+        if self.over_burst(engine).is_none() {
+            return Gate::Open;
+        }
+        let mut st = self.search.lock().unwrap_or_else(|e| e.into_inner());
+        st.ddg_block = Some((Instant::now(), 1));
+        st.recent.remove(&engine);
+        tracing::info!(
+            real_secs = length.as_secs_f64(),
+            "DuckDuckGo blocks this client"
+        );
+        Gate::Blocked(0)
+    }
+
+    /// A download slot on the Commons file host for `client` (its User-Agent), or `None` when it
+    /// has `commons_file_concurrency` downloads going already.
+    pub fn file_slot(&self, client: &str) -> Option<FileSlot> {
+        let limit = self.rules.commons_file_concurrency;
+        let mut slots = self.file_slots.lock().unwrap_or_else(|e| e.into_inner());
+        let n = slots.entry(client.to_string()).or_insert(0);
+        if limit > 0 && *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(FileSlot {
+            slots: Arc::clone(&self.file_slots),
+            client: client.to_string(),
+        })
     }
 
     /// The how-many-th time (0-based) this exact search request comes: the same request sequence
@@ -267,4 +385,43 @@ pub fn render_content(world: &World, spec: &ImageSpec) -> Result<Bytes> {
     let look = world.look(spec);
     let pixels = crate::render::spec_pixels(world, spec)?;
     crate::encode::encode(pixels, &look).map(Bytes::from)
+}
+
+/// A Commons thumbnail of a spec's picture, `width` pixels wide (upright; JPEG for JPEG files,
+/// PNG for the others), as Wikimedia's file host scales it.
+pub fn render_thumb(world: &World, spec: &ImageSpec, width: u32) -> Result<Bytes> {
+    use crate::spec::Format;
+    let look = world.look(spec);
+    let pixels = crate::render::spec_pixels(world, spec)?;
+    let (w, h) = pixels.dimensions();
+    let width = width.clamp(1, w.max(1));
+    let height = crate::engines::thumb_height(w, h, width);
+    let small = image::imageops::resize(
+        &pixels,
+        width,
+        height,
+        image::imageops::FilterType::Triangle,
+    );
+    let format = match look.format {
+        Format::JpegBaseline | Format::JpegProgressive => Format::JpegBaseline,
+        _ => Format::Png,
+    };
+    let thumb_look = crate::world::Look {
+        width,
+        height,
+        format,
+        orientation: 1,
+        quality: 85,
+        frames: 1,
+    };
+    crate::encode::encode(small, &thumb_look).map(Bytes::from)
+}
+
+/// The media type of [`render_thumb`]'s bytes for a spec.
+pub fn thumb_mime(world: &World, spec: &ImageSpec) -> &'static str {
+    use crate::spec::Format;
+    match world.look(spec).format {
+        Format::JpegBaseline | Format::JpegProgressive => "image/jpeg",
+        _ => "image/png",
+    }
 }

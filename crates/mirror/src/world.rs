@@ -783,6 +783,25 @@ impl World {
         )
     }
 
+    /// The URL of a Wikimedia Commons thumbnail `width` pixels wide:
+    /// `/wikipedia/commons/thumb/<h>/<hh>/<token>/<File_name>/<W>px-<File_name>`.
+    pub fn commons_thumb_url(
+        &self,
+        spec: &ImageSpec,
+        file_name: &str,
+        port: u16,
+        width: u32,
+    ) -> String {
+        let h = blake3::hash(file_name.as_bytes()).to_hex();
+        let name = percent_path(file_name);
+        format!(
+            "http://upload.{DOMAIN}:{port}/wikipedia/commons/thumb/{}/{}/{}/{name}/{width}px-{name}",
+            &h[..1],
+            &h[..2],
+            spec.token(&self.key),
+        )
+    }
+
     /// A thumbnail URL as the engines give them (`tse1.mirror.test/th?id=OIP.<token>&pid=Api`).
     pub fn thumbnail_url(&self, item: &ResultItem, port: u16) -> String {
         let spec = self.thumbnail_spec(&item.spec);

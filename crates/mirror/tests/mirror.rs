@@ -1,6 +1,7 @@
 //! The mirror over plain HTTP: a server on 127.0.0.1:0 in this process, requests with the Host
 //! header set by hand. Never touches the real network.
 
+mod strict;
 mod util {
     pub mod client;
 }
@@ -983,3 +984,100 @@ async fn a_corpus_is_served_with_the_same_machinery() {
     assert_eq!(t["name"], "john");
     m.shutdown().await;
 }
+
+/// The default ("kind") world answers a strict client's requests byte for byte as the mirror
+/// did before the strict profile existed (the digest was taken from that code): browser
+/// headers, compression offers, `iiurlwidth=320` and `maxlag` change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kind_profile_answers_as_it_always_did() {
+    let m = serve(WorldConfig::default()).await;
+    let a = m.addr;
+    // URLs name the port, as `:PORT` and percent-encoded in Bing's detail links.
+    let port = |s: &str| {
+        s.replace(&format!(":{}", a.port()), ":P")
+            .replace(&format!("%3a{}", a.port()), "%3aP")
+    };
+    let browser = [
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
+        ),
+        ("accept", "*/*"),
+        ("accept-language", "en-US,en;q=0.5"),
+        ("accept-encoding", "gzip, deflate, br"),
+        ("referer", "https://duckduckgo.com/"),
+        ("sec-fetch-dest", "empty"),
+        ("sec-fetch-mode", "cors"),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    let bot = [("user-agent", UA), ("accept-encoding", "gzip, br")];
+    let mut digest = blake3::Hasher::new();
+    let mut log = |r: &Reply| {
+        digest.update(&r.status.to_le_bytes());
+        for h in [
+            "content-type",
+            "content-encoding",
+            "content-length",
+            "location",
+            "retry-after",
+        ] {
+            digest.update(port(&r.header(h).unwrap_or_default()).as_bytes());
+        }
+        if r.header("content-type")
+            .is_some_and(|t| t.starts_with("image/"))
+        {
+            digest.update(&r.body);
+        } else {
+            digest.update(port(&r.text()).as_bytes());
+        }
+    };
+    let ddg = "duckduckgo.mirror.test";
+    let page = get(a, ddg, "/?q=John+Lennon&iar=images&t=h_", &browser).await;
+    log(&page);
+    let vqd = vqd_of(&page.text()).unwrap();
+    let mut images = Vec::new();
+    for s in [0, 100] {
+        let path = format!("/i.js?o=json&q=John%20Lennon&l=us-en&vqd={vqd}&p=1&s={s}");
+        let r = get(a, ddg, &path, &browser).await;
+        log(&r);
+        images.extend(
+            r.json()["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .take(3)
+                .map(|v| v["image"].as_str().unwrap().to_string()),
+        );
+    }
+    for (path, headers) in [
+        ("/images/async?q=red+car&first=1&count=35", &browser[..]),
+        ("/images/async?q=red+car&first=36&count=35", &[][..]),
+        ("/images/async?q=red+car&first=5000&count=35", &browser[..]),
+    ] {
+        log(&get(a, "bing.mirror.test", path, headers).await);
+    }
+    let commons = "/w/api.php?action=query&format=json&generator=search&gsrsearch=filetype%3Abitmap%20John%20Lennon&gsrnamespace=6&gsrlimit=50&prop=imageinfo&iiprop=url%7Csize%7Cmime%7Cextmetadata&iiurlwidth=320&maxlag=5";
+    let r = get(a, "commons.mirror.test", commons, &bot).await;
+    log(&r);
+    let v = r.json();
+    let mut pages: Vec<&Value> = v["query"]["pages"].as_object().unwrap().values().collect();
+    pages.sort_by_key(|p| p["index"].as_u64());
+    images.extend(
+        pages
+            .iter()
+            .take(3)
+            .map(|p| p["imageinfo"][0]["url"].as_str().unwrap().to_string()),
+    );
+    log(&get(a, "commons.mirror.test", commons, &[]).await);
+    for url in &images {
+        let (host, path) = split_url(url);
+        log(&get(a, &host, &path, &bot).await);
+    }
+    log(&get(a, "127.0.0.1", "/_mirror/world", &[]).await);
+    let digest = digest.finalize().to_hex().to_string();
+    println!("kind digest {digest}");
+    assert_eq!(digest, KIND_DIGEST);
+    m.shutdown().await;
+}
+
+const KIND_DIGEST: &str = "7c3c6ffe3a4517384cdc6b77b14bd1b573cf630c15835ce69e3e34b8438b12e2";

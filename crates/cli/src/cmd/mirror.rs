@@ -24,7 +24,15 @@ fn world(a: &WorldArgs) -> anyhow::Result<lennonnet_mirror::World> {
 }
 
 fn serve(a: MirrorServeArgs) -> anyhow::Result<()> {
-    let world = world(&a.world)?;
+    let world = lennonnet_mirror::load_world_with(
+        a.world.world.as_deref(),
+        a.world.corpus.as_deref(),
+        &lennonnet_mirror::Overrides {
+            seed: a.world.seed,
+            profile: a.profile,
+            changed: a.changed.clone(),
+        },
+    )?;
     let seed = world.seed();
     let warm_queries = match &a.warm {
         Some(config) => plan_queries(config, false)?,

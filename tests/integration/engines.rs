@@ -78,7 +78,7 @@ fn engines_check_passes_on_the_mirror_and_saves_every_response() {
 }
 
 #[test]
-fn engines_check_fails_with_exit_1_naming_the_saved_response() {
+fn engines_check_fails_with_exit_1_when_no_engine_answers() {
     // Nothing listens on this port: every engine fails; `--require any` fails too.
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -127,4 +127,83 @@ fn the_real_commons_is_not_sent_a_placeholder_contact() {
         assert!(out.stderr.contains("User-Agent policy"), "{}", out.stderr);
         assert!(out.stderr.contains("example.invalid"), "{}", out.stderr);
     }
+}
+
+#[test]
+fn engines_check_fails_naming_the_saved_page_when_an_engine_changed_its_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = write(dir.path(), "world.toml", "[search]\nchanged = [\"bing\"]\n");
+    let mirror = MirrorProcess::start(5, Some(&world));
+    let config = write(
+        dir.path(),
+        "c.toml",
+        &mirror_config(mirror.port, dir.path(), 4),
+    );
+    let save = dir.path().join("check");
+    let out = run(&[
+        "-q",
+        "engines",
+        "check",
+        "--config",
+        config.to_str().unwrap(),
+        "--save",
+        save.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("1 of 3 engines failed the check: bing"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("not recognised"), "{}", out.stderr);
+    // The message names the saved response, which `engines parse` reads as changed too.
+    let saved = out
+        .stderr
+        .split("response saved as ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap_or_else(|| panic!("no saved response named: {}", out.stderr));
+    assert!(std::path::Path::new(saved).exists(), "{saved}");
+    let parse = run(&["-q", "engines", "parse", "--engine", "bing", saved]);
+    assert_eq!(parse.code, 1, "{}", parse.stderr);
+    assert!(parse.stderr.contains("not recognised"), "{}", parse.stderr);
+    assert!(out.stdout.contains("the format changed"), "{}", out.stdout);
+    // `--require any`: the other engines work, so the check passes.
+    let any = run(&[
+        "-q",
+        "engines",
+        "check",
+        "--config",
+        config.to_str().unwrap(),
+        "--require",
+        "any",
+        "--save",
+        save.to_str().unwrap(),
+    ]);
+    assert_eq!(any.code, 0, "{}", any.stderr);
+}
+
+#[test]
+fn a_strict_mirror_scrape_survives_its_blocks_and_checks_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = write(dir.path(), "world.toml", "[search]\nprofile = \"strict\"\n");
+    let mirror = MirrorProcess::start(6, Some(&world));
+    let config = write(
+        dir.path(),
+        "c.toml",
+        &mirror_config(mirror.port, dir.path(), 10),
+    );
+    let config = config.to_str().unwrap();
+    let check = run(&["-q", "engines", "check", "--config", config]);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    let out = run(&["-q", "scrape", "--config", config, "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let (mut wanted, mut got) = (0, 0);
+    for g in report["groups"].as_array().unwrap() {
+        wanted += g["wanted"].as_u64().unwrap();
+        got += g["got"].as_u64().unwrap();
+    }
+    assert!(got * 100 >= wanted * 95, "{got} of {wanted}: {report}");
+    assert!(report["engines"].as_array().unwrap().len() == 3, "{report}");
 }

@@ -213,7 +213,7 @@ fn render_engines(report: &Report) -> String {
         }
         let fell_through = report
             .query_errors()
-            .filter(|q| q.engine == e.engine.as_str() && (q.blocked || q.changed))
+            .filter(|q| q.engine == e.engine.as_str())
             .count() as u64;
         let state = if e.format_changed {
             "format changed".to_string()

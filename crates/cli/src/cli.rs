@@ -176,12 +176,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ConfigArg {
-    /// The config file.
+    /// The config file. Global: it may follow a subcommand (`snapshot show -c FILE ID`).
     #[arg(
         long,
         short = 'c',
         default_value = "config/lennonnet.toml",
-        value_name = "FILE"
+        value_name = "FILE",
+        global = true
     )]
     pub config: PathBuf,
 }
@@ -309,13 +310,22 @@ pub enum StoreCommand {
     Stats(StoreStatsArgs),
     /// Re-hash every object in parallel and compare the objects with the journal.
     ///
-    /// Reports corrupt objects (bytes that no longer hash to their name), missing objects
-    /// (accepted in the journal, absent on disk), orphans (files nothing references, e.g. left
-    /// by a crash between writing an object and journaling it; `store gc` removes them) and
-    /// unreadable files, one per line, then a summary with the throughput. Exits 1 if it found
-    /// any.
+    /// Reports, one per line with the repair that fits it: corrupt objects (bytes that no
+    /// longer hash to their name), missing objects (accepted in the journal, absent on disk),
+    /// unreadable files, orphans (objects no journal record accepts, e.g. left by a crash between
+    /// writing an object and journaling it), stray files, and images without provenance (a
+    /// journal cut between an image's two records); then a summary with the throughput. Exits 1
+    /// when an object is corrupt, missing or unreadable; the others are what an interrupted
+    /// write leaves, and a rerun of it (or `store repair`) settles them. Reads only: it works
+    /// on a read-only dataset.
     Verify(StoreVerifyArgs),
     /// Remove files under objects/ that nothing references. A dry run unless --yes is given.
+    ///
+    /// Always prints what it deletes (or would delete) first: orphan objects (well-named, but
+    /// accepted by no journal record) and stray files. Refuses to delete anything, and exits 1,
+    /// while orphan objects exist, unless --force is given: an orphan is an image whose journal
+    /// records were lost (an interrupted write, a cut or deleted journal), and `store repair`
+    /// re-adopts it instead.
     Gc(StoreGcArgs),
     /// List the URLs that gave no image, with their final outcome (`--all`: every URL).
     ///
@@ -395,6 +405,11 @@ pub struct StoreGcArgs {
     /// Really delete (otherwise only list what would be deleted).
     #[arg(long)]
     pub yes: bool,
+    /// Delete orphan objects too. Without it, gc deletes nothing while any well-named object is
+    /// unaccounted for by the journal: such objects are images whose records were lost, which
+    /// `store repair` re-adopts.
+    #[arg(long, requires = "yes")]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -31,9 +31,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let mut config = parse(&src, path)?;
     config.resolve_paths(&base);
     if let Some(words) = &mut config.words {
-        let text = std::fs::read_to_string(&words.file).map_err(|source| ConfigError::Read {
-            path: words.file.clone(),
-            source,
+        let text = std::fs::read_to_string(&words.file).map_err(|e| {
+            error::key_error(
+                &src,
+                path,
+                &[error::PathPart::Key("words"), error::PathPart::Key("file")],
+                format!("cannot read the word list {}: {e}", words.file.display()),
+            )
         })?;
         words.list = parse_word_list(&text, &words.file)?;
         validate::check_words(words, &src, path)?;

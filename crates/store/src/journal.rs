@@ -239,6 +239,8 @@ struct State {
     end: Position,
     /// The writer thread has stopped: batches not yet handled never will be.
     exited: bool,
+    /// Opened read-only: there is no writer, every append fails.
+    read_only: bool,
     wakers: Vec<(u64, Waker)>,
 }
 
@@ -277,6 +279,9 @@ pub struct Ack {
 
 impl Ack {
     fn result(&self, st: &State) -> Option<Result<()>> {
+        if st.read_only {
+            return Some(Err(StoreError::ReadOnly));
+        }
         if st.done < self.seq {
             return st.exited.then_some(Err(StoreError::JournalClosed));
         }
@@ -329,6 +334,26 @@ impl Journal {
         let (segment, size) = (end.segment.max(1), end.offset);
         let writer = Writer::open(dir, segment, size)?;
         Self::start(dir, writer, apply)
+    }
+
+    /// A journal with no writer, for a store opened read-only: every append fails with
+    /// [`StoreError::ReadOnly`].
+    pub fn read_only(dir: &Path, end: Position) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    next_seq: 1,
+                    end,
+                    exited: true,
+                    read_only: true,
+                    ..State::default()
+                }),
+                work: Condvar::new(),
+                durable: Condvar::new(),
+            }),
+            thread: Mutex::new(None),
+        }
     }
 
     fn start(dir: &Path, writer: Writer, apply: Apply) -> Result<Self> {

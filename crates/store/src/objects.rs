@@ -52,8 +52,29 @@ impl Objects {
         })
     }
 
+    /// The objects folder at `root`, touching nothing on disk (for reading a store read-only).
+    pub fn at(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            tmp: root.join("tmp"),
+            counter: AtomicU64::new(0),
+        }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// How many well-named object files there are (0 when the folder is missing).
+    pub fn count_objects(&self) -> Result<u64> {
+        if !self.root.is_dir() {
+            return Ok(0);
+        }
+        Ok(self
+            .list()?
+            .iter()
+            .filter(|f| matches!(f, Found::Object { .. }))
+            .count() as u64)
     }
 
     /// `objects/ab/ab12...`.
@@ -146,6 +167,9 @@ impl Objects {
     /// Every file under `objects/` (except the temp folder), sorted by path.
     pub fn list(&self) -> Result<Vec<Found>> {
         let mut out = Vec::new();
+        if !self.root.exists() {
+            return Ok(out);
+        }
         let mut dirs: Vec<_> = read_sorted(&self.root)?;
         dirs.retain(|p| p != &self.tmp);
         for path in dirs {

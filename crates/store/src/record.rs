@@ -77,6 +77,31 @@ pub enum IngestResult {
     },
 }
 
+/// A path as text, without loss: the path itself when it is valid UTF-8; otherwise each byte
+/// that is not part of valid UTF-8, and each `%`, as `%XX`, so the bytes can be read back and
+/// nothing is replaced by U+FFFD (which would give every such name the same text).
+pub fn path_text(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(bytes.len() + 16);
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '%' {
+                out.push_str("%25");
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Where an image came from: one search result (or one local file) that led to its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
@@ -114,7 +139,7 @@ impl Provenance {
             group,
             label,
             purpose,
-            image_url: format!("local:{}", path.display()),
+            image_url: format!("local:{}", path_text(path)),
             query_id: None,
             query_text: None,
             engine: None,

@@ -352,18 +352,25 @@ fn verify_reports_corrupt_missing_and_orphan_objects_and_gc_removes_orphans() {
     std::fs::write(&stray, b"?").unwrap();
 
     let report = store.verify(&NoProgress).unwrap();
-    assert!(!report.is_clean());
+    assert!(!report.is_clean() && report.is_damaged());
     assert_eq!(report.corrupt, vec![(ids[1], ContentId::of(b"bit rot"))]);
     assert_eq!(report.missing, vec![ids[2]]);
-    let mut orphans = vec![store.object_path(&orphan_id), stray.clone()];
-    orphans.sort();
-    assert_eq!(report.orphans, orphans);
+    assert_eq!(report.orphans, vec![store.object_path(&orphan_id)]);
+    assert_eq!(report.strays, vec![stray.clone()]);
 
-    let dry = store.gc(true).unwrap();
-    assert_eq!(dry.files.len(), 2);
+    let dry = store.gc(false, false).unwrap();
+    assert!(dry.dry_run && dry.refused.is_none());
+    assert_eq!(dry.files().count(), 2);
     assert!(stray.exists());
-    let done = store.gc(false).unwrap();
-    assert_eq!(done.files, dry.files);
+    // An orphan object is an image whose records are lost: gc refuses without --force.
+    let refused = store.gc(true, false).unwrap();
+    assert!(refused.dry_run && refused.refused.is_some(), "{refused:?}");
+    assert_eq!(refused.orphans, dry.orphans);
+    assert!(stray.exists() && store.object_path(&orphan_id).exists());
+    let done = store.gc(true, true).unwrap();
+    assert!(!done.dry_run);
+    assert_eq!(done.orphans, dry.orphans);
+    assert_eq!(done.strays, dry.strays);
     assert!(!stray.exists() && !store.object_path(&orphan_id).exists());
     assert!(
         store.object_path(&ids[1]).exists(),
@@ -572,4 +579,149 @@ fn prefixes_resolve_to_one_id() {
         "ffff"
     };
     let _ = store.resolve(unknown);
+}
+
+/// The journal's lines, and the byte offset where each starts.
+fn journal_lines(dir: &std::path::Path) -> (std::path::PathBuf, Vec<(u64, String)>) {
+    let seg = dir.join("journal").join("00000001.jsonl");
+    let text = std::fs::read_to_string(&seg).unwrap();
+    let mut at = 0u64;
+    let mut out = Vec::new();
+    for line in text.split_inclusive('\n') {
+        out.push((at, line.to_string()));
+        at += line.len() as u64;
+    }
+    (seg, out)
+}
+
+#[test]
+fn a_journal_cut_between_an_images_ingest_and_provenance_records_is_reported_and_rerun_restores_it()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let a = synth::jpeg(&synth::scene(1, 120, 90), 85);
+    let b = synth::jpeg(&synth::scene(2, 120, 90), 85);
+    store
+        .ingest(&a, prov("https://h.test/a", "g", "a"))
+        .unwrap();
+    let ob = store
+        .ingest(&b, prov("https://h.test/b", "g", "a"))
+        .unwrap();
+    store.close().unwrap();
+    // Cut the journal after b's `ingest` record, before its `provenance` record (a crash).
+    let (seg, lines) = journal_lines(dir.path());
+    assert_eq!(lines.len(), 4);
+    assert!(lines[2].1.contains("\"type\":\"ingest\""));
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.set_len(lines[3].0).unwrap();
+    drop(f);
+
+    for read_only in [true, false] {
+        let (store, _) = if read_only {
+            Store::open_read_only(dir.path(), Rules::default()).unwrap()
+        } else {
+            Store::open_with(dir.path(), Rules::default(), false).unwrap()
+        };
+        let stats = store.stats().unwrap();
+        assert_eq!((stats.images, stats.no_provenance), (2, 1), "{stats:?}");
+        assert_eq!(stats.by_label["a"].accepted, 1, "{stats:?}");
+        let report = store.verify(&NoProgress).unwrap();
+        assert_eq!(report.no_provenance, vec![ob.id]);
+        assert!(!report.is_damaged() && !report.is_clean(), "{report:?}");
+        assert!(!store.has_provenance(&ob.id).unwrap());
+        store.close().unwrap();
+    }
+    // Rerunning the interrupted work records the provenance again.
+    let store = open(dir.path());
+    let again = store
+        .ingest(&b, prov("https://h.test/b", "g", "a"))
+        .unwrap();
+    assert_eq!(again.id, ob.id);
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.images, stats.no_provenance), (2, 0), "{stats:?}");
+    assert_eq!(stats.by_label["a"].accepted, 2);
+    assert!(store.verify(&NoProgress).unwrap().is_clean());
+}
+
+#[test]
+fn a_deleted_journal_is_refused_and_not_replaced_by_an_empty_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    populate(&store);
+    store.close().unwrap();
+    std::fs::remove_dir_all(dir.path().join("journal")).unwrap();
+    for err in [
+        Store::open(dir.path(), Rules::default()).unwrap_err(),
+        Store::open_read_only(dir.path(), Rules::default()).unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                err,
+                lennonnet_store::StoreError::JournalMissing { objects: 12, .. }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("store repair"), "{err}");
+    }
+    assert!(
+        !dir.path().join("journal").exists(),
+        "no empty journal is started in place of the lost one"
+    );
+    // A store whose journal lost every segment is refused the same way.
+    std::fs::create_dir(dir.path().join("journal")).unwrap();
+    let err = Store::open(dir.path(), Rules::default()).unwrap_err();
+    assert!(
+        matches!(err, lennonnet_store::StoreError::JournalMissing { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_read_only_store_can_be_read_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let ids = populate(&store);
+    let stats = store.stats().unwrap();
+    store.close().unwrap();
+    let listing = |p: &std::path::Path| {
+        let mut v = Vec::new();
+        let mut stack = vec![p.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let m = e.metadata().unwrap();
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    v.push((e.path(), m.len(), m.modified().unwrap()));
+                }
+            }
+        }
+        v.sort();
+        v
+    };
+    // An unclean index (as after a crash) is rebuilt in a temporary index, not in place.
+    let before = listing(dir.path());
+    for remove_index in [false, true] {
+        if remove_index {
+            std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+        }
+        let before = listing(dir.path());
+        let (store, _) = Store::open_read_only(dir.path(), Rules::default()).unwrap();
+        assert_eq!(store.stats().unwrap(), stats);
+        assert!(store.verify(&NoProgress).unwrap().is_clean());
+        let err = store
+            .ingest(b"x", prov("https://h.test/x", "g", "a"))
+            .unwrap_err();
+        assert!(
+            matches!(err, lennonnet_store::StoreError::ReadOnly),
+            "{err}"
+        );
+        store.close().unwrap();
+        if remove_index {
+            assert_eq!(listing(dir.path()), before, "reading wrote to the dataset");
+        }
+    }
+    let _ = before;
+    assert!(open(dir.path()).meta(&ids[0]).unwrap().is_some());
 }

@@ -10,6 +10,7 @@ mod integration {
     pub mod report;
     pub mod scrape;
     pub mod snapshot;
+    pub mod store;
     pub mod train;
     pub mod util;
 }

@@ -725,3 +725,33 @@ fn a_read_only_store_can_be_read_and_nothing_is_written() {
     let _ = before;
     assert!(open(dir.path()).meta(&ids[0]).unwrap().is_some());
 }
+
+#[test]
+fn webp_exif_orientation_with_the_exif_prefix_hashes_like_the_upright_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let pic = synth::scene(7, 160, 96);
+    let rgba = |i: &image::RgbImage| image::DynamicImage::ImageRgb8(i.clone()).to_rgba8();
+    let meta = |o: lennonnet_store::IngestOutcome| match o.result {
+        Ingested::Accepted { meta, .. } => *meta,
+        r => panic!("{r:?}"),
+    };
+    let up = meta(
+        store
+            .ingest(&files::webp_lossless(&rgba(&pic)), prov("u", "g", "a"))
+            .unwrap(),
+    );
+    for n in 2..=8u8 {
+        let stored = files::stored_for(&pic, n);
+        let m = meta(
+            store
+                .ingest(
+                    &files::webp_with_exif(&rgba(&stored), n, true),
+                    prov(&format!("w{n}"), "g", "a"),
+                )
+                .unwrap(),
+        );
+        assert_eq!(m.orientation, n);
+        assert_eq!((m.pdq, m.phash), (up.pdq, up.phash), "orientation {n}");
+    }
+}

@@ -456,3 +456,106 @@ exit 0
         read("verify")
     );
 }
+
+#[test]
+fn store_repair_re_adopts_the_objects_of_a_deleted_journal_and_restores_a_corrupt_object() {
+    let f = Fixture::new();
+    let pics = f.pictures("john", 0..3);
+    let c = f.config.as_str();
+    ok(&[
+        "-q",
+        "store",
+        "add",
+        "-c",
+        c,
+        "-g",
+        "john",
+        "-l",
+        "john",
+        pics.to_str().unwrap(),
+    ]);
+    // A corrupt object: verify names the repair; repair reads the bytes back from its
+    // `local:` provenance.
+    let id = super::util::objects(&f.dataset())
+        .into_iter()
+        .next()
+        .unwrap();
+    let obj = f.dataset().join("objects").join(&id[..2]).join(&id);
+    let mut bytes = std::fs::read(&obj).unwrap();
+    bytes[40] ^= 0xff;
+    std::fs::write(&obj, &bytes).unwrap();
+    let verify = run(&["-q", "store", "verify", "-c", c]);
+    assert_eq!(verify.code, 1);
+    assert!(
+        verify.stdout.contains(&format!("corrupt {id}")) && verify.stdout.contains("store repair")
+    );
+    let repair = run(&["-q", "store", "repair", "-c", c, "--no-fetch"]);
+    assert_eq!(repair.code, 0, "{}{}", repair.stdout, repair.stderr);
+    assert!(
+        repair
+            .stdout
+            .contains(&format!("restored {id} from local:")),
+        "{}",
+        repair.stdout
+    );
+    ok(&["-q", "store", "verify", "-c", c]);
+
+    // A bad line in the middle of the journal: opening names the repair, repair quarantines it.
+    let text = std::fs::read_to_string(f.journal()).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.insert(1, "{\"type\":\"provenance\",\"v\":1,\"id\":\"zz\"}");
+    std::fs::write(f.journal(), lines.join("\n") + "\n").unwrap();
+    let stats = run(&["-q", "store", "stats", "-c", c]);
+    assert_eq!(stats.code, 1);
+    assert!(
+        stats.stderr.contains(":2: unreadable journal record")
+            && stats.stderr.contains("store repair"),
+        "{}",
+        stats.stderr
+    );
+    let repair = run(&["-q", "store", "repair", "-c", c]);
+    assert_eq!(repair.code, 0, "{}{}", repair.stdout, repair.stderr);
+    assert!(repair.stdout.contains("quarantined "), "{}", repair.stdout);
+    assert!(
+        f.dataset()
+            .join("journal-quarantine")
+            .join("report.jsonl")
+            .is_file()
+    );
+    ok(&["-q", "store", "stats", "-c", c]);
+
+    // The journal deleted: repair re-adopts every object, with no provenance.
+    std::fs::remove_dir_all(f.dataset().join("journal")).unwrap();
+    let repair = run(&["-q", "store", "repair", "-c", c, "--json"]);
+    assert_eq!(repair.code, 0, "{}{}", repair.stdout, repair.stderr);
+    let report: serde_json::Value = serde_json::from_str(&repair.stdout).unwrap();
+    assert_eq!(report["adopted"].as_array().unwrap().len(), 3, "{report}");
+    let stats: serde_json::Value =
+        serde_json::from_str(&ok(&["-q", "store", "stats", "-c", c, "--json"])).unwrap();
+    assert_eq!(
+        (stats["images"].as_u64(), stats["no_provenance"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let journal = std::fs::read_to_string(f.journal()).unwrap();
+    assert_eq!(
+        journal.matches("\"recovered\":true").count(),
+        3,
+        "{journal}"
+    );
+    // Re-adding the files brings their provenance back.
+    ok(&[
+        "-q",
+        "store",
+        "add",
+        "-c",
+        c,
+        "-g",
+        "john",
+        "-l",
+        "john",
+        pics.to_str().unwrap(),
+    ]);
+    let stats: serde_json::Value =
+        serde_json::from_str(&ok(&["-q", "store", "stats", "-c", c, "--json"])).unwrap();
+    assert_eq!(stats["no_provenance"], 0);
+}

@@ -333,6 +333,17 @@ pub enum StoreCommand {
     /// `first_byte_timeout`, `not_an_image`, or `rejected:<reason>` for refused bytes), HTTP
     /// status, bytes, duration_ms, final_url (after redirects), query_id and content id.
     Failures(StoreFailuresArgs),
+    /// Mend what can be mended without guessing, and report each step.
+    ///
+    /// Moves unreadable journal lines (other than a torn last line, which opening handles) into
+    /// journal-quarantine/ with a report (report.jsonl) and rebuilds the index; re-adopts objects
+    /// that no journal record accepts (re-validated, journaled as `ingest` records marked
+    /// `recovered`, provenance unknown); and puts back the bytes of corrupt or missing objects
+    /// from a --file whose bytes have the right hash, the image's `local:` paths, or its
+    /// provenance URLs (downloaded with the scraper's guarded fetcher; --no-fetch skips them).
+    /// Opens a store whose journal was deleted, to re-adopt its objects. Exits 1 when a
+    /// corrupt or missing object is left without a source.
+    Repair(StoreRepairArgs),
     /// Delete the index and rebuild it from the journal and the objects alone.
     ///
     /// The index is derived data: rebuilding it changes no answer. Opening a store that was not
@@ -410,6 +421,21 @@ pub struct StoreGcArgs {
     /// `store repair` re-adopts.
     #[arg(long, requires = "yes")]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreRepairArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// A file that may hold the original bytes of a corrupt or missing object (repeatable).
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// Do not download provenance URLs.
+    #[arg(long)]
+    pub no_fetch: bool,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -23,7 +23,9 @@ pub enum StoreError {
         found: u32,
         expected: u32,
     },
-    #[error("{path}:{line}: unreadable journal record: {message}")]
+    #[error(
+        "{path}:{line}: unreadable journal record: {message} (`lennonnet store repair` moves the line aside into journal-quarantine/ with a report)"
+    )]
     JournalCorrupt {
         path: PathBuf,
         line: u64,

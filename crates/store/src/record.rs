@@ -31,6 +31,10 @@ pub enum Record {
         at: Timestamp,
         #[serde(flatten)]
         result: IngestResult,
+        /// Written by `store repair` for an object found with no journal record: re-validated,
+        /// its provenance unknown. Absent (false) otherwise; readers that predate it ignore it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        recovered: bool,
     },
     /// Where some bytes came from. One image may have many.
     Provenance {

@@ -183,8 +183,12 @@ impl Store {
     }
 
     /// Opens a store whose journal may be missing (see [`Store::open_with`]), for `store repair`.
-    pub fn open_for_repair(root: &Path, rules: Rules) -> Result<(Self, OpenReport)> {
-        Self::open_mode(root, rules, false, Mode::Repair)
+    pub fn open_for_repair(
+        root: &Path,
+        rules: Rules,
+        rebuild_index: bool,
+    ) -> Result<(Self, OpenReport)> {
+        Self::open_mode(root, rules, rebuild_index, Mode::Repair)
     }
 
     /// Opens the store for reading only: nothing in the dataset folder is written (no lock file
@@ -460,6 +464,7 @@ impl Store {
                     id,
                     at,
                     result: IngestResult::Accepted { meta: meta.clone() },
+                    recovered: false,
                 };
                 let ack = self.journal.append(vec![ingest, prov], staged);
                 let result = Ingested::Accepted {
@@ -478,6 +483,7 @@ impl Store {
                         reason: rejected.reason,
                         detail: rejected.detail.clone(),
                     },
+                    recovered: false,
                 };
                 let ack = self.journal.append(vec![ingest, prov], Vec::new());
                 let result = Ingested::Rejected {
@@ -487,6 +493,53 @@ impl Store {
                 Ok((IngestOutcome { id, result }, ack))
             }
         }
+    }
+
+    /// Re-adopts an object file that no journal record accepts (`store repair`): its bytes must
+    /// hash to `id`; they are validated again, and when valid an `ingest` record marked
+    /// `recovered` is journaled (with no provenance: where it came from is unknown). Returns the
+    /// rejection when the bytes are not an acceptable image (the object is then left alone).
+    pub fn adopt(
+        &self,
+        id: &ContentId,
+        bytes: &[u8],
+    ) -> Result<std::result::Result<ImageMeta, Rejected>> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let actual = ContentId::of(bytes);
+        if actual != *id {
+            return Ok(Err(Rejected {
+                reason: RejectReason::Corrupt,
+                detail: format!("the object's bytes hash to {actual}, not to its name"),
+            }));
+        }
+        let meta = match validate(bytes, &self.rules) {
+            Ok(m) => m,
+            Err(r) => return Ok(Err(r)),
+        };
+        let ingest = Record::Ingest {
+            v: RECORD_VERSION,
+            id: *id,
+            at: Timestamp::now(),
+            result: IngestResult::Accepted { meta: meta.clone() },
+            recovered: true,
+        };
+        self.journal.append(vec![ingest], Vec::new()).wait()?;
+        Ok(Ok(meta))
+    }
+
+    /// Puts the original bytes of `id` back in place of a corrupt or missing object file
+    /// (`store repair`). `bytes` must hash to `id`; returns false, writing nothing, otherwise.
+    pub fn restore_object(&self, id: &ContentId, bytes: &[u8]) -> Result<bool> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        if ContentId::of(bytes) != *id {
+            return Ok(false);
+        }
+        self.objects.replace(id, bytes)?;
+        Ok(true)
     }
 
     /// Records how a download ended (the downloader's outcome, success or failure).

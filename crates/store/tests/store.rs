@@ -755,3 +755,115 @@ fn webp_exif_orientation_with_the_exif_prefix_hashes_like_the_upright_picture() 
         assert_eq!((m.pdq, m.phash), (up.pdq, up.phash), "orientation {n}");
     }
 }
+
+#[test]
+fn repair_quarantines_a_bad_line_adopts_orphans_and_restores_lost_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let files_dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let ids = populate(&store);
+    // A local file as the provenance of one image, so that repair can read its bytes back.
+    let local_bytes = synth::jpeg(&synth::scene(40, 120, 90), 85);
+    let local = files_dir.path().join("local.jpg");
+    std::fs::write(&local, &local_bytes).unwrap();
+    let local_id = store
+        .ingest(
+            &local_bytes,
+            lennonnet_store::Provenance::local(
+                &local,
+                Group::new("g").unwrap(),
+                Label::new("a").unwrap(),
+                lennonnet_core::Purpose::Train,
+            ),
+        )
+        .unwrap()
+        .id;
+    let stats = store.stats().unwrap();
+    store.close().unwrap();
+
+    // A bad line in the middle; an orphan object; a corrupt object (same length, so re-adding
+    // alone used to leave it corrupt); a missing one with only a local provenance.
+    let (seg, lines) = journal_lines(dir.path());
+    let mut text: Vec<String> = lines.iter().map(|l| l.1.clone()).collect();
+    text.insert(5, "{\"type\":\"ingest\",\"v\":1,\"id\":\n".to_string());
+    std::fs::write(&seg, text.concat()).unwrap();
+    let err = Store::open(dir.path(), Rules::default()).unwrap_err();
+    assert!(err.to_string().contains("store repair"), "{err}");
+    let orphan = synth::jpeg(&synth::scene(77, 100, 80), 80);
+    let orphan_id = ContentId::of(&orphan);
+    let orphan_path = dir.path().join("objects").join(&orphan_id.to_hex()[..2]);
+    std::fs::create_dir_all(&orphan_path).unwrap();
+    std::fs::write(orphan_path.join(orphan_id.to_hex()), &orphan).unwrap();
+    let corrupt_path = dir
+        .path()
+        .join("objects")
+        .join(&ids[1].to_hex()[..2])
+        .join(ids[1].to_hex());
+    let original = std::fs::read(&corrupt_path).unwrap();
+    let mut rotten = original.clone();
+    rotten[100] ^= 0xff;
+    std::fs::write(&corrupt_path, &rotten).unwrap();
+    let given = files_dir.path().join("backup.jpg");
+    std::fs::write(&given, &original).unwrap();
+    let local_path = dir
+        .path()
+        .join("objects")
+        .join(&local_id.to_hex()[..2])
+        .join(local_id.to_hex());
+    std::fs::remove_file(&local_path).unwrap();
+
+    let fetched = std::sync::Mutex::new(Vec::new());
+    let report = lennonnet_store::repair(dir.path(), Rules::default(), &[given.clone()], &|url| {
+        fetched.lock().unwrap().push(url.to_string());
+        None
+    })
+    .unwrap();
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    assert_eq!(report.quarantined[0].line, 6);
+    assert_eq!(
+        std::fs::read(&report.quarantined[0].saved_as).unwrap(),
+        b"{\"type\":\"ingest\",\"v\":1,\"id\":\n"
+    );
+    assert!(dir.path().join("journal-quarantine/report.jsonl").is_file());
+    assert_eq!(report.adopted, vec![orphan_id]);
+    let mut restored: Vec<ContentId> = report.restored.iter().map(|r| r.0).collect();
+    restored.sort();
+    let mut expected = vec![ids[1], local_id];
+    expected.sort();
+    assert_eq!(restored, expected, "{report:?}");
+    assert!(report.unrestored.is_empty() && !report.incomplete());
+    assert!(
+        fetched.lock().unwrap().is_empty(),
+        "the given file and the local path sufficed"
+    );
+
+    let store = open(dir.path());
+    let after = store.stats().unwrap();
+    assert_eq!(after.images, stats.images + 1);
+    assert_eq!(
+        after.no_provenance, 1,
+        "the re-adopted image has no provenance"
+    );
+    let v = store.verify(&NoProgress).unwrap();
+    assert!(!v.is_damaged() && v.orphans.is_empty(), "{v:?}");
+    assert_eq!(v.no_provenance, vec![orphan_id]);
+}
+
+#[test]
+fn re_adding_the_original_bytes_repairs_a_corrupt_object_of_the_same_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let bytes = synth::jpeg(&synth::scene(3, 120, 90), 85);
+    let id = store
+        .ingest(&bytes, prov("https://h.test/a", "g", "a"))
+        .unwrap()
+        .id;
+    let mut rotten = bytes.clone();
+    rotten[50] ^= 1;
+    std::fs::write(store.object_path(&id), &rotten).unwrap();
+    assert_eq!(store.verify(&NoProgress).unwrap().corrupt.len(), 1);
+    store
+        .ingest(&bytes, prov("https://h.test/b", "g", "a"))
+        .unwrap();
+    assert!(store.verify(&NoProgress).unwrap().is_clean());
+}

@@ -89,6 +89,7 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        StoreCommand::Repair(a) => repair(a),
         StoreCommand::Reindex(a) => {
             let (store, report) = open(&load_config(&a.config.config)?, true)?;
             let stats = store.stats()?;
@@ -109,6 +110,93 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn repair(a: crate::cli::StoreRepairArgs) -> anyhow::Result<()> {
+    let config = load_config(&a.config.config)?;
+    let dir = config.dataset_dir();
+    // The downloader is set up only if a URL has to be fetched.
+    let fetcher: std::cell::OnceCell<Option<(tokio::runtime::Runtime, lennonnet_fetch::Fetcher)>> =
+        std::cell::OnceCell::new();
+    let fetch = |url: &str| -> Option<Vec<u8>> {
+        if a.no_fetch || !(url.starts_with("http://") || url.starts_with("https://")) {
+            return None;
+        }
+        let f = fetcher.get_or_init(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            let f = lennonnet_fetch::Fetcher::new(&config.fetch, &config.http).ok()?;
+            Some((rt, f))
+        });
+        let (rt, f) = f.as_ref()?;
+        let outcome = rt.block_on(f.fetch(url));
+        match outcome.result {
+            Ok(fetched) => Some(fetched.body.to_vec()),
+            Err(e) => {
+                tracing::info!(%url, reason = e.reason(), "cannot fetch a lost object's bytes");
+                None
+            }
+        }
+    };
+    let report = lennonnet_store::repair(&dir, rules(&config), &a.files, &fetch)
+        .with_context(|| format!("cannot repair the store at {}", dir.display()))?;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out).map_err(stdout_error)?;
+    } else {
+        let mut t = String::new();
+        for q in &report.quarantined {
+            t += &format!(
+                "quarantined {}:{} ({}): saved as {}\n",
+                q.segment.display(),
+                q.line,
+                q.error,
+                q.saved_as.display()
+            );
+        }
+        for id in &report.adopted {
+            t += &format!("adopted {id} (recovered; provenance unknown)\n");
+        }
+        for (p, why) in &report.not_adopted {
+            t += &format!(
+                "not_adopted {} ({why}; `store gc --yes --force` deletes it)\n",
+                p.display()
+            );
+        }
+        for (id, from) in &report.restored {
+            t += &format!("restored {id} from {from}\n");
+        }
+        for (id, tried) in &report.unrestored {
+            t += &format!(
+                "unrestored {id} (tried: {})\n",
+                if tried.is_empty() {
+                    "no source".to_string()
+                } else {
+                    tried.join(", ")
+                }
+            );
+        }
+        t += &format!(
+            "repair: {} journal lines quarantined, {} objects re-adopted ({} not), {} restored, {} left without a source\n",
+            report.quarantined.len(),
+            report.adopted.len(),
+            report.not_adopted.len(),
+            report.restored.len(),
+            report.unrestored.len()
+        );
+        out.write_all(t.as_bytes()).map_err(stdout_error)?;
+    }
+    out.flush().map_err(stdout_error)?;
+    if report.incomplete() {
+        bail!(
+            "{} corrupt or missing objects have no source left: give their files with --file",
+            report.unrestored.len()
+        );
+    }
+    Ok(())
 }
 
 /// The acceptance rules of a config's `[image]` section.

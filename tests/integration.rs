@@ -11,6 +11,7 @@ mod integration {
     pub mod scrape;
     pub mod snapshot;
     pub mod store;
+    pub mod torn;
     pub mod train;
     pub mod util;
 }

@@ -6,6 +6,7 @@ mod integration {
     pub mod drills;
     pub mod e2e;
     pub mod eval;
+    pub mod hostile;
     pub mod plan;
     pub mod report;
     pub mod scrape;

@@ -216,7 +216,7 @@ fn a_deleted_journal_is_refused_and_gc_never_deletes_unaccounted_objects_without
 }
 
 /// A pipe whose reading end is already closed: writing to it gives EPIPE.
-fn closed_pipe() -> std::fs::File {
+pub fn closed_pipe() -> std::fs::File {
     let mut fds = [0; 2];
     // SAFETY: pipe() fills two descriptors we then own; the read end is closed at once.
     unsafe {

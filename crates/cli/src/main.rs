@@ -6,7 +6,6 @@
 //! - 1: the command failed (IO, network, a failed check);
 //! - 2: bad usage or bad config: a wrong flag, an unreadable or invalid config file.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -39,15 +38,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "error: {err}");
+            let mut text = format!("error: {err}\n");
             for cause in err.chain().skip(1) {
-                let _ = writeln!(stderr, "  caused by: {cause}");
+                text += &format!("  caused by: {cause}\n");
             }
-            if err
-                .chain()
-                .any(|c| c.downcast_ref::<lennonnet_config::ConfigError>().is_some())
-            {
+            logging::stderr_write(text.as_bytes());
+            if err.chain().any(|c| {
+                c.downcast_ref::<lennonnet_config::ConfigError>().is_some()
+                    || c.downcast_ref::<cmd::UsageError>().is_some()
+            }) {
                 ExitCode::from(EXIT_USAGE)
             } else {
                 ExitCode::from(EXIT_FAILURE)
@@ -56,9 +55,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// A write to a closed pipe, directly or through serde_json (which wraps the IO error).
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|e| e.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
     })
 }

@@ -22,9 +22,40 @@ pub use schema::*;
 pub use validate::WIKIMEDIA_UA_POLICY;
 pub use words::{WORDS_COMMENT, parse_word_list};
 
+/// The largest config file or word list read (a bigger one is not a config).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Reads a text file of at most `max` bytes. Anything but a regular file (a FIFO would block
+/// the read forever, a device never end) and anything larger is refused with an
+/// `InvalidInput` error saying so, before a byte is read.
+pub fn read_small_file(path: &std::path::Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if meta.len() > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} bytes, more than the {max} a file of this kind may hold",
+                meta.len()
+            ),
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Reads, parses and validates the config file at `path`, and loads the word list it names.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let src = read_small_file(path, MAX_CONFIG_BYTES).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
@@ -32,9 +63,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let mut config = parse(&src, path)?;
     config.resolve_paths(&base);
     if let Some(words) = &mut config.words {
-        let text = std::fs::read_to_string(&words.file).map_err(|source| ConfigError::Read {
-            path: words.file.clone(),
-            source,
+        let text = read_small_file(&words.file, MAX_CONFIG_BYTES).map_err(|e| {
+            error::key_error(
+                &src,
+                path,
+                &[error::PathPart::Key("words"), error::PathPart::Key("file")],
+                format!("cannot read the word list {}: {e}", words.file.display()),
+            )
         })?;
         words.list = parse_word_list(&text, &words.file)?;
         validate::check_words(words, &src, path)?;

@@ -97,6 +97,11 @@ impl Policy {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CurateReport {
     pub images: u64,
+    /// Accepted images left out because no provenance record names them (a journal cut between
+    /// an image's `ingest` and `provenance` records, or an image re-adopted by `store repair`):
+    /// with no group there is no label to give them. A rerun of the interrupted scrape or
+    /// `store add` records their provenance, and the next curation takes them in.
+    pub no_provenance: u64,
     pub clusters: u64,
     /// Clusters of two or more images, and the images in them.
     pub duplicate_clusters: u64,
@@ -192,6 +197,11 @@ pub fn curate_releasing(
     progress.start("curate: load", None);
     for entry in store.entries() {
         let e = entry?;
+        if e.provenance.is_empty() {
+            report.no_provenance += 1;
+            progress.advance("curate: load", 1);
+            continue;
+        }
         let mut gs = BTreeSet::new();
         for p in &e.provenance {
             gs.insert(groups.intern(&p.group, &p.label, p.purpose, policy));

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 /// An evaluation failed (a single unreadable image is not an error: it is listed as failed).
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("cannot load the run in {dir}: {source}")]
+    #[error("cannot load the run in {dir}")]
     Run {
         dir: PathBuf,
         source: Box<lennonnet_train::TrainError>,

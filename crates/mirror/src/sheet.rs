@@ -103,6 +103,15 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// Decodes a file the way a viewer shows it (EXIF orientation applied), refusing pictures over
 /// 100 megapixels (decompression bombs).
 pub fn decode_oriented(path: &Path) -> std::result::Result<image::DynamicImage, String> {
+    // Only regular files (a FIFO would block), and none larger than a picture can be.
+    const MAX_BYTES: u64 = 256 << 20;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_BYTES {
+        return Err(format!("{} bytes: larger than {MAX_BYTES}", meta.len()));
+    }
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     decode_oriented_bytes(&bytes)
 }

@@ -68,6 +68,11 @@ pub enum SnapshotError {
     },
     #[error("no snapshot matches {prefix:?} in {}", dir.display())]
     NotFound { dir: PathBuf, prefix: String },
+    #[error(
+        "there is no snapshot yet in {} (`latest` names the last one created): run `lennonnet curate`, then `lennonnet snapshot create`",
+        dir.display()
+    )]
+    NoLatest { dir: PathBuf },
     #[error("{prefix:?} matches {count} snapshots in {}; give more digits", dir.display())]
     Ambiguous {
         dir: PathBuf,
@@ -295,10 +300,15 @@ pub fn list(snapshots_dir: &Path) -> Result<Vec<Snapshot>, SnapshotError> {
 pub fn open(snapshots_dir: &Path, prefix: &str) -> Result<Snapshot, SnapshotError> {
     let prefix = if prefix == LATEST {
         let path = snapshots_dir.join(LATEST);
-        fs::read_to_string(&path)
-            .map_err(io("read", &path))?
-            .trim()
-            .to_string()
+        match fs::read_to_string(&path) {
+            Ok(text) => text.trim().to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SnapshotError::NoLatest {
+                    dir: snapshots_dir.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(io("read", &path)(e)),
+        }
     } else {
         prefix.to_ascii_lowercase()
     };

@@ -23,7 +23,9 @@ pub enum StoreError {
         found: u32,
         expected: u32,
     },
-    #[error("{path}:{line}: unreadable journal record: {message}")]
+    #[error(
+        "{path}:{line}: unreadable journal record: {message} (`lennonnet store repair` moves the line aside into journal-quarantine/ with a report)"
+    )]
     JournalCorrupt {
         path: PathBuf,
         line: u64,
@@ -39,6 +41,16 @@ pub enum StoreError {
         found: u32,
         expected: u32,
     },
+    #[error(
+        "the journal folder {path} is missing (or holds no segment) while {objects} objects remain: \
+the journal is the source of truth, so the store is not opened. Restore journal/ from a backup, \
+or run `lennonnet store repair` to re-adopt the objects (their provenance is lost)"
+    )]
+    JournalMissing { path: PathBuf, objects: u64 },
+    #[error("there is no store at {path}")]
+    NoStore { path: PathBuf },
+    #[error("the store is open read-only: nothing can be written")]
+    ReadOnly,
     #[error("the journal stopped accepting records after a failed write: {message}")]
     JournalPoisoned { message: String },
     #[error("the journal writer has shut down")]
@@ -57,7 +69,9 @@ pub enum StoreError {
     NoSuchPrefix { prefix: String },
     #[error("{prefix:?} matches {count} content ids; give more digits")]
     AmbiguousPrefix { prefix: String, count: usize },
-    #[error("{prefix:?} is not a content id or a prefix of one (lowercase hex digits)")]
+    #[error(
+        "{prefix:?} is not a content id or a prefix of one: give 4 to 64 lowercase hex digits (0-9, a-f)"
+    )]
     BadPrefix { prefix: String },
 }
 

@@ -120,6 +120,31 @@ impl Index {
             .flush_every_ms(None)
             .open()
             .map_err(ierr)?;
+        Self::with_db(path, db)
+    }
+
+    /// A temporary index (sled's temporary mode: memory-backed files removed when dropped), for
+    /// a store opened read-only whose own index cannot be used. `path` names the store's index
+    /// folder in errors.
+    pub fn temporary(path: &Path) -> Result<Self> {
+        let ierr = |source| StoreError::Index {
+            path: path.to_path_buf(),
+            source,
+        };
+        let db = sled::Config::new()
+            .temporary(true)
+            .cache_capacity(256 << 20)
+            .flush_every_ms(None)
+            .open()
+            .map_err(ierr)?;
+        Self::with_db(path, db)
+    }
+
+    fn with_db(path: &Path, db: sled::Db) -> Result<Self> {
+        let ierr = |source| StoreError::Index {
+            path: path.to_path_buf(),
+            source,
+        };
         let t = |name: &str| db.open_tree(name).map_err(ierr);
         Ok(Self {
             path: path.to_path_buf(),

@@ -193,6 +193,105 @@ fn trim(b: &[u8]) -> &[u8] {
     &b[..end]
 }
 
+/// A journal line that `store repair` moved out of its segment into the quarantine folder.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QuarantinedLine {
+    /// The segment file it was in, and its 1-based line number and byte offset there.
+    pub segment: PathBuf,
+    pub line: u64,
+    pub offset: u64,
+    pub bytes: u64,
+    /// Why it could not be read.
+    pub error: String,
+    /// The file that now holds its bytes, exactly as they were.
+    pub saved_as: PathBuf,
+}
+
+/// Moves every unreadable line out of the journal's segments (`store repair`): each is saved
+/// byte for byte in `quarantine_dir` (`<segment>-line<N>.bad`) and described in
+/// `quarantine_dir/report.jsonl`, then its segment is rewritten without it (temp file, fsync,
+/// rename, fsync of the folder). Lines of NUL bytes and a torn last line of the last segment are
+/// left to the usual crash handling. A record of a newer version is not damage: it stays, and
+/// the error is returned. Journal positions change, so the index must be rebuilt afterwards.
+pub fn quarantine_bad_lines(dir: &Path, quarantine_dir: &Path) -> Result<Vec<QuarantinedLine>> {
+    let mut out = Vec::new();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    let segs = segments(dir)?;
+    for (k, &seg) in segs.iter().enumerate() {
+        let last_segment = k + 1 == segs.len();
+        let path = segment_path(dir, seg);
+        let data = fs::read(&path).map_err(StoreError::io("cannot read", &path))?;
+        let lines: Vec<&[u8]> = data.split_inclusive(|&b| b == b'\n').collect();
+        let mut keep = Vec::with_capacity(data.len());
+        let mut bad = Vec::new();
+        let mut offset = 0u64;
+        for (i, raw) in lines.iter().enumerate() {
+            let line_no = i as u64 + 1;
+            let body = trim(raw);
+            let is_last = i + 1 == lines.len();
+            let readable = body.is_empty()
+                || body.contains(&0)
+                || (parse_line(body, &path, line_no)?.is_ok() && raw.ends_with(b"\n"));
+            if readable || (last_segment && is_last) {
+                keep.extend_from_slice(raw);
+            } else {
+                let error = match parse_line(body, &path, line_no)? {
+                    Ok(_) => "the line has no newline".to_string(),
+                    Err(e) => e,
+                };
+                bad.push((line_no, offset, raw.to_vec(), error));
+            }
+            offset += raw.len() as u64;
+        }
+        if bad.is_empty() {
+            continue;
+        }
+        fs::create_dir_all(quarantine_dir)
+            .map_err(StoreError::io("cannot create", quarantine_dir))?;
+        let mut report = String::new();
+        for (line, offset, bytes, error) in bad {
+            let saved_as = quarantine_dir.join(format!("{seg:08}-line{line}.bad"));
+            write_synced(&saved_as, &bytes)?;
+            let q = QuarantinedLine {
+                segment: path.clone(),
+                line,
+                offset,
+                bytes: bytes.len() as u64,
+                error,
+                saved_as,
+            };
+            tracing::warn!(path = %path.display(), line, error = %q.error, saved_as = %q.saved_as.display(), "journal line quarantined");
+            report += &serde_json::to_string(&q).expect("serialises");
+            report.push('\n');
+            out.push(q);
+        }
+        let report_path = quarantine_dir.join("report.jsonl");
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&report_path)
+            .map_err(StoreError::io("cannot open", &report_path))?;
+        f.write_all(report.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(StoreError::io("cannot write", &report_path))?;
+        sync_dir(quarantine_dir)?;
+        let tmp = dir.join(format!(".{seg:08}.jsonl.repair.tmp"));
+        write_synced(&tmp, &keep)?;
+        fs::rename(&tmp, &path).map_err(StoreError::io("cannot rename into place", &path))?;
+        sync_dir(dir)?;
+    }
+    Ok(out)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = File::create(path).map_err(StoreError::io("cannot create", path))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(StoreError::io("cannot write", path))
+}
+
 /// Reads every record from `from` on, in journal order.
 pub fn read_all(
     dir: &Path,
@@ -239,6 +338,8 @@ struct State {
     end: Position,
     /// The writer thread has stopped: batches not yet handled never will be.
     exited: bool,
+    /// Opened read-only: there is no writer, every append fails.
+    read_only: bool,
     wakers: Vec<(u64, Waker)>,
 }
 
@@ -277,6 +378,9 @@ pub struct Ack {
 
 impl Ack {
     fn result(&self, st: &State) -> Option<Result<()>> {
+        if st.read_only {
+            return Some(Err(StoreError::ReadOnly));
+        }
         if st.done < self.seq {
             return st.exited.then_some(Err(StoreError::JournalClosed));
         }
@@ -329,6 +433,26 @@ impl Journal {
         let (segment, size) = (end.segment.max(1), end.offset);
         let writer = Writer::open(dir, segment, size)?;
         Self::start(dir, writer, apply)
+    }
+
+    /// A journal with no writer, for a store opened read-only: every append fails with
+    /// [`StoreError::ReadOnly`].
+    pub fn read_only(dir: &Path, end: Position) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    next_seq: 1,
+                    end,
+                    exited: true,
+                    read_only: true,
+                    ..State::default()
+                }),
+                work: Condvar::new(),
+                durable: Condvar::new(),
+            }),
+            thread: Mutex::new(None),
+        }
     }
 
     fn start(dir: &Path, writer: Writer, apply: Apply) -> Result<Self> {

@@ -20,6 +20,7 @@ pub mod index;
 pub mod journal;
 pub mod objects;
 pub mod record;
+mod repair;
 mod store;
 pub mod time;
 pub mod validate;
@@ -32,6 +33,7 @@ pub use record::{
     CurationStatus, Decision, DecisionCode, DecisionReason, FetchOutcome, Format, Hash64, Hash256,
     ImageMeta, IngestResult, Provenance, Record, RejectReason,
 };
+pub use repair::{RepairReport, repair};
 pub use store::{
     Checked, Counts, ImageEntry, IngestOutcome, Ingested, LAYOUT_VERSION, OpenReport, Stats, Store,
 };

@@ -52,8 +52,29 @@ impl Objects {
         })
     }
 
+    /// The objects folder at `root`, touching nothing on disk (for reading a store read-only).
+    pub fn at(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            tmp: root.join("tmp"),
+            counter: AtomicU64::new(0),
+        }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// How many well-named object files there are (0 when the folder is missing).
+    pub fn count_objects(&self) -> Result<u64> {
+        if !self.root.is_dir() {
+            return Ok(0);
+        }
+        Ok(self
+            .list()?
+            .iter()
+            .filter(|f| matches!(f, Found::Object { .. }))
+            .count() as u64)
     }
 
     /// `objects/ab/ab12...`.
@@ -104,12 +125,56 @@ impl Objects {
         result.map(|()| Some(dir))
     }
 
+    /// Writes `bytes` as the object `id` (their blake3) even when a file is there (a corrupt
+    /// object of the same length): temp file, fsync, rename over it, fsync of the folder.
+    pub fn replace(&self, id: &ContentId, bytes: &[u8]) -> Result<()> {
+        let path = self.path(id);
+        if let Ok(m) = fs::metadata(&path) {
+            if !m.is_file() {
+                return Err(StoreError::Io {
+                    op: "cannot replace (not a file)",
+                    path,
+                    source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+                });
+            }
+            let tmp = self.tmp.join(format!(
+                "{}.{}.replace.tmp",
+                id.to_hex(),
+                std::process::id()
+            ));
+            let result = (|| {
+                let mut f = File::create(&tmp).map_err(StoreError::io("cannot create", &tmp))?;
+                f.write_all(bytes)
+                    .map_err(StoreError::io("cannot write", &tmp))?;
+                f.sync_all().map_err(StoreError::io("cannot fsync", &tmp))?;
+                fs::rename(&tmp, &path).map_err(StoreError::io("cannot rename into place", &path))
+            })();
+            if result.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            result?;
+            return sync_dir(path.parent().expect("object paths have a folder"));
+        }
+        if let Some(dir) = self.write(id, bytes)? {
+            sync_dir(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the object file of `id` exists with `len` bytes that hash to `id` (a same-length
+    /// file is re-hashed, so that re-adding the original bytes repairs a corrupt object).
+    fn intact(&self, id: &ContentId, len: usize) -> bool {
+        let path = self.path(id);
+        fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == len as u64)
+            && fs::read(&path).is_ok_and(|b| ContentId::of(&b) == *id)
+    }
+
     /// Writes `bytes` to a temp file for the object `id`, without waiting for the disk: the
     /// journal writer makes it durable and renames it into place ([`commit_staged`]) before the
     /// records that name it become durable. `None` when an object of the same length is there.
     pub fn stage(&self, id: &ContentId, bytes: &[u8]) -> Result<Option<Staged>> {
         let path = self.path(id);
-        if fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64) {
+        if self.intact(id, bytes.len()) {
             return Ok(None);
         }
         let dir = path
@@ -146,6 +211,9 @@ impl Objects {
     /// Every file under `objects/` (except the temp folder), sorted by path.
     pub fn list(&self) -> Result<Vec<Found>> {
         let mut out = Vec::new();
+        if !self.root.exists() {
+            return Ok(out);
+        }
         let mut dirs: Vec<_> = read_sorted(&self.root)?;
         dirs.retain(|p| p != &self.tmp);
         for path in dirs {

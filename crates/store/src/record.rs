@@ -31,6 +31,10 @@ pub enum Record {
         at: Timestamp,
         #[serde(flatten)]
         result: IngestResult,
+        /// Written by `store repair` for an object found with no journal record: re-validated,
+        /// its provenance unknown. Absent (false) otherwise; readers that predate it ignore it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        recovered: bool,
     },
     /// Where some bytes came from. One image may have many.
     Provenance {
@@ -77,6 +81,31 @@ pub enum IngestResult {
     },
 }
 
+/// A path as text, without loss: the path itself when it is valid UTF-8; otherwise each byte
+/// that is not part of valid UTF-8, and each `%`, as `%XX`, so the bytes can be read back and
+/// nothing is replaced by U+FFFD (which would give every such name the same text).
+pub fn path_text(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(bytes.len() + 16);
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '%' {
+                out.push_str("%25");
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Where an image came from: one search result (or one local file) that led to its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
@@ -118,7 +147,7 @@ impl Provenance {
             group,
             label,
             purpose,
-            image_url: format!("local:{}", path.display()),
+            image_url: format!("local:{}", path_text(path)),
             query_id: None,
             query_text: None,
             engine: None,
@@ -522,6 +551,7 @@ mod tests {
                 reason: RejectReason::TooSmall,
                 detail: "12x12".into(),
             },
+            recovered: false,
         };
         let line = serde_json::to_string(&r).unwrap();
         assert_eq!(
@@ -531,6 +561,26 @@ mod tests {
             )
         );
         assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
+        // A re-adopted object's record (`store repair`) says so; the flag is read back.
+        let Record::Ingest {
+            v, id, at, result, ..
+        } = r
+        else {
+            unreachable!()
+        };
+        let recovered = Record::Ingest {
+            v,
+            id,
+            at,
+            result,
+            recovered: true,
+        };
+        let line = serde_json::to_string(&recovered).unwrap();
+        assert!(
+            line.ends_with(r#""detail":"12x12","recovered":true}"#),
+            "{line}"
+        );
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), recovered);
         for reason in RejectReason::ALL {
             assert_eq!(
                 serde_json::to_string(&reason).unwrap(),

@@ -42,7 +42,15 @@ pub struct Store {
     journal: Journal,
     index: Arc<Index>,
     rules: Rules,
-    _lock: File,
+    read_only: bool,
+    _lock: Option<File>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Write,
+    Repair,
+    Read,
 }
 
 impl std::fmt::Debug for Store {
@@ -127,6 +135,11 @@ pub struct Stats {
     pub bytes: u64,
     /// Distinct content ids refused.
     pub rejected: u64,
+    /// Accepted images with no provenance record: their journal was cut between the image's
+    /// `ingest` and `provenance` records (a crash), or they were re-adopted by `store repair`.
+    /// They are counted in `images` but under no group or label, and curation leaves them out
+    /// until a rerun of the interrupted work records where they came from.
+    pub no_provenance: u64,
     pub provenance_records: u64,
     pub by_format: BTreeMap<String, u64>,
     pub rejected_by_reason: BTreeMap<String, u64>,
@@ -160,19 +173,77 @@ impl Store {
     /// Opens the store; with `rebuild_index` the index is deleted and rebuilt first. The index
     /// is also rebuilt when it is missing, of another version, unreadable, or was not closed
     /// cleanly (a crash): it is derived data, so a rebuild is always safe.
+    ///
+    /// Refuses ([`StoreError::JournalMissing`]) a store whose `journal/` folder (or every
+    /// segment in it) is gone while objects remain: the journal is the source of truth, and
+    /// opening would start an empty one that accounts for none of the objects.
+    /// [`Store::open_for_repair`] opens it anyway, for `store repair` to re-adopt them.
     pub fn open_with(root: &Path, rules: Rules, rebuild_index: bool) -> Result<(Self, OpenReport)> {
+        Self::open_mode(root, rules, rebuild_index, Mode::Write)
+    }
+
+    /// Opens a store whose journal may be missing (see [`Store::open_with`]), for `store repair`.
+    pub fn open_for_repair(
+        root: &Path,
+        rules: Rules,
+        rebuild_index: bool,
+    ) -> Result<(Self, OpenReport)> {
+        Self::open_mode(root, rules, rebuild_index, Mode::Repair)
+    }
+
+    /// Opens the store for reading only: nothing in the dataset folder is written (no lock file
+    /// is created, no torn journal tail truncated, no temp file removed, the index never marked).
+    /// It works on a read-only dataset and on a full disk. The index is used in place when it
+    /// is clean and up to date and sled can open it; otherwise it is rebuilt from the journal
+    /// into a temporary index (in memory-backed temp files) that is dropped at close. It takes
+    /// a shared lock when the lock file can be opened, so no writer runs meanwhile. Every write
+    /// fails with [`StoreError::ReadOnly`].
+    pub fn open_read_only(root: &Path, rules: Rules) -> Result<(Self, OpenReport)> {
+        Self::open_mode(root, rules, false, Mode::Read)
+    }
+
+    fn open_mode(
+        root: &Path,
+        rules: Rules,
+        rebuild_index: bool,
+        mode: Mode,
+    ) -> Result<(Self, OpenReport)> {
         let started = Instant::now();
-        fs::create_dir_all(root).map_err(StoreError::io("cannot create", root))?;
-        let lock = lock(root)?;
-        check_layout(root)?;
-        let objects = Objects::open(&root.join("objects"))?;
+        let read_only = mode == Mode::Read;
         let journal_dir = root.join("journal");
-        let end = journal::repair(&journal_dir)?;
+        if read_only {
+            if !root.is_dir() {
+                return Err(StoreError::NoStore {
+                    path: root.to_path_buf(),
+                });
+            }
+        } else {
+            fs::create_dir_all(root).map_err(StoreError::io("cannot create", root))?;
+        }
+        let lock = lock(root, read_only)?;
+        if mode != Mode::Repair {
+            check_journal_present(root, &journal_dir)?;
+        }
+        check_layout(root, read_only)?;
+        let objects = if read_only {
+            Objects::at(&root.join("objects"))
+        } else {
+            Objects::open(&root.join("objects"))?
+        };
+        let end = if read_only {
+            if journal_dir.is_dir() {
+                journal::read_all(&journal_dir, Position::default(), &mut |_, _| Ok(()))?
+            } else {
+                Position::default()
+            }
+        } else {
+            journal::repair(&journal_dir)?
+        };
         let index_dir = root.join("index");
 
         let mut report = OpenReport::default();
         let mut why: Option<String> = rebuild_index.then(|| "asked to".to_string());
-        let mut index = if why.is_none() {
+        let mut index = if why.is_none() && (!read_only || index_dir.is_dir()) {
             match Index::open(&index_dir) {
                 Ok(ix) => Some(ix),
                 Err(e) => {
@@ -181,12 +252,18 @@ impl Store {
                 }
             }
         } else {
+            if why.is_none() {
+                why = Some("there was no index".into());
+            }
             None
         };
         let mut from = Position::default();
         if let Some(ix) = &index {
             match ix.state()? {
-                (Some(v), true, Some(at)) if v == crate::index::INDEX_VERSION && at <= end => {
+                (Some(v), true, Some(at))
+                    if v == crate::index::INDEX_VERSION
+                        && (at == end || (!read_only && at <= end)) =>
+                {
                     from = at;
                 }
                 (None, _, _) if ix.meta.is_empty() && ix.prov.is_empty() => {
@@ -195,31 +272,37 @@ impl Store {
                 (Some(v), _, _) if v != crate::index::INDEX_VERSION => {
                     why = Some(format!("the index has version {v}"));
                 }
+                (_, true, _) if read_only => {
+                    why = Some("the index does not match the journal".into());
+                }
                 _ => why = Some("the index was not closed cleanly".into()),
             }
         }
         if why.is_some() {
             index = None;
-            if index_dir.exists() {
+            if !read_only && index_dir.exists() {
                 fs::remove_dir_all(&index_dir)
                     .map_err(StoreError::io("cannot delete", &index_dir))?;
             }
         }
         let index = match index {
             Some(ix) => ix,
+            None if read_only => Index::temporary(&index_dir)?,
             None => Index::open(&index_dir)?,
         };
         let mut n = 0u64;
         let mut batch = Vec::with_capacity(4096);
-        journal::read_all(&journal_dir, from, &mut |pos, rec| {
-            batch.push((pos, rec));
-            n += 1;
-            if batch.len() == 4096 {
-                index.apply(&batch)?;
-                batch.clear();
-            }
-            Ok(())
-        })?;
+        if journal_dir.is_dir() && (!read_only || why.is_some()) {
+            journal::read_all(&journal_dir, from, &mut |pos, rec| {
+                batch.push((pos, rec));
+                n += 1;
+                if batch.len() == 4096 {
+                    index.apply(&batch)?;
+                    batch.clear();
+                }
+                Ok(())
+            })?;
+        }
         index.apply(&batch)?;
         report.records_replayed = n;
         if let Some(w) = &why {
@@ -237,9 +320,11 @@ impl Store {
             }
         }
         report.rebuilt = why;
-        index.mark_dirty()?;
         let index = Arc::new(index);
-        let journal = {
+        let journal = if read_only {
+            Journal::read_only(&journal_dir, end)
+        } else {
+            index.mark_dirty()?;
             let index = index.clone();
             Journal::open(
                 &journal_dir,
@@ -255,6 +340,7 @@ impl Store {
                 journal,
                 index,
                 rules,
+                read_only,
                 _lock: lock,
             },
             report,
@@ -269,6 +355,9 @@ impl Store {
 
     fn shutdown(&self) -> Result<()> {
         self.journal.close();
+        if self.read_only {
+            return Ok(());
+        }
         if self.journal.poisoned().is_some() {
             return Ok(());
         }
@@ -337,6 +426,9 @@ impl Store {
         checked: Checked<B>,
         provenance: Provenance,
     ) -> Result<(IngestOutcome, Ack)> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
         let Checked {
             bytes,
             id,
@@ -372,6 +464,7 @@ impl Store {
                     id,
                     at,
                     result: IngestResult::Accepted { meta: meta.clone() },
+                    recovered: false,
                 };
                 let ack = self.journal.append(vec![ingest, prov], staged);
                 let result = Ingested::Accepted {
@@ -390,6 +483,7 @@ impl Store {
                         reason: rejected.reason,
                         detail: rejected.detail.clone(),
                     },
+                    recovered: false,
                 };
                 let ack = self.journal.append(vec![ingest, prov], Vec::new());
                 let result = Ingested::Rejected {
@@ -399,6 +493,53 @@ impl Store {
                 Ok((IngestOutcome { id, result }, ack))
             }
         }
+    }
+
+    /// Re-adopts an object file that no journal record accepts (`store repair`): its bytes must
+    /// hash to `id`; they are validated again, and when valid an `ingest` record marked
+    /// `recovered` is journaled (with no provenance: where it came from is unknown). Returns the
+    /// rejection when the bytes are not an acceptable image (the object is then left alone).
+    pub fn adopt(
+        &self,
+        id: &ContentId,
+        bytes: &[u8],
+    ) -> Result<std::result::Result<ImageMeta, Rejected>> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let actual = ContentId::of(bytes);
+        if actual != *id {
+            return Ok(Err(Rejected {
+                reason: RejectReason::Corrupt,
+                detail: format!("the object's bytes hash to {actual}, not to its name"),
+            }));
+        }
+        let meta = match validate(bytes, &self.rules) {
+            Ok(m) => m,
+            Err(r) => return Ok(Err(r)),
+        };
+        let ingest = Record::Ingest {
+            v: RECORD_VERSION,
+            id: *id,
+            at: Timestamp::now(),
+            result: IngestResult::Accepted { meta: meta.clone() },
+            recovered: true,
+        };
+        self.journal.append(vec![ingest], Vec::new()).wait()?;
+        Ok(Ok(meta))
+    }
+
+    /// Puts the original bytes of `id` back in place of a corrupt or missing object file
+    /// (`store repair`). `bytes` must hash to `id`; returns false, writing nothing, otherwise.
+    pub fn restore_object(&self, id: &ContentId, bytes: &[u8]) -> Result<bool> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        if ContentId::of(bytes) != *id {
+            return Ok(false);
+        }
+        self.objects.replace(id, bytes)?;
+        Ok(true)
     }
 
     /// Records how a download ended (the downloader's outcome, success or failure).
@@ -440,6 +581,14 @@ impl Store {
             .into_iter()
             .map(|(_, p)| p)
             .collect())
+    }
+
+    /// Whether any provenance record names `id`.
+    pub fn has_provenance(&self, id: &ContentId) -> Result<bool> {
+        match self.index.prov.scan_prefix(id.as_bytes()).next() {
+            None => Ok(false),
+            Some(kv) => kv.map(|_| true).map_err(|e| self.index.sled_err(e)),
+        }
     }
 
     /// The content id the bytes of `url` had, if they were ingested.
@@ -663,6 +812,12 @@ impl Store {
                 *s.fetch_by_outcome.entry(key).or_default() += 1;
             }
         }
+        for item in self.images() {
+            let (id, _) = item?;
+            if !self.has_provenance(&id)? {
+                s.no_provenance += 1;
+            }
+        }
         let mut curated = 0;
         for d in self.decisions() {
             let d = d?;
@@ -697,16 +852,29 @@ impl Drop for Store {
     }
 }
 
-fn lock(root: &Path) -> Result<File> {
+/// Takes `store.lock`: exclusive for a writer; shared for a reader, and only when the lock
+/// file can be opened for reading (a read-only dataset without one has no writer either).
+fn lock(root: &Path, shared: bool) -> Result<Option<File>> {
     let path = root.join("store.lock");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(StoreError::io("cannot open", &path))?;
+    let f = if shared {
+        match File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "reading without the store lock");
+                return Ok(None);
+            }
+        }
+    } else {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(StoreError::io("cannot open", &path))?
+    };
+    let how = if shared { libc::LOCK_SH } else { libc::LOCK_EX };
     // SAFETY: flock on a file descriptor we own; no memory is shared with the call.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    let rc = unsafe { libc::flock(f.as_raw_fd(), how | libc::LOCK_NB) };
     if rc != 0 {
         let e = std::io::Error::last_os_error();
         return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
@@ -719,10 +887,26 @@ fn lock(root: &Path) -> Result<File> {
             }
         });
     }
-    Ok(f)
+    Ok(Some(f))
 }
 
-fn check_layout(root: &Path) -> Result<()> {
+/// Refuses a store whose journal is gone while objects remain (see [`Store::open_with`]).
+fn check_journal_present(root: &Path, journal_dir: &Path) -> Result<()> {
+    let has_segments = journal_dir.is_dir() && !journal::segments(journal_dir)?.is_empty();
+    if has_segments {
+        return Ok(());
+    }
+    let objects = Objects::at(&root.join("objects")).count_objects()?;
+    if objects > 0 {
+        return Err(StoreError::JournalMissing {
+            path: journal_dir.to_path_buf(),
+            objects,
+        });
+    }
+    Ok(())
+}
+
+fn check_layout(root: &Path, read_only: bool) -> Result<()> {
     let path = root.join("layout.json");
     match fs::read(&path) {
         Ok(b) => {
@@ -740,6 +924,7 @@ fn check_layout(root: &Path) -> Result<()> {
             }
             Ok(())
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && read_only => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let tmp = root.join("layout.json.tmp");
             let text = serde_json::to_vec(&LayoutFile {

@@ -133,6 +133,12 @@ fn decode_inner(bytes: &[u8], rules: &Rules) -> Result<Decoded, Rejected> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| reject(RejectReason::Corrupt, e.to_string()))?;
+    if let Some(name) = unsupported_signature(bytes) {
+        return Err(reject(
+            RejectReason::UnsupportedFormat,
+            format!("{name} images are not accepted (this build does not decode them)"),
+        ));
+    }
     let Some(image_format) = reader.format() else {
         return Err(reject(RejectReason::NotAnImage, sniff(bytes)));
     };
@@ -157,6 +163,8 @@ fn decode_inner(bytes: &[u8], rules: &Rules) -> Result<Decoded, Rejected> {
                 format!("the header declares {w}x{h}"),
             ));
         }
+        // Decoders refuse a huge declared size with a generic error: check it here first.
+        check_size(w as u64, h as u64, rules)?;
     }
     let limits = rules.limits();
     let cur = || Cursor::new(bytes);
@@ -179,6 +187,15 @@ fn decode_inner(bytes: &[u8], rules: &Rules) -> Result<Decoded, Rejected> {
         }
         Format::Webp => {
             let d = WebPDecoder::new(cur()).map_err(header_err)?;
+            let (w, h) = d.dimensions();
+            if w == 0 || h == 0 {
+                // No WebP header can declare a zero side (VP8L and VP8X store side - 1; a VP8
+                // frame of side 0 is refused above): the decoder read a broken header.
+                return Err(reject(
+                    RejectReason::Corrupt,
+                    format!("the WebP header is broken (its decoder reads a {w}x{h} size)"),
+                ));
+            }
             let animated = d.has_animation();
             finish(d, format, animated, rules, limits)
         }
@@ -203,25 +220,7 @@ fn finish(
     if w == 0 || h == 0 {
         return Err(reject(RejectReason::ZeroSize, format!("{w}x{h}")));
     }
-    if w.min(h) < rules.min_side_px {
-        return Err(reject(
-            RejectReason::TooSmall,
-            format!(
-                "{w}x{h}: the shorter side is below min_side_px = {}",
-                rules.min_side_px
-            ),
-        ));
-    }
-    let pixels = w as u64 * h as u64;
-    if pixels > rules.max_pixels {
-        return Err(reject(
-            RejectReason::TooManyPixels,
-            format!(
-                "{w}x{h} = {pixels} pixels, above max_pixels = {}",
-                rules.max_pixels
-            ),
-        ));
-    }
+    check_size(w as u64, h as u64, rules)?;
     if animated && rules.animated == Animated::Reject {
         return Err(reject(
             RejectReason::Animated,
@@ -235,8 +234,7 @@ fn finish(
             format!("decoding needs {needed} bytes"),
         ));
     }
-    // A bad orientation tag is not worth refusing a picture for.
-    let orientation = d.orientation().unwrap_or(Orientation::NoTransforms);
+    let orientation = exif_orientation(&mut d);
     d.set_limits(limits)
         .map_err(|e| map_error(e, "setting limits"))?;
     let mut image = DynamicImage::from_decoder(d).map_err(|e| map_error(e, "decoding"))?;
@@ -248,6 +246,43 @@ fn finish(
         animated,
         image,
     })
+}
+
+/// The shorter side and pixel count checks, on a size read from a header.
+fn check_size(w: u64, h: u64, rules: &Rules) -> Result<(), Rejected> {
+    if w.min(h) < rules.min_side_px as u64 {
+        return Err(reject(
+            RejectReason::TooSmall,
+            format!(
+                "{w}x{h}: the shorter side is below min_side_px = {}",
+                rules.min_side_px
+            ),
+        ));
+    }
+    let pixels = w.saturating_mul(h);
+    if pixels > rules.max_pixels {
+        return Err(reject(
+            RejectReason::TooManyPixels,
+            format!(
+                "{w}x{h} = {pixels} pixels, above max_pixels = {}",
+                rules.max_pixels
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The EXIF orientation, also when the EXIF block keeps the `Exif\0\0` prefix of JPEG's APP1
+/// segment (as many WebP files' `EXIF` chunks do, which the decoder then does not read). A
+/// missing or bad orientation tag is not worth refusing a picture for: upright is assumed.
+fn exif_orientation(d: &mut impl ImageDecoder) -> Orientation {
+    if let Ok(Some(exif)) = d.exif_metadata() {
+        let tiff = exif.strip_prefix(b"Exif\0\0").unwrap_or(&exif);
+        if let Some(o) = Orientation::from_exif_chunk(tiff) {
+            return o;
+        }
+    }
+    d.orientation().unwrap_or(Orientation::NoTransforms)
 }
 
 fn orientation_number(o: Orientation) -> u8 {
@@ -282,6 +317,7 @@ fn map_error(e: ImageError, during: &str) -> Rejected {
                 || t.contains("eof")
                 || t.contains("truncated")
                 || t.contains("no more data")
+                || t.contains("failed to fill whole buffer")
         }
     };
     match e {
@@ -292,10 +328,26 @@ fn map_error(e: ImageError, during: &str) -> Rejected {
     }
 }
 
-/// The size a PNG or GIF header declares, read before any decoder sees it (decoders refuse a
-/// zero size with a generic error).
+/// The size a PNG, GIF or BMP header declares, read before any decoder sees it (decoders refuse
+/// a zero or huge size with a generic error).
 fn raw_size(b: &[u8], format: Format) -> Option<(u32, u32)> {
     match format {
+        // BITMAPCOREHEADER (12 bytes): u16 sides; the others: i32 sides (a negative height
+        // means rows top-down).
+        Format::Bmp if b.len() >= 26 => {
+            let header = u32::from_le_bytes(b[14..18].try_into().ok()?);
+            if header == 12 {
+                Some((
+                    u16::from_le_bytes([b[18], b[19]]) as u32,
+                    u16::from_le_bytes([b[20], b[21]]) as u32,
+                ))
+            } else {
+                Some((
+                    i32::from_le_bytes(b[18..22].try_into().ok()?).unsigned_abs(),
+                    i32::from_le_bytes(b[22..26].try_into().ok()?).unsigned_abs(),
+                ))
+            }
+        }
         Format::Png if b.len() >= 24 && &b[12..16] == b"IHDR" => Some((
             u32::from_be_bytes(b[16..20].try_into().ok()?),
             u32::from_be_bytes(b[20..24].try_into().ok()?),
@@ -378,6 +430,9 @@ fn gif_frames(b: &[u8]) -> usize {
     };
     while let Some(&tag) = b.get(i) {
         match tag {
+            // A stray block terminator between blocks (some encoders write one; decoders and
+            // browsers skip it).
+            0x00 => i += 1,
             0x21 => match skip_sub_blocks(i + 2) {
                 Some(next) => i = next,
                 None => break,
@@ -401,6 +456,43 @@ fn gif_frames(b: &[u8]) -> usize {
         }
     }
     frames
+}
+
+/// The name of a known image format this build does not decode, from its signature: JPEG 2000
+/// (JP2 box or bare codestream), JPEG XL, BigTIFF, HEIF/HEIC and AVIF (stills and sequences,
+/// ISO-BMFF `ftyp` brands), SVG. The decoders' own format guess misses most of them, which
+/// would make them `not_an_image`.
+fn unsupported_signature(b: &[u8]) -> Option<&'static str> {
+    if b.starts_with(b"\0\0\0\x0cjP  \r\n\x87\n") || b.starts_with(&[0xFF, 0x4F, 0xFF, 0x51]) {
+        return Some("JPEG 2000");
+    }
+    if b.starts_with(b"\0\0\0\x0cJXL \r\n\x87\n") || b.starts_with(&[0xFF, 0x0A]) {
+        return Some("JPEG XL");
+    }
+    if b.starts_with(b"II\x2b\0") || b.starts_with(b"MM\0\x2b") {
+        return Some("BigTIFF");
+    }
+    if b.len() >= 12 && &b[4..8] == b"ftyp" {
+        let size = (u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).clamp(12, b.len());
+        // The major brand, then the compatible brands.
+        let brands = std::iter::once(&b[8..12]).chain(b[16.min(size)..size].chunks_exact(4));
+        for brand in brands {
+            match brand {
+                b"avif" | b"avis" => return Some("AVIF"),
+                b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"hevm" | b"hevs"
+                | b"mif1" | b"msf1" | b"mif2" => return Some("HEIF"),
+                _ => {}
+            }
+        }
+    }
+    let head = String::from_utf8_lossy(&b[..b.len().min(1024)]).to_ascii_lowercase();
+    let t = head.trim_start_matches('\u{feff}').trim_start();
+    if (t.starts_with("<svg") || (t.starts_with("<?xml") && head.contains("<svg")))
+        && !head.contains("<html")
+    {
+        return Some("SVG");
+    }
+    None
 }
 
 /// A short description of what non-image bytes look like.

@@ -13,7 +13,9 @@ use crate::error::{Result, StoreError};
 use crate::objects::Found;
 use crate::store::Store;
 
-/// What `verify` found. Clean when `corrupt`, `missing` and `orphans` are all empty.
+/// What `verify` found. Damaged ([`VerifyReport::is_damaged`]) when an object is corrupt,
+/// missing or unreadable; orphans, strays and images without provenance are what an
+/// interrupted write leaves behind, reported with their repair but not damage.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
     /// Object files read and re-hashed.
@@ -23,19 +25,33 @@ pub struct VerifyReport {
     pub corrupt: Vec<(ContentId, ContentId)>,
     /// Accepted images with no object file.
     pub missing: Vec<ContentId>,
-    /// Files under `objects/` that nothing references (well-named or stray).
+    /// Well-named object files that no `ingest` record accepts (left by a crash between writing
+    /// an object and journaling it, or by a lost journal).
     pub orphans: Vec<PathBuf>,
+    /// Files under `objects/` that are not objects (a stray file, a misplaced object).
+    pub strays: Vec<PathBuf>,
     /// Object files that could not be read: (path, error).
     pub unreadable: Vec<(PathBuf, String)>,
+    /// Accepted images with no provenance record (a journal cut between an image's `ingest` and
+    /// `provenance` records, or images re-adopted by `store repair`): stored, but under no
+    /// group or label, so curation leaves them out.
+    pub no_provenance: Vec<ContentId>,
     pub millis: u64,
 }
 
 impl VerifyReport {
+    /// Nothing to report at all.
     pub fn is_clean(&self) -> bool {
-        self.corrupt.is_empty()
-            && self.missing.is_empty()
+        !self.is_damaged()
             && self.orphans.is_empty()
-            && self.unreadable.is_empty()
+            && self.strays.is_empty()
+            && self.no_provenance.is_empty()
+    }
+
+    /// Some object is corrupt, missing or unreadable: data is at risk (`store repair` can fetch
+    /// the bytes again when a provenance URL or a given file still has them).
+    pub fn is_damaged(&self) -> bool {
+        !(self.corrupt.is_empty() && self.missing.is_empty() && self.unreadable.is_empty())
     }
 
     /// Throughput of the re-hashing, in MB/s (10⁶ bytes).
@@ -47,9 +63,23 @@ impl VerifyReport {
 /// What `gc` removed, or would remove.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct GcReport {
+    /// Nothing was deleted: only listed (a dry run, or a refusal).
     pub dry_run: bool,
-    pub files: Vec<PathBuf>,
+    /// Why nothing was deleted although deleting was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// Well-named objects that no `ingest` record accepts: images whose records are lost.
+    pub orphans: Vec<PathBuf>,
+    /// Files under `objects/` that are not objects.
+    pub strays: Vec<PathBuf>,
     pub bytes: u64,
+}
+
+impl GcReport {
+    /// Every file removed or to be removed: orphans, then strays.
+    pub fn files(&self) -> impl Iterator<Item = &PathBuf> {
+        self.orphans.iter().chain(self.strays.iter())
+    }
 }
 
 impl Store {
@@ -59,8 +89,13 @@ impl Store {
         let started = Instant::now();
         let found = self.objects().list()?;
         let mut referenced = BTreeSet::new();
+        let mut no_provenance = Vec::new();
         for item in self.images() {
-            referenced.insert(item?.0);
+            let id = item?.0;
+            if !self.has_provenance(&id)? {
+                no_provenance.push(id);
+            }
+            referenced.insert(id);
         }
         let objects: Vec<(ContentId, PathBuf, u64)> = found
             .iter()
@@ -80,7 +115,10 @@ impl Store {
             })
             .collect();
         progress.finish("verify");
-        let mut report = VerifyReport::default();
+        let mut report = VerifyReport {
+            no_provenance,
+            ..VerifyReport::default()
+        };
         let mut on_disk = BTreeSet::new();
         for (id, path, r) in hashed {
             on_disk.insert(id);
@@ -99,33 +137,50 @@ impl Store {
         }
         for f in found {
             if let Found::Stray { path, .. } = f {
-                report.orphans.push(path);
+                report.strays.push(path);
             }
         }
         report.missing = referenced.difference(&on_disk).copied().collect();
         report.orphans.sort();
+        report.strays.sort();
         report.millis = started.elapsed().as_millis() as u64;
         Ok(report)
     }
 
-    /// Removes the files under `objects/` that nothing references; with `dry_run` only lists
-    /// them.
-    pub fn gc(&self, dry_run: bool) -> Result<GcReport> {
-        let mut report = GcReport {
-            dry_run,
-            ..GcReport::default()
-        };
+    /// Removes the files under `objects/` that nothing references when `delete`, else only
+    /// lists them. Refuses to delete (the report says why, and lists what it would delete) when
+    /// any well-named object is unaccounted for by the journal, unless `force`: such an object
+    /// is an image whose journal records are lost (a crash between writing it and journaling
+    /// it, or a lost or cut journal), and `store repair` can re-adopt it instead.
+    pub fn gc(&self, delete: bool, force: bool) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        let mut found = Vec::new();
         for f in self.objects().list()? {
-            let (path, len, unreferenced) = match f {
-                Found::Object { id, path, len } => (path, len, !self.is_referenced(&id)?),
-                Found::Stray { path, len } => (path, len, true),
-            };
-            if unreferenced {
-                if !dry_run {
-                    self.objects().remove_path(&path)?;
+            match f {
+                Found::Object { id, path, len } => {
+                    if !self.is_referenced(&id)? {
+                        report.orphans.push(path.clone());
+                        report.bytes += len;
+                        found.push(path);
+                    }
                 }
-                report.files.push(path);
-                report.bytes += len;
+                Found::Stray { path, len } => {
+                    report.strays.push(path.clone());
+                    report.bytes += len;
+                    found.push(path);
+                }
+            }
+        }
+        if delete && !force && !report.orphans.is_empty() {
+            report.refused = Some(format!(
+                "{} well-named objects are not accounted for by the journal: they are images whose records are lost (an interrupted write, or a lost or cut journal). Run `lennonnet store repair` to re-adopt them, or give --force to delete them anyway",
+                report.orphans.len()
+            ));
+        }
+        report.dry_run = !delete || report.refused.is_some();
+        if !report.dry_run {
+            for path in &found {
+                self.objects().remove_path(path)?;
             }
         }
         Ok(report)

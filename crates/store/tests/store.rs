@@ -352,18 +352,25 @@ fn verify_reports_corrupt_missing_and_orphan_objects_and_gc_removes_orphans() {
     std::fs::write(&stray, b"?").unwrap();
 
     let report = store.verify(&NoProgress).unwrap();
-    assert!(!report.is_clean());
+    assert!(!report.is_clean() && report.is_damaged());
     assert_eq!(report.corrupt, vec![(ids[1], ContentId::of(b"bit rot"))]);
     assert_eq!(report.missing, vec![ids[2]]);
-    let mut orphans = vec![store.object_path(&orphan_id), stray.clone()];
-    orphans.sort();
-    assert_eq!(report.orphans, orphans);
+    assert_eq!(report.orphans, vec![store.object_path(&orphan_id)]);
+    assert_eq!(report.strays, vec![stray.clone()]);
 
-    let dry = store.gc(true).unwrap();
-    assert_eq!(dry.files.len(), 2);
+    let dry = store.gc(false, false).unwrap();
+    assert!(dry.dry_run && dry.refused.is_none());
+    assert_eq!(dry.files().count(), 2);
     assert!(stray.exists());
-    let done = store.gc(false).unwrap();
-    assert_eq!(done.files, dry.files);
+    // An orphan object is an image whose records are lost: gc refuses without --force.
+    let refused = store.gc(true, false).unwrap();
+    assert!(refused.dry_run && refused.refused.is_some(), "{refused:?}");
+    assert_eq!(refused.orphans, dry.orphans);
+    assert!(stray.exists() && store.object_path(&orphan_id).exists());
+    let done = store.gc(true, true).unwrap();
+    assert!(!done.dry_run);
+    assert_eq!(done.orphans, dry.orphans);
+    assert_eq!(done.strays, dry.strays);
     assert!(!stray.exists() && !store.object_path(&orphan_id).exists());
     assert!(
         store.object_path(&ids[1]).exists(),
@@ -572,4 +579,296 @@ fn prefixes_resolve_to_one_id() {
         "ffff"
     };
     let _ = store.resolve(unknown);
+}
+
+/// The journal's lines, and the byte offset where each starts.
+fn journal_lines(dir: &std::path::Path) -> (std::path::PathBuf, Vec<(u64, String)>) {
+    let seg = dir.join("journal").join("00000001.jsonl");
+    let text = std::fs::read_to_string(&seg).unwrap();
+    let mut at = 0u64;
+    let mut out = Vec::new();
+    for line in text.split_inclusive('\n') {
+        out.push((at, line.to_string()));
+        at += line.len() as u64;
+    }
+    (seg, out)
+}
+
+#[test]
+fn a_journal_cut_between_an_images_ingest_and_provenance_records_is_reported_and_rerun_restores_it()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let a = synth::jpeg(&synth::scene(1, 120, 90), 85);
+    let b = synth::jpeg(&synth::scene(2, 120, 90), 85);
+    store
+        .ingest(&a, prov("https://h.test/a", "g", "a"))
+        .unwrap();
+    let ob = store
+        .ingest(&b, prov("https://h.test/b", "g", "a"))
+        .unwrap();
+    store.close().unwrap();
+    // Cut the journal after b's `ingest` record, before its `provenance` record (a crash).
+    let (seg, lines) = journal_lines(dir.path());
+    assert_eq!(lines.len(), 4);
+    assert!(lines[2].1.contains("\"type\":\"ingest\""));
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.set_len(lines[3].0).unwrap();
+    drop(f);
+
+    for read_only in [true, false] {
+        let (store, _) = if read_only {
+            Store::open_read_only(dir.path(), Rules::default()).unwrap()
+        } else {
+            Store::open_with(dir.path(), Rules::default(), false).unwrap()
+        };
+        let stats = store.stats().unwrap();
+        assert_eq!((stats.images, stats.no_provenance), (2, 1), "{stats:?}");
+        assert_eq!(stats.by_label["a"].accepted, 1, "{stats:?}");
+        let report = store.verify(&NoProgress).unwrap();
+        assert_eq!(report.no_provenance, vec![ob.id]);
+        assert!(!report.is_damaged() && !report.is_clean(), "{report:?}");
+        assert!(!store.has_provenance(&ob.id).unwrap());
+        store.close().unwrap();
+    }
+    // Rerunning the interrupted work records the provenance again.
+    let store = open(dir.path());
+    let again = store
+        .ingest(&b, prov("https://h.test/b", "g", "a"))
+        .unwrap();
+    assert_eq!(again.id, ob.id);
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.images, stats.no_provenance), (2, 0), "{stats:?}");
+    assert_eq!(stats.by_label["a"].accepted, 2);
+    assert!(store.verify(&NoProgress).unwrap().is_clean());
+}
+
+#[test]
+fn a_deleted_journal_is_refused_and_not_replaced_by_an_empty_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    populate(&store);
+    store.close().unwrap();
+    std::fs::remove_dir_all(dir.path().join("journal")).unwrap();
+    for err in [
+        Store::open(dir.path(), Rules::default()).unwrap_err(),
+        Store::open_read_only(dir.path(), Rules::default()).unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                err,
+                lennonnet_store::StoreError::JournalMissing { objects: 12, .. }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("store repair"), "{err}");
+    }
+    assert!(
+        !dir.path().join("journal").exists(),
+        "no empty journal is started in place of the lost one"
+    );
+    // A store whose journal lost every segment is refused the same way.
+    std::fs::create_dir(dir.path().join("journal")).unwrap();
+    let err = Store::open(dir.path(), Rules::default()).unwrap_err();
+    assert!(
+        matches!(err, lennonnet_store::StoreError::JournalMissing { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_read_only_store_can_be_read_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let ids = populate(&store);
+    let stats = store.stats().unwrap();
+    store.close().unwrap();
+    let listing = |p: &std::path::Path| {
+        let mut v = Vec::new();
+        let mut stack = vec![p.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let m = e.metadata().unwrap();
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    v.push((e.path(), m.len(), m.modified().unwrap()));
+                }
+            }
+        }
+        v.sort();
+        v
+    };
+    // An unclean index (as after a crash) is rebuilt in a temporary index, not in place.
+    let before = listing(dir.path());
+    for remove_index in [false, true] {
+        if remove_index {
+            std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+        }
+        let before = listing(dir.path());
+        let (store, _) = Store::open_read_only(dir.path(), Rules::default()).unwrap();
+        assert_eq!(store.stats().unwrap(), stats);
+        assert!(store.verify(&NoProgress).unwrap().is_clean());
+        let err = store
+            .ingest(b"x", prov("https://h.test/x", "g", "a"))
+            .unwrap_err();
+        assert!(
+            matches!(err, lennonnet_store::StoreError::ReadOnly),
+            "{err}"
+        );
+        store.close().unwrap();
+        if remove_index {
+            assert_eq!(listing(dir.path()), before, "reading wrote to the dataset");
+        }
+    }
+    let _ = before;
+    assert!(open(dir.path()).meta(&ids[0]).unwrap().is_some());
+}
+
+#[test]
+fn webp_exif_orientation_with_the_exif_prefix_hashes_like_the_upright_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let pic = synth::scene(7, 160, 96);
+    let rgba = |i: &image::RgbImage| image::DynamicImage::ImageRgb8(i.clone()).to_rgba8();
+    let meta = |o: lennonnet_store::IngestOutcome| match o.result {
+        Ingested::Accepted { meta, .. } => *meta,
+        r => panic!("{r:?}"),
+    };
+    let up = meta(
+        store
+            .ingest(&files::webp_lossless(&rgba(&pic)), prov("u", "g", "a"))
+            .unwrap(),
+    );
+    for n in 2..=8u8 {
+        let stored = files::stored_for(&pic, n);
+        let m = meta(
+            store
+                .ingest(
+                    &files::webp_with_exif(&rgba(&stored), n, true),
+                    prov(&format!("w{n}"), "g", "a"),
+                )
+                .unwrap(),
+        );
+        assert_eq!(m.orientation, n);
+        assert_eq!((m.pdq, m.phash), (up.pdq, up.phash), "orientation {n}");
+    }
+}
+
+#[test]
+fn repair_quarantines_a_bad_line_adopts_orphans_and_restores_lost_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let files_dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let ids = populate(&store);
+    // A local file as the provenance of one image, so that repair can read its bytes back.
+    let local_bytes = synth::jpeg(&synth::scene(40, 120, 90), 85);
+    let local = files_dir.path().join("local.jpg");
+    std::fs::write(&local, &local_bytes).unwrap();
+    let local_id = store
+        .ingest(
+            &local_bytes,
+            lennonnet_store::Provenance::local(
+                &local,
+                Group::new("g").unwrap(),
+                Label::new("a").unwrap(),
+                lennonnet_core::Purpose::Train,
+            ),
+        )
+        .unwrap()
+        .id;
+    let stats = store.stats().unwrap();
+    store.close().unwrap();
+
+    // A bad line in the middle; an orphan object; a corrupt object (same length, so re-adding
+    // alone used to leave it corrupt); a missing one with only a local provenance.
+    let (seg, lines) = journal_lines(dir.path());
+    let mut text: Vec<String> = lines.iter().map(|l| l.1.clone()).collect();
+    text.insert(5, "{\"type\":\"ingest\",\"v\":1,\"id\":\n".to_string());
+    std::fs::write(&seg, text.concat()).unwrap();
+    let err = Store::open(dir.path(), Rules::default()).unwrap_err();
+    assert!(err.to_string().contains("store repair"), "{err}");
+    let orphan = synth::jpeg(&synth::scene(77, 100, 80), 80);
+    let orphan_id = ContentId::of(&orphan);
+    let orphan_path = dir.path().join("objects").join(&orphan_id.to_hex()[..2]);
+    std::fs::create_dir_all(&orphan_path).unwrap();
+    std::fs::write(orphan_path.join(orphan_id.to_hex()), &orphan).unwrap();
+    let corrupt_path = dir
+        .path()
+        .join("objects")
+        .join(&ids[1].to_hex()[..2])
+        .join(ids[1].to_hex());
+    let original = std::fs::read(&corrupt_path).unwrap();
+    let mut rotten = original.clone();
+    rotten[100] ^= 0xff;
+    std::fs::write(&corrupt_path, &rotten).unwrap();
+    let given = files_dir.path().join("backup.jpg");
+    std::fs::write(&given, &original).unwrap();
+    let local_path = dir
+        .path()
+        .join("objects")
+        .join(&local_id.to_hex()[..2])
+        .join(local_id.to_hex());
+    std::fs::remove_file(&local_path).unwrap();
+
+    let fetched = std::sync::Mutex::new(Vec::new());
+    let report = lennonnet_store::repair(
+        dir.path(),
+        Rules::default(),
+        std::slice::from_ref(&given),
+        &|url| {
+            fetched.lock().unwrap().push(url.to_string());
+            None
+        },
+    )
+    .unwrap();
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    assert_eq!(report.quarantined[0].line, 6);
+    assert_eq!(
+        std::fs::read(&report.quarantined[0].saved_as).unwrap(),
+        b"{\"type\":\"ingest\",\"v\":1,\"id\":\n"
+    );
+    assert!(dir.path().join("journal-quarantine/report.jsonl").is_file());
+    assert_eq!(report.adopted, vec![orphan_id]);
+    let mut restored: Vec<ContentId> = report.restored.iter().map(|r| r.0).collect();
+    restored.sort();
+    let mut expected = vec![ids[1], local_id];
+    expected.sort();
+    assert_eq!(restored, expected, "{report:?}");
+    assert!(report.unrestored.is_empty() && !report.incomplete());
+    assert!(
+        fetched.lock().unwrap().is_empty(),
+        "the given file and the local path sufficed"
+    );
+
+    let store = open(dir.path());
+    let after = store.stats().unwrap();
+    assert_eq!(after.images, stats.images + 1);
+    assert_eq!(
+        after.no_provenance, 1,
+        "the re-adopted image has no provenance"
+    );
+    let v = store.verify(&NoProgress).unwrap();
+    assert!(!v.is_damaged() && v.orphans.is_empty(), "{v:?}");
+    assert_eq!(v.no_provenance, vec![orphan_id]);
+}
+
+#[test]
+fn re_adding_the_original_bytes_repairs_a_corrupt_object_of_the_same_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let bytes = synth::jpeg(&synth::scene(3, 120, 90), 85);
+    let id = store
+        .ingest(&bytes, prov("https://h.test/a", "g", "a"))
+        .unwrap()
+        .id;
+    let mut rotten = bytes.clone();
+    rotten[50] ^= 1;
+    std::fs::write(store.object_path(&id), &rotten).unwrap();
+    assert_eq!(store.verify(&NoProgress).unwrap().corrupt.len(), 1);
+    store
+        .ingest(&bytes, prov("https://h.test/b", "g", "a"))
+        .unwrap();
+    assert!(store.verify(&NoProgress).unwrap().is_clean());
 }

@@ -390,9 +390,15 @@ impl RunDir {
 /// with its record. Inputs are prepared with [`preprocess_cfg`] and
 /// [`crate::preprocess::image_to_tensor`], which give the pixels validation saw.
 pub fn load_best(dir: &Path, device: &Device) -> TrainResult<(RunRecord, crate::Classifier)> {
-    let record = read_record(dir)?.ok_or_else(|| TrainError::NothingToResume {
+    if !dir.is_dir() {
+        return Err(TrainError::NotARun {
+            dir: dir.to_path_buf(),
+            reason: "no such folder".into(),
+        });
+    }
+    let record = read_record(dir)?.ok_or_else(|| TrainError::NotARun {
         dir: dir.to_path_buf(),
-        reason: "no run.json".into(),
+        reason: "it holds no run.json".into(),
     })?;
     let arch = crate::Arch::from_name(&record.model)?;
     let model = crate::Classifier::new(

@@ -61,6 +61,12 @@ pub enum TrainError {
     NothingToResume { dir: PathBuf, reason: String },
 
     #[error(
+        "{} is not a run folder: {reason} (`lennonnet train` writes run folders under runs/)",
+        dir.display()
+    )]
+    NotARun { dir: PathBuf, reason: String },
+
+    #[error(
         "cannot resume {}: it was started with {key} = {stored}, now {given}; resume with the \
          options it was started with, or start a new --run",
         dir.display()

@@ -51,6 +51,12 @@ pub fn run(args: CurateArgs) -> anyhow::Result<()> {
                 "{} clusters found under several labels: {} images relabelled, {} quarantined; {} eval images excluded as leaks\n",
                 r.conflicting_clusters, r.relabelled, r.quarantined, r.eval_excluded
             );
+            if r.no_provenance > 0 {
+                t += &format!(
+                    "{} images left out: no provenance names them (an interrupted scrape or `store add`: rerun it)\n",
+                    r.no_provenance
+                );
+            }
             t += &format!(
                 "{} images stay quarantined after review of suspect labels; {} released\n",
                 r.review_quarantined, r.released

@@ -19,7 +19,15 @@ pub fn run(args: EnginesArgs) -> anyhow::Result<()> {
 }
 
 fn parse(args: EnginesParseArgs) -> anyhow::Result<()> {
-    let body = std::fs::read(&args.file)
+    // A saved engine response: a few MB at most. Anything but a regular file, or a much larger
+    // one, is refused before it is read (a FIFO would block, a huge file fill memory).
+    let body = lennonnet_config::read_small_file(&args.file, 256 << 20)
+        .map(String::into_bytes)
+        .or_else(|e| match e.kind() {
+            // Not UTF-8: the parser decides what to make of raw bytes.
+            std::io::ErrorKind::InvalidData => std::fs::read(&args.file),
+            _ => Err(e),
+        })
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let output = parse_saved(args.engine, args.kind, args.status, body, &args.file)?;
     let mut out = BufWriter::new(std::io::stdout().lock());

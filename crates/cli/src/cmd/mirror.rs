@@ -62,7 +62,7 @@ fn generate(a: MirrorGenerateArgs) -> anyhow::Result<()> {
     let world = world(&a.world)?;
     let queries: Vec<(EngineKind, String)> = match &a.queries {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = lennonnet_config::read_small_file(path, 64 << 20)
                 .with_context(|| format!("cannot read queries file {}", path.display()))?;
             parse_queries(&text, a.engine)
                 .with_context(|| format!("in queries file {}", path.display()))?

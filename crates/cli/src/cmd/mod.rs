@@ -60,3 +60,24 @@ pub fn load_config_for_requests(path: &Path) -> anyhow::Result<lennonnet_config:
 pub fn stdout_error(e: std::io::Error) -> anyhow::Error {
     anyhow::Error::new(e).context("cannot write to stdout")
 }
+
+/// Bad usage found after parsing (a bad `--label`, `--group` or `--purpose` value): exit code 2,
+/// as for the argument parser's own errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Returns a [`UsageError`] from the current function.
+#[macro_export]
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        return Err(anyhow::Error::new($crate::cmd::UsageError(format!($($arg)*))))
+    };
+}

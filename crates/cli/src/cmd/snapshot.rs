@@ -41,7 +41,7 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
             for s in &snap.meta.shortfalls {
                 tracing::warn!(class = %s.class, wanted = s.wanted, got = s.got, "test holdout could not be filled exactly");
             }
-            eprint!("{}", render_counts(&snap));
+            crate::eprint_quiet!("{}", render_counts(&snap));
             format!("{}\n", snap.id())
         }
         SnapshotCommand::List => {
@@ -160,10 +160,16 @@ fn items(config: &Config, store: &Store) -> anyhow::Result<Vec<Item>> {
         .collect();
     let mut items = Vec::new();
     let mut uncurated = 0u64;
+    let mut no_provenance = 0u64;
     for entry in store.images() {
         let (id, meta) = entry?;
         let Some(d) = store.decision(&id)? else {
-            uncurated += 1;
+            // Curation leaves out images that no provenance names (it has no label for them).
+            if store.has_provenance(&id)? {
+                uncurated += 1;
+            } else {
+                no_provenance += 1;
+            }
             continue;
         };
         let purpose = match d.status {
@@ -214,6 +220,12 @@ fn items(config: &Config, store: &Store) -> anyhow::Result<Vec<Item>> {
             format: meta.format.as_str().to_string(),
             excluded,
         });
+    }
+    if no_provenance > 0 {
+        tracing::warn!(
+            images = no_provenance,
+            "left out: no provenance names them (an interrupted scrape or `store add`: rerun it, then curate)"
+        );
     }
     if uncurated > 0 {
         bail!(

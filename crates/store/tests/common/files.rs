@@ -286,6 +286,100 @@ pub fn animated_webp(frames: &[RgbaImage]) -> Vec<u8> {
     out
 }
 
+/// A still lossless WebP in an extended (VP8X) container with an `EXIF` chunk holding
+/// `orientation`; with `prefix`, the chunk starts with `Exif\0\0` as JPEG's APP1 does (as many
+/// real files' do).
+pub fn webp_with_exif(img: &RgbaImage, orientation: u8, prefix: bool) -> Vec<u8> {
+    let (w, h) = img.dimensions();
+    let still = webp_lossless(img);
+    let mut body = b"WEBP".to_vec();
+    let mut vp8x = vec![0x08 | 0x10, 0, 0, 0];
+    vp8x.extend_from_slice(&u24(w - 1));
+    vp8x.extend_from_slice(&u24(h - 1));
+    riff_chunk(&mut body, b"VP8X", &vp8x);
+    body.extend_from_slice(&still[12..]);
+    let mut exif = if prefix {
+        b"Exif\0\0".to_vec()
+    } else {
+        Vec::new()
+    };
+    exif.extend_from_slice(&exif_orientation(orientation as u16));
+    riff_chunk(&mut body, b"EXIF", &exif);
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A BMP header (BITMAPINFOHEADER, 24-bit) declaring `w`×`h`, followed by a few pixel bytes.
+pub fn bmp_header_only(w: i32, h: i32) -> Vec<u8> {
+    let mut b = b"BM".to_vec();
+    b.extend_from_slice(&(54u32 + 64).to_le_bytes());
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    b.extend_from_slice(&54u32.to_le_bytes());
+    b.extend_from_slice(&40u32.to_le_bytes());
+    b.extend_from_slice(&w.to_le_bytes());
+    b.extend_from_slice(&h.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&24u16.to_le_bytes());
+    b.extend_from_slice(&[0; 24]);
+    b.extend_from_slice(&[0x80; 64]);
+    b
+}
+
+/// An ISO-BMFF file start (`ftyp` box) with `major` and `compatible` brands, then junk: how HEIF
+/// and AVIF files begin.
+pub fn ftyp(major: &[u8; 4], compatible: &[&[u8; 4]]) -> Vec<u8> {
+    let size = 16 + 4 * compatible.len() as u32;
+    let mut b = size.to_be_bytes().to_vec();
+    b.extend_from_slice(b"ftyp");
+    b.extend_from_slice(major);
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    for c in compatible {
+        b.extend_from_slice(*c);
+    }
+    b.extend_from_slice(&[0, 0, 0, 8, b'm', b'e', b't', b'a']);
+    b.extend_from_slice(&[0x5A; 200]);
+    b
+}
+
+/// A 2-frame GIF with a stray zero byte (an extra block terminator) between its frames, as some
+/// encoders write.
+pub fn gif_with_stray_terminator(frames: &[RgbaImage]) -> Vec<u8> {
+    let g = animated_gif(frames);
+    // Walk the blocks to the end of the first image's data.
+    let mut i = 13;
+    if g[10] & 0x80 != 0 {
+        i += 3 << ((g[10] & 7) + 1);
+    }
+    let skip = |mut i: usize| loop {
+        let n = g[i] as usize;
+        i += 1 + n;
+        if n == 0 {
+            return i;
+        }
+    };
+    loop {
+        match g[i] {
+            0x21 => i = skip(i + 2),
+            0x2C => {
+                let flags = g[i + 9];
+                i += 10;
+                if flags & 0x80 != 0 {
+                    i += 3 << ((flags & 7) + 1);
+                }
+                i = skip(i + 1);
+                break;
+            }
+            b => panic!("unexpected GIF block {b:#x}"),
+        }
+    }
+    let mut out = g[..i].to_vec();
+    out.push(0);
+    out.extend_from_slice(&g[i..]);
+    out
+}
+
 fn rgba(img: &RgbImage) -> RgbaImage {
     DynamicImage::ImageRgb8(img.clone()).to_rgba8()
 }
@@ -392,6 +486,69 @@ pub fn cases() -> Vec<Case> {
         animated: true,
         color,
     };
+    cases.push(case(
+        "gif_2_frames_stray_terminator",
+        gif_with_stray_terminator(&[rgba(&pic), rgba(&pic2)]),
+        animated(Format::Gif, "rgba8"),
+    ));
+    let unsupported = Expect::Rejected(RejectReason::UnsupportedFormat);
+    for (name, bytes) in [
+        ("jpeg2000_jp2", {
+            let mut b = b"\0\0\0\x0cjP  \r\n\x87\n\0\0\0\x14ftypjp2 ".to_vec();
+            b.extend_from_slice(&[0x11; 100]);
+            b
+        }),
+        ("jpeg2000_codestream", {
+            let mut b = vec![0xFF, 0x4F, 0xFF, 0x51, 0x00, 0x2F];
+            b.extend_from_slice(&[0x22; 100]);
+            b
+        }),
+        ("bigtiff_le", {
+            let mut b = b"II\x2b\0\x08\0\0\0".to_vec();
+            b.extend_from_slice(&[0x10; 100]);
+            b
+        }),
+        ("bigtiff_be", {
+            let mut b = b"MM\0\x2b\0\x08\0\0".to_vec();
+            b.extend_from_slice(&[0x10; 100]);
+            b
+        }),
+        ("heic", ftyp(b"heic", &[b"mif1", b"heic"])),
+        ("heif_sequence", ftyp(b"msf1", &[b"msf1", b"hevc"])),
+        ("avif", ftyp(b"avif", &[b"avif", b"mif1"])),
+        ("avif_sequence", ftyp(b"avis", &[b"avis", b"msf1"])),
+    ] {
+        cases.push(case(name, bytes, unsupported.clone()));
+    }
+    cases.push(case(
+        "bmp_3000000x2000000",
+        bmp_header_only(3_000_000, 2_000_000),
+        Expect::Rejected(RejectReason::TooManyPixels),
+    ));
+    cases.push(case(
+        "bmp_top_down_3000000x2000000",
+        bmp_header_only(3_000_000, -2_000_000),
+        Expect::Rejected(RejectReason::TooManyPixels),
+    ));
+    for n in 1..=8u8 {
+        for prefix in [false, true] {
+            let stored = stored_for(&pic, n);
+            cases.push(case(
+                &format!(
+                    "webp_exif_orientation_{n}{}",
+                    if prefix { "_exif_prefix" } else { "" }
+                ),
+                webp_with_exif(&rgba(&stored), n, prefix),
+                Expect::Accepted {
+                    format: Format::Webp,
+                    oriented: (160, 96),
+                    orientation: n,
+                    animated: false,
+                    color: "rgba8",
+                },
+            ));
+        }
+    }
     cases.push(case(
         "animated_gif",
         animated_gif(&[rgba(&pic), rgba(&pic2)]),

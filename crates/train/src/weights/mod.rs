@@ -44,6 +44,14 @@ pub struct Weights {
 /// Reads safetensors or a PyTorch checkpoint (either format), told apart by content. `key` picks
 /// the state dict inside a wrapping dict of a PyTorch checkpoint.
 pub fn read(path: &Path, key: Option<&str>) -> Result<Weights> {
+    // A FIFO or a device would block or never end: only regular files are read.
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    }
     let mut head = [0u8; 9];
     let n = {
         use std::io::Read;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use lennonnet_config::Config;
 use lennonnet_core::{EngineKind, NoProgress, QueryId};
 use lennonnet_fetch::Fetcher;
-use lennonnet_mirror::{Options, Profile, WorldConfig, start, world::World};
+use lennonnet_mirror::{Options, WorldConfig, start, world::World};
 use lennonnet_scrape::{Report, Scraper};
 use lennonnet_search::{EngineStats, SearchError, Searcher, Stop};
 use lennonnet_store::{Animated, Rules, Store};

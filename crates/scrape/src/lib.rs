@@ -66,22 +66,11 @@ pub struct Report {
     pub interrupted: bool,
     /// Every engine the plan uses was down when the run ended with groups short: the
     /// earliest time one of them comes back (rerun then; the rerun resumes).
-    #[serde(skip_serializing_if = "Option::is_none", with = "opt_http_date")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "lennonnet_search::opt_http_date"
+    )]
     pub engines_down_until: Option<std::time::SystemTime>,
-}
-
-mod opt_http_date {
-    use std::time::SystemTime;
-
-    pub fn serialize<S: serde::Serializer>(
-        t: &Option<SystemTime>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(&httpdate::fmt_http_date(*t)),
-            None => s.serialize_none(),
-        }
-    }
 }
 
 impl Report {

@@ -204,7 +204,8 @@ pub struct EngineStats {
     pub last_saved: Option<PathBuf>,
 }
 
-mod opt_http_date {
+/// Serialises an optional time as an HTTP date (`Thu, 03 Dec 2026 10:42:00 GMT`), for reports.
+pub mod opt_http_date {
     use std::time::SystemTime;
 
     pub fn serialize<S: serde::Serializer>(

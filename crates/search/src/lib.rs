@@ -29,7 +29,7 @@ mod save;
 
 pub use driver::{
     EngineEvent, EngineStats, EventHook, Pager, PagerStats, ResponseHook, SearchOptions, Searcher,
-    Stop,
+    Stop, opt_http_date,
 };
 pub use engine::{Cursor, Engine, Page, Request, Response, Step, adapter};
 pub use engines::{Bing, DuckDuckGo, WikimediaCommons, extract_vqd};

@@ -136,8 +136,7 @@ pub enum Command {
     /// `lennonnet sheet --config config/demo.toml --snapshot latest --group george --split test
     /// --out george-test.png`.
     Sheet(SheetArgs),
-    /// The dataset's image store: add local files, count, verify, collect garbage, repair,
-    /// reindex.
+    /// The dataset's image store: add files, count, verify, gc, repair, reindex.
     ///
     /// The store keeps each accepted image's original bytes once, named by their blake3 hash
     /// (`objects/`), an append-only journal of where every image came from and what became of

@@ -247,11 +247,41 @@ fn closed_pipes_end_every_store_command_quietly_with_exit_0() {
         &["curate", "--json"],
         &["snapshot", "create"],
         &["snapshot", "list"],
+        &["snapshot", "show", "latest"],
         &["plan"],
+        &["plan", "--format", "table"],
+        &["--help"],
+        &["store", "--help"],
     ] {
         let mut a = vec!["-vv"];
         a.extend_from_slice(args);
         a.extend_from_slice(&["-c", c]);
+        let status = lennonnet()
+            .args(&a)
+            .stdout(Stdio::from(closed_pipe()))
+            .stderr(Stdio::from(closed_pipe()))
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "{args:?} with closed pipes");
+    }
+    // Commands without a config.
+    let fixture =
+        super::util::root().join("tests/fixtures/engines/bing/async_john_lennon_first1.html");
+    for args in [
+        &["model", "list"][..],
+        &["model", "list", "--json"],
+        &["model", "info", "resnet10t", "--params"],
+        &["--version"],
+        &[
+            "engines",
+            "parse",
+            "--engine",
+            "bing",
+            fixture.to_str().unwrap(),
+        ],
+    ] {
+        let mut a = vec!["-vv"];
+        a.extend_from_slice(args);
         let status = lennonnet()
             .args(&a)
             .stdout(Stdio::from(closed_pipe()))

@@ -136,7 +136,7 @@ pub enum Command {
     /// `lennonnet sheet --config config/demo.toml --snapshot latest --group george --split test
     /// --out george-test.png`.
     Sheet(SheetArgs),
-    /// The dataset's image store: add local files, count, verify, collect garbage, reindex.
+    /// The dataset's image store: add files, count, verify, gc, repair, reindex.
     ///
     /// The store keeps each accepted image's original bytes once, named by their blake3 hash
     /// (`objects/`), an append-only journal of where every image came from and what became of
@@ -307,6 +307,10 @@ pub enum StoreCommand {
     /// recorded outcome, not a failure; the command fails only when the store cannot be written.
     Add(StoreAddArgs),
     /// Count images by format, rejection reason, group, label, fetch outcome and curation status.
+    ///
+    /// Also counts the images that no provenance names (`no_provenance`: a journal cut between
+    /// an image's two records, or objects re-adopted by `store repair`); they appear under no
+    /// group or label. Reads only: it works on a read-only dataset and a full disk.
     Stats(StoreStatsArgs),
     /// Re-hash every object in parallel and compare the objects with the journal.
     ///

@@ -33,9 +33,30 @@ pub fn run(args: EvalArgs, quiet: bool) -> anyhow::Result<()> {
     })?;
     let rows = snapshot.rows()?;
 
-    let (store, _) = super::store::open(&config, false)?;
-    let (sources, positive_queries) = sources(&store, &rows, &scorer.record.classes[0])?;
-    store.close()?;
+    // The store only adds each image's provenance: eval reads it read-only, and scores a
+    // snapshot whose dataset holds no store (a synthetic one) without it.
+    let (sources, positive_queries) = match super::store::open_read_only(&config) {
+        Ok((store, _)) => {
+            let found = sources(&store, &rows, &scorer.record.classes[0])?;
+            store.close()?;
+            found
+        }
+        Err(e)
+            if e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<lennonnet_store::StoreError>(),
+                    Some(
+                        lennonnet_store::StoreError::NoStore { .. }
+                            | lennonnet_store::StoreError::JournalMissing { .. }
+                    )
+                )
+            }) =>
+        {
+            tracing::warn!(error = %format!("{e:#}"), "scoring without provenance");
+            (BTreeMap::new(), BTreeSet::new())
+        }
+        Err(e) => return Err(e),
+    };
     let mut ann = Annotations {
         sources,
         truth: BTreeMap::new(),

@@ -55,7 +55,7 @@ fn dataset(config: &lennonnet_config::Config, snapshot: &str) -> DatasetInputs {
         )),
     }
     if dir.join("layout.json").is_file() {
-        match super::store::open(config, false).and_then(|(store, _)| Ok(store.stats()?)) {
+        match super::store::open_read_only(config).and_then(|(store, _)| Ok(store.stats()?)) {
             Ok(stats) => d.store = Some(stats),
             Err(e) => d.notes.push(format!("No curation statistics: {e:#}.")),
         }

@@ -1,5 +1,5 @@
 //! The search engines' wire formats, as recorded from the real ones (see
-//! `shared/fixtures/engines/`): DuckDuckGo's token page and `i.js` JSON, Bing's `images/async`
+//! `tests/fixtures/engines/`): DuckDuckGo's token page and `i.js` JSON, Bing's `images/async`
 //! HTML, and the Wikimedia Commons `api.php` JSON. Pure functions from a world and a request to
 //! a body; the server adds status codes, rate limits and noise.
 

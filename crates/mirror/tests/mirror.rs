@@ -18,15 +18,10 @@ use util::client::{Conn, Reply, get, get_url, split_url};
 
 const UA: &str = "lennonnet-tests/0.1 (+https://example.invalid/lennonnet)";
 
-/// The recorded real responses: `shared/fixtures/engines/` beside the repository (or beside one
-/// of the crate's ancestor folders).
+/// The recorded real responses, as the repository keeps them (`tests/fixtures/engines/`, with
+/// their sources).
 fn fixtures() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .map(|a| a.join("shared/fixtures/engines"))
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| panic!("the recorded engine responses are expected in shared/fixtures/engines beside an ancestor of {}", manifest.display()))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/engines")
 }
 
 fn fixture_json(rel: &str) -> Value {

@@ -39,8 +39,15 @@ pub enum Command {
     /// its wanted number of distinct valid images or its queries run out. Every URL ends stored,
     /// a duplicate, or failed with a reason, all recorded in the dataset's journal. Interrupted
     /// (Ctrl-C, or even a kill), the same command continues where it stopped: URLs with a recorded
-    /// outcome are not fetched again. Prints a summary table per group at the end. Exits 1 if
-    /// interrupted or if an engine's pages were not understood.
+    /// outcome are not fetched again. Prints a summary table per group and one per engine
+    /// (requests, blocks, rate limits, cool-downs, changed pages) at the end.
+    ///
+    /// An engine that blocks `block_threshold` times in a row is left alone for its
+    /// `cooldown_secs` and its groups go on with the next engine; a page no parser recognises is
+    /// saved under `<dataset>/engines/changed/` and fails only its query. Exits 1 if
+    /// interrupted, if every engine was down (the message says when to rerun), or if an engine
+    /// answered `changed_threshold` queries in a row with unrecognised pages (naming the saved
+    /// page); exits 2 if the User-Agent sent to the real Wikimedia Commons names no contact.
     Scrape(ScrapeArgs),
     /// Split the curated store into train/val/test (and eval) as an immutable snapshot.
     ///

@@ -288,9 +288,9 @@ engines = ["wikimedia_commons"]
     assert!(wmc.rate_limits > 0, "no maxlag answer was seen: {wmc:?}");
     assert_eq!(wmc.cooldowns, 0, "{wmc:?}");
     for g in &report.groups {
-        assert!(g.failed.get("rate_limited").is_none(), "{g:?}");
+        assert!(!g.failed.contains_key("rate_limited"), "{g:?}");
         assert!(
-            g.failed.get("http_4xx").is_none(),
+            !g.failed.contains_key("http_4xx"),
             "thumbnail widths: {g:?}"
         );
         assert!(g.got > 0, "{g:?}");

@@ -585,7 +585,7 @@ impl Default for WorldConfig {
 impl WorldConfig {
     /// Reads a world file; keys it does not name keep their defaults.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = read_small_file(path, 16 << 20).map_err(|source| MirrorError::ReadWorld {
+        let text = lennonnet_config::read_small_file(path, 16 << 20).map_err(|source| MirrorError::ReadWorld {
             path: path.to_path_buf(),
             source,
         })?;
@@ -713,34 +713,6 @@ impl WorldConfig {
         }
         Ok(())
     }
-}
-
-/// Reads a text file of at most `max` bytes. Anything but a regular file (a FIFO would block
-/// the read forever, a device never end) and anything larger is refused with an
-/// `InvalidInput` error saying so, before a byte is read.
-pub(crate) fn read_small_file(path: &std::path::Path, max: u64) -> std::io::Result<String> {
-    use std::io::Read;
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    if meta.len() > max {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!(
-                "{} bytes, more than the {max} a file of this kind may hold",
-                meta.len()
-            ),
-        ));
-    }
-    let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(max + 1)
-        .read_to_string(&mut text)?;
-    Ok(text)
 }
 
 #[cfg(test)]

@@ -585,9 +585,11 @@ impl Default for WorldConfig {
 impl WorldConfig {
     /// Reads a world file; keys it does not name keep their defaults.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = lennonnet_config::read_small_file(path, 16 << 20).map_err(|source| MirrorError::ReadWorld {
-            path: path.to_path_buf(),
-            source,
+        let text = lennonnet_config::read_small_file(path, 16 << 20).map_err(|source| {
+            MirrorError::ReadWorld {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         let config: Self = toml::from_str(&text).map_err(|e| MirrorError::ParseWorld {
             path: path.to_path_buf(),

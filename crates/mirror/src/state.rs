@@ -140,7 +140,36 @@ impl Mirror {
 
     /// The encoded bytes of a spec's picture, from the cache or rendered on a blocking thread.
     pub async fn content(self: &Arc<Self>, spec: &ImageSpec) -> Result<Bytes> {
-        let key = self.content_key(spec);
+        let spec = spec.clone();
+        self.cached(self.content_key(&spec), "picture", move |world| {
+            render_content(world, &spec)
+        })
+        .await
+    }
+
+    /// The bytes of a Commons thumbnail `width` pixels wide of a spec's picture, from the cache
+    /// or rendered on a blocking thread.
+    pub async fn thumb(self: &Arc<Self>, spec: &ImageSpec, width: u32) -> Result<Bytes> {
+        let key = keyed_hash(
+            "lennonnet mirror commons thumb v1",
+            self.world.key(),
+            &[&self.content_key(spec), &width.to_le_bytes()],
+        );
+        let spec = spec.clone();
+        self.cached(key, "thumbnail", move |world| {
+            render_thumb(world, &spec, width)
+        })
+        .await
+    }
+
+    /// The bytes cached under `key`, or `render`ed on a blocking thread (at most
+    /// `render_slots` at once) and cached. `what` names the rendering in errors.
+    async fn cached(
+        self: &Arc<Self>,
+        key: [u8; 32],
+        what: &str,
+        render: impl FnOnce(&World) -> Result<Bytes> + Send + 'static,
+    ) -> Result<Bytes> {
         if let Some(b) = self.cache.get(&key) {
             return Ok(b);
         }
@@ -154,42 +183,10 @@ impl Mirror {
             return Ok(b);
         }
         let this = Arc::clone(self);
-        let spec = spec.clone();
-        let bytes = tokio::task::spawn_blocking(move || render_content(&this.world, &spec))
+        let bytes = tokio::task::spawn_blocking(move || render(&this.world))
             .await
             .map_err(|e| MirrorError::Encode {
-                what: "picture".into(),
-                message: e.to_string(),
-            })??;
-        self.cache.insert(key, bytes.clone());
-        Ok(bytes)
-    }
-
-    /// The bytes of a Commons thumbnail `width` pixels wide of a spec's picture, from the cache
-    /// or rendered on a blocking thread.
-    pub async fn thumb(self: &Arc<Self>, spec: &ImageSpec, width: u32) -> Result<Bytes> {
-        let key = keyed_hash(
-            "lennonnet mirror commons thumb v1",
-            self.world.key(),
-            &[&self.content_key(spec), &width.to_le_bytes()],
-        );
-        if let Some(b) = self.cache.get(&key) {
-            return Ok(b);
-        }
-        let _permit = self
-            .render_slots
-            .acquire()
-            .await
-            .map_err(|_| MirrorError::InvalidWorld("renderer closed".into()))?;
-        if let Some(b) = self.cache.get(&key) {
-            return Ok(b);
-        }
-        let this = Arc::clone(self);
-        let spec = spec.clone();
-        let bytes = tokio::task::spawn_blocking(move || render_thumb(&this.world, &spec, width))
-            .await
-            .map_err(|e| MirrorError::Encode {
-                what: "thumbnail".into(),
+                what: what.into(),
                 message: e.to_string(),
             })??;
         self.cache.insert(key, bytes.clone());

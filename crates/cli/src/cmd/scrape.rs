@@ -29,12 +29,8 @@ pub fn run(args: ScrapeArgs, quiet: bool) -> anyhow::Result<()> {
         let mut options = SearchOptions::new(config.engines.max_retries);
         options.changed_dir = Some(changed_dir(&config));
         let notes = progress.clone();
-        let down: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
         options.on_event = Some(Arc::new(move |event| {
-            let mut down = down.lock().unwrap_or_else(|e| e.into_inner());
-            down.push(event.to_string());
-            let last = down.last().cloned().unwrap_or_default();
-            notes.note("scrape", &last);
+            notes.note("scrape", &event.to_string())
         }));
         let searcher = Arc::new(
             Searcher::new(&config.http, &config.engines, options)
@@ -91,14 +87,28 @@ pub fn run(args: ScrapeArgs, quiet: bool) -> anyhow::Result<()> {
                 None => e.engine.to_string(),
             })
             .collect();
+        // Each engine's own `changed_threshold` (they are equal unless the config says not).
+        let mut thresholds: Vec<u32> = changed
+            .iter()
+            .map(|e| {
+                config
+                    .engines
+                    .settings(e.engine, &config.http)
+                    .changed_threshold
+            })
+            .collect();
+        thresholds.dedup();
+        let queries = match thresholds.as_slice() {
+            [n] => n.to_string(),
+            _ => "changed_threshold".to_string(),
+        };
         anyhow::bail!(
-            "the format of {} has changed: {} queries in a row got pages no parser recognises; everything stored is kept, and the adapter needs updating: {}",
+            "the format of {} has changed: {queries} queries in a row got pages no parser recognises; everything stored is kept, and the adapter needs updating: {}",
             changed
                 .iter()
                 .map(|e| e.engine.as_str())
                 .collect::<Vec<_>>()
                 .join(" and "),
-            config.engines.duckduckgo.changed_threshold.unwrap_or(3),
             what.join("; ")
         );
     }

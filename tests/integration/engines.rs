@@ -207,3 +207,53 @@ fn a_strict_mirror_scrape_survives_its_blocks_and_checks_clean() {
     assert!(got * 100 >= wanted * 95, "{got} of {wanted}: {report}");
     assert!(report["engines"].as_array().unwrap().len() == 3, "{report}");
 }
+
+#[test]
+fn a_scrape_against_an_engine_whose_format_changed_keeps_its_images_and_exits_1_naming_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = write(
+        dir.path(),
+        "world.toml",
+        "[search]\nchanged = [\"duckduckgo\"]\n",
+    );
+    let mirror = MirrorProcess::start(7, Some(&world));
+    let config = write(
+        dir.path(),
+        "c.toml",
+        &mirror_config(mirror.port, dir.path(), 4),
+    );
+    let out = run(&[
+        "-q",
+        "scrape",
+        "--config",
+        config.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the format of duckduckgo has changed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("lennonnet engines parse --engine duckduckgo"),
+        "{}",
+        out.stderr
+    );
+    let saved = dir.path().join("t/engines/changed");
+    assert!(
+        std::fs::read_dir(&saved).unwrap().count() >= 2,
+        "no saved page in {}",
+        saved.display()
+    );
+    // The other engines filled the groups meanwhile.
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    for g in report["groups"].as_array().unwrap() {
+        assert_eq!(g["got"], g["wanted"], "{g}");
+    }
+    let ddg = &report["engines"][0];
+    assert_eq!(ddg["engine"], "duckduckgo");
+    assert_eq!(ddg["format_changed"], true, "{ddg}");
+}

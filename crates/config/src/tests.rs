@@ -239,11 +239,11 @@ fn curate_section_is_checked() {
 fn train_section_has_defaults_and_is_checked() {
     let train = |body: &str| with("[split]", &format!("[train]\n{body}\n\n[split]"));
     let c = parse(BASE, Path::new("t.toml")).unwrap();
-    assert_eq!(c.train.strategy, crate::TrainStrategy::Head);
+    assert_eq!(c.train.strategy, crate::Strategy::Head);
     assert_eq!(c.train.model, "efficientnet_lite0");
     assert_eq!(c.train.runs_dir, Path::new("../runs"));
     assert_eq!(c.train.weights, None);
-    assert_eq!(c.train.balance, crate::BalancePolicy::WeightedLoss);
+    assert_eq!(c.train.balance, crate::Balance::WeightedLoss);
     assert!(c.train.augment.enabled);
     check(
         &train(

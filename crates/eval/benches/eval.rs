@@ -11,12 +11,13 @@ use std::time::Instant;
 
 use lennonnet_core::NoProgress;
 use lennonnet_eval::{Annotations, EvalOptions, Scorer, evaluate};
-use lennonnet_train::candle_core::Device;
+use lennonnet_models::candle_core::Device;
+use lennonnet_records::{Strategy, TrainSettings};
 use lennonnet_train::synthetic::{SyntheticSpec, write_dataset};
-use lennonnet_train::{Strategy, TrainOptions, TrainSettings, train};
+use lennonnet_train::{TrainOptions, train};
 
 fn main() {
-    lennonnet_train::tune_allocator();
+    lennonnet_models::tune_allocator();
     let quick = std::env::var("LENNONNET_BENCH_QUICK").is_ok_and(|v| v == "1");
     let n = if quick { 32 } else { 128 };
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -60,7 +61,7 @@ fn main() {
         .iter()
         .map(|r| {
             let bytes =
-                std::fs::read(lennonnet_train::data::object_path(&objects, &r.id)).expect("object");
+                std::fs::read(lennonnet_dataset::object_path(&objects, &r.id)).expect("object");
             scorer.prepare(&bytes).expect("prepare")
         })
         .collect();

@@ -6,7 +6,7 @@ pub enum EvalError {
     #[error("cannot load the run in {dir}")]
     Run {
         dir: PathBuf,
-        source: Box<lennonnet_train::TrainError>,
+        source: Box<lennonnet_models::Error>,
     },
     #[error("the model failed: {0}")]
     Model(String),

@@ -108,7 +108,8 @@ pub fn evaluate(
     for r in &rows {
         class_index(r.label.as_str(), &r.id)?;
     }
-    let objects = lennonnet_train::data::dataset_dir(snapshot).join("objects");
+    let dataset = lennonnet_dataset::Dataset::of_snapshot(snapshot);
+    let objects = dataset.objects_dir();
 
     // Score everything, in manifest order.
     let pool = rayon::ThreadPoolBuilder::new()
@@ -120,7 +121,7 @@ pub fn evaluate(
     let results = scorer.score_all(
         rows.len(),
         |i| {
-            let p = lennonnet_train::data::object_path(&objects, &rows[i].id);
+            let p = lennonnet_dataset::object_path(&objects, &rows[i].id);
             fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
         },
         opts.batch_size,
@@ -581,13 +582,11 @@ fn short(id: &ContentId) -> String {
 
 /// A JPEG thumbnail (longer side `px`) of an object, upright.
 pub fn thumbnail(objects: &Path, id: &ContentId, out: &Path, px: u32) -> Result<()> {
-    let src = lennonnet_train::data::object_path(objects, id);
+    let src = lennonnet_dataset::object_path(objects, id);
     let bytes = fs::read(&src).map_err(EvalError::io("cannot read", &src))?;
-    let img = lennonnet_train::data::decode::decode_upright(&bytes).map_err(|message| {
-        EvalError::Data {
-            path: src.clone(),
-            message,
-        }
+    let img = lennonnet_dataset::decode_upright(&bytes).map_err(|message| EvalError::Data {
+        path: src.clone(),
+        message,
     })?;
     let rgb = img.thumbnail(px, px).to_rgb8();
     let mut buf = Vec::new();

@@ -4,9 +4,11 @@
 use std::path::Path;
 use std::sync::mpsc;
 
-use candle_core::{Device, Tensor};
-use lennonnet_train::run::{self, RunRecord};
-use lennonnet_train::{Classifier, PretrainedCfg, preprocess};
+use lennonnet_dataset::decode_upright;
+use lennonnet_models::candle_core::{Device, Tensor};
+use lennonnet_models::scoring::{load_best, preprocess_cfg, probabilities};
+use lennonnet_models::{Classifier, PretrainedCfg, preprocess};
+use lennonnet_records::run::RunRecord;
 use rayon::prelude::*;
 
 use crate::error::{EvalError, Result};
@@ -25,11 +27,11 @@ pub type ItemResult = std::result::Result<Vec<f32>, String>;
 impl Scorer {
     /// Loads `<run_dir>/best.safetensors` and the run's preprocessing.
     pub fn load(run_dir: &Path, device: &Device) -> Result<Self> {
-        let (record, model) = run::load_best(run_dir, device).map_err(|source| EvalError::Run {
+        let (record, model) = load_best(run_dir, device).map_err(|source| EvalError::Run {
             dir: run_dir.to_path_buf(),
             source: Box::new(source),
         })?;
-        let cfg = run::preprocess_cfg(&record);
+        let cfg = preprocess_cfg(&record);
         Ok(Self {
             record,
             model,
@@ -44,7 +46,7 @@ impl Scorer {
 
     /// The model input of an image file's bytes: `[3, S, S]`.
     pub fn prepare(&self, bytes: &[u8]) -> std::result::Result<Tensor, String> {
-        let img = lennonnet_train::data::decode::decode_upright(bytes)?;
+        let img = decode_upright(bytes)?;
         preprocess::image_to_tensor(&img, &self.cfg, &self.device).map_err(|e| e.to_string())
     }
 
@@ -55,7 +57,7 @@ impl Scorer {
         }
         let x = Tensor::stack(inputs, 0).map_err(EvalError::model)?;
         let logits = self.model.forward_t(&x, false).map_err(EvalError::model)?;
-        lennonnet_train::metrics::probabilities(&logits).map_err(EvalError::model)
+        probabilities(&logits).map_err(EvalError::model)
     }
 
     /// Scores `n` inputs whose bytes `load(i)` returns, `batch` at a time, preparing on `pool`

@@ -24,6 +24,7 @@ pub mod server;
 pub mod sheet;
 pub mod spec;
 pub mod state;
+pub mod truth;
 pub mod world;
 
 pub use config::{EngineRules, Profile, WorldConfig};

@@ -19,7 +19,7 @@ pub enum ReportError {
     )]
     NoEval { run: PathBuf, missing: PathBuf },
     #[error(transparent)]
-    Run(Box<lennonnet_train::TrainError>),
+    Run(Box<lennonnet_records::RecordError>),
     #[error("cannot read {}: {source}", .path.display())]
     Read {
         path: PathBuf,

@@ -1,6 +1,6 @@
 //! Figures the report derives from eval's outputs: the ROC curve's points and the headline.
 
-use lennonnet_eval::metrics::{EvalMetrics, Prediction, SplitScores};
+use lennonnet_records::eval::{EvalMetrics, Prediction, SplitScores};
 
 /// The split the headline and the test figures show: the test split, or validation when the
 /// snapshot has no test images (its threshold was tuned on it, which the page says).

@@ -11,18 +11,18 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use lennonnet_eval::metrics::{
+use lennonnet_records::eval::{
     self as em, Calibration, ClassCount, ClassThreshold, ConfusionMatrix, EvalMetrics, EvalSet,
     GalleryIndex, GalleryItem, GallerySummary, GroupScores, Histogram, LabelNoise, PositiveScores,
     Prediction, ReliabilityBin, RunInfo, Scores, Source, SplitScores, Suspect, SuspectSummary,
     SuspectTruth, Timing, Truth, TruthSummary,
 };
-use lennonnet_train::TrainSettings;
-use lennonnet_train::metrics::{BinaryScores, ThresholdMetric};
-use lennonnet_train::run::{
+use lennonnet_records::run::{
     self, DataRecord, EndRecord, EpochRecord, MetricsRecord, PreprocessRecord, RunRecord,
     RunResult, RunStatus, StepRecord, StopReason, TrainableRecord, Versions,
 };
+use lennonnet_records::scores::BinaryScores;
+use lennonnet_records::{ThresholdMetric, TrainSettings};
 
 use crate::error::{ReportError, Result};
 
@@ -482,7 +482,12 @@ fn run_record(spec: &FixtureSpec, preds: &[Prediction]) -> RunRecord {
         device: "cpu".into(),
         dtype: "f32".into(),
         backend: "gemm".into(),
-        versions: Versions::current(),
+        versions: Versions {
+            lennonnet: env!("CARGO_PKG_VERSION").to_string(),
+            candle: "0.11.1".to_string(),
+            run_format: run::FORMAT_VERSION,
+            pixel_cache_format: 1,
+        },
         threshold: Some(THRESHOLD),
         result: Some(RunResult {
             stop_reason: StopReason::Epochs,

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use lennonnet_core::Split;
-use lennonnet_eval::metrics::{EvalMetrics, GalleryItem, Scores, SplitScores, Suspect};
-use lennonnet_train::run::StopReason;
+use lennonnet_records::eval::{EvalMetrics, GalleryItem, Scores, SplitScores, Suspect};
+use lennonnet_records::run::StopReason;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::figures::{headline_split, most_confused};
@@ -385,7 +385,7 @@ fn groups_section(eval: &EvalMetrics) -> Markup {
     let positive = eval.run.positive_class.as_str();
     // group → split → scores, groups in the order eval lists them.
     let mut order: Vec<(&str, &str, &str)> = Vec::new();
-    let mut by: BTreeMap<(&str, &str), &lennonnet_eval::metrics::GroupScores> = BTreeMap::new();
+    let mut by: BTreeMap<(&str, &str), &lennonnet_records::eval::GroupScores> = BTreeMap::new();
     let mut splits: Vec<&str> = Vec::new();
     // The eval sets have their own section.
     for g in eval.groups.iter().filter(|g| g.split != "eval") {
@@ -475,7 +475,7 @@ fn eval_sets_section(eval: &EvalMetrics, plots: &Plots<'_>) -> Markup {
     }
 }
 
-fn provenance(item_sources: &[lennonnet_eval::metrics::Source]) -> Markup {
+fn provenance(item_sources: &[lennonnet_records::eval::Source]) -> Markup {
     html! {
         @if let Some(s) = item_sources.first() {
             div.prov {
@@ -491,7 +491,7 @@ fn provenance(item_sources: &[lennonnet_eval::metrics::Source]) -> Markup {
 }
 
 /// Who is really in the picture (mirror worlds), and whether that makes the label wrong.
-fn truth_line(t: &Option<lennonnet_eval::metrics::Truth>, label: &str) -> Markup {
+fn truth_line(t: &Option<lennonnet_records::eval::Truth>, label: &str) -> Markup {
     html! {
         @if let Some(t) = t {
             div {

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use lennonnet_eval::metrics::{
+use lennonnet_records::eval::{
     self as eval, EVAL_DIR, EvalMetrics, GALLERY_INDEX, GalleryIndex, METRICS_JSON,
     PREDICTIONS_JSONL, Prediction, SUSPECTS_JSONL, Suspect,
 };
+use lennonnet_records::run::{self, EndRecord, EpochRecord, MetricsRecord, RunRecord};
 use lennonnet_split::snapshot::Meta;
 use lennonnet_store::Stats;
-use lennonnet_train::run::{self, EndRecord, EpochRecord, MetricsRecord, RunRecord};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ReportError, Result};

@@ -19,6 +19,7 @@
 
 pub mod error;
 pub mod figures;
+#[cfg(feature = "fixture")]
 pub mod fixture;
 pub mod html;
 pub mod inputs;
@@ -60,7 +61,7 @@ pub fn render(inputs: &Inputs) -> Result<Rendered> {
     let best = run.record.result.as_ref().map(|r| r.best_epoch);
     let marker = best.map(|b| (b as f64, format!(" best: epoch {b}")));
 
-    let pts = |f: fn(&lennonnet_train::run::EpochRecord) -> f64| -> Vec<(f64, f64)> {
+    let pts = |f: fn(&lennonnet_records::run::EpochRecord) -> f64| -> Vec<(f64, f64)> {
         epochs.iter().map(|e| (e.epoch as f64, f(e))).collect()
     };
     let loss = plot::curves(Curves {
@@ -178,7 +179,7 @@ pub fn render(inputs: &Inputs) -> Result<Rendered> {
         .collect();
     let reliability =
         plot::reliability("reliability.png", positive, test.calibration.ece, &rel_bins)?;
-    let test_preds: Vec<&lennonnet_eval::metrics::Prediction> = run
+    let test_preds: Vec<&lennonnet_records::eval::Prediction> = run
         .predictions
         .iter()
         .filter(|p| p.split == shown.split)

@@ -133,7 +133,7 @@ fn the_page_shows_eval_figures_as_eval_wrote_them() {
     assert!(page.contains(&format!("{:.3}", eval.test.labels.roc_auc.unwrap())));
     assert!(page.contains(&format!("{:.3}", eval.test.labels.calibration.ece)));
     // Every gallery item with its provenance.
-    let gallery: lennonnet_eval::metrics::GalleryIndex =
+    let gallery: lennonnet_records::eval::GalleryIndex =
         serde_json::from_slice(&fs::read(tmp.path().join("eval/gallery/index.json")).unwrap())
             .unwrap();
     for item in gallery.errors.iter().chain(&gallery.suspects) {

@@ -36,6 +36,7 @@ pub use record::{
 pub use repair::{RepairReport, repair};
 pub use store::{
     Checked, Counts, ImageEntry, IngestOutcome, Ingested, LAYOUT_VERSION, OpenReport, Stats, Store,
+    layout_path, objects_dir,
 };
 pub use time::Timestamp;
 pub use validate::{Animated, Rules};

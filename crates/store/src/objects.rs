@@ -79,8 +79,7 @@ impl Objects {
 
     /// `objects/ab/ab12...`.
     pub fn path(&self, id: &ContentId) -> PathBuf {
-        let hex = id.to_hex();
-        self.root.join(&hex[..2]).join(hex)
+        object_path(&self.root, id)
     }
 
     pub fn contains(&self, id: &ContentId) -> bool {
@@ -316,4 +315,10 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|f| f.sync_all())
         .map_err(StoreError::io("cannot fsync folder", dir))
+}
+
+/// Where the object folder `objects_dir` keeps the bytes of `id`: `<2 hex digits>/<64 hex digits>`.
+pub fn object_path(objects_dir: &Path, id: &ContentId) -> PathBuf {
+    let hex = id.to_hex();
+    objects_dir.join(&hex[..2]).join(hex)
 }

@@ -22,6 +22,16 @@ use crate::validate::{Rejected, Rules, validate};
 /// The on-disk layout version this build writes, kept in `layout.json`.
 pub const LAYOUT_VERSION: u32 = 1;
 
+/// The store's `layout.json` under `root`: a folder holds a store when it has one.
+pub fn layout_path(root: &Path) -> PathBuf {
+    root.join("layout.json")
+}
+
+/// The store's object folder under `root`.
+pub fn objects_dir(root: &Path) -> PathBuf {
+    root.join("objects")
+}
+
 /// A dataset's store: objects, journal and index under one folder.
 ///
 /// ```text
@@ -226,9 +236,9 @@ impl Store {
         }
         check_layout(root, read_only)?;
         let objects = if read_only {
-            Objects::at(&root.join("objects"))
+            Objects::at(&objects_dir(root))
         } else {
-            Objects::open(&root.join("objects"))?
+            Objects::open(&objects_dir(root))?
         };
         let end = if read_only {
             if journal_dir.is_dir() {
@@ -907,7 +917,7 @@ fn check_journal_present(root: &Path, journal_dir: &Path) -> Result<()> {
 }
 
 fn check_layout(root: &Path, read_only: bool) -> Result<()> {
-    let path = root.join("layout.json");
+    let path = layout_path(root);
     match fs::read(&path) {
         Ok(b) => {
             let l: LayoutFile = serde_json::from_slice(&b).map_err(|e| StoreError::Io {

@@ -122,6 +122,24 @@ pub fn decode(bytes: &[u8], rules: &Rules) -> Result<Decoded, Rejected> {
     }
 }
 
+/// Decodes bytes the store has accepted, as validation did: the first frame, turned upright by its
+/// EXIF orientation. This is what training, evaluation and prediction see. Only the decoder's
+/// memory is bounded (2 GiB), not the size, which the store checked on the way in. Errors,
+/// including a decoder panic, come back as a sentence.
+pub fn decode_upright(bytes: &[u8]) -> Result<DynamicImage, String> {
+    let stored = Rules {
+        min_side_px: 1,
+        max_pixels: STORED_MAX_ALLOC / 8,
+        animated: Animated::FirstFrame,
+    };
+    decode(bytes, &stored)
+        .map(|d| d.image)
+        .map_err(|r| format!("{}: {}", r.reason, r.detail))
+}
+
+/// [`decode_upright`]'s decoder memory budget.
+const STORED_MAX_ALLOC: u64 = 2 << 30;
+
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -546,5 +564,63 @@ mod tests {
     fn sniff_names_html() {
         assert!(sniff(b"<!DOCTYPE html><html>").contains("HTML"));
         assert!(sniff(b"\x00\x01binary").contains("unknown binary"));
+    }
+}
+
+#[cfg(test)]
+mod decode_upright_tests {
+    use super::*;
+    use image::{ImageFormat, Rgb, RgbImage};
+    use std::io::Cursor;
+
+    /// A JPEG with an EXIF APP1 segment holding only an orientation tag.
+    fn jpeg_with_orientation(img: &RgbImage, orientation: u16) -> Vec<u8> {
+        let mut jpeg = Cursor::new(Vec::new());
+        img.write_to(&mut jpeg, ImageFormat::Jpeg).unwrap();
+        let jpeg = jpeg.into_inner();
+        let mut app1 = vec![0xFF, 0xE1, 0x00, 0x22];
+        app1.extend_from_slice(b"Exif\0\0");
+        app1.extend_from_slice(&[b'M', b'M', 0x00, 0x2A, 0, 0, 0, 8]); // big-endian TIFF header
+        app1.extend_from_slice(&[0x00, 0x01]); // one entry
+        app1.extend_from_slice(&[0x01, 0x12, 0x00, 0x03, 0, 0, 0, 1]); // orientation, SHORT, 1
+        app1.extend_from_slice(&orientation.to_be_bytes());
+        app1.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // padding, no next IFD
+        assert_eq!(app1.len(), 2 + 0x22);
+        let mut out = jpeg[..2].to_vec(); // SOI
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn exif_orientation_turns_the_picture_upright() {
+        // 40 × 20: left half white, right half black.
+        let img = RgbImage::from_fn(
+            40,
+            20,
+            |x, _| if x < 20 { Rgb([255; 3]) } else { Rgb([0; 3]) },
+        );
+        let plain = decode_upright(&jpeg_with_orientation(&img, 1))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(plain.dimensions(), (40, 20));
+        // Orientation 6: the stored picture must turn 90° clockwise to be upright, so its left
+        // column becomes the top row.
+        let turned = decode_upright(&jpeg_with_orientation(&img, 6))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(turned.dimensions(), (20, 40));
+        assert!(
+            turned.get_pixel(10, 5).0[0] > 200,
+            "{:?}",
+            turned.get_pixel(10, 5)
+        );
+        assert!(
+            turned.get_pixel(10, 35).0[0] < 50,
+            "{:?}",
+            turned.get_pixel(10, 35)
+        );
+        let err = decode_upright(b"definitely not an image").unwrap_err();
+        assert!(err.contains("no image signature"), "{err}");
     }
 }

@@ -17,17 +17,18 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use lennonnet_core::NoProgress;
-use lennonnet_train::augment::{AugmentOptions, Normalise, augment, centre_crop};
-use lennonnet_train::candle_core::{Device, Tensor};
+use lennonnet_dataset::{decode_upright, object_path};
+use lennonnet_models::candle_core::{Device, Tensor};
+use lennonnet_models::{Arch, Classifier, ModelOptions, preprocess};
+use lennonnet_records::AugmentOptions;
+use lennonnet_train::augment::{Normalise, augment, centre_crop};
 use lennonnet_train::data::cache::PixelCache;
-use lennonnet_train::data::decode::decode_upright;
 use lennonnet_train::data::loader::{LoaderOptions, for_each_batch};
-use lennonnet_train::data::object_path;
 use lennonnet_train::metrics::cross_entropy;
 use lennonnet_train::optim::{AdamW, AdamWOptions};
+use lennonnet_train::rng;
 use lennonnet_train::synthetic::{SyntheticSpec, write_dataset};
 use lennonnet_train::trainer::resize_px;
-use lennonnet_train::{Arch, Classifier, ModelOptions, preprocess, rng};
 
 fn model(arch: Arch) -> Classifier {
     Classifier::new(
@@ -67,14 +68,14 @@ fn load() -> String {
 }
 
 fn main() {
-    lennonnet_train::tune_allocator();
+    lennonnet_models::tune_allocator();
     let quick = std::env::var("LENNONNET_BENCH_QUICK").is_ok_and(|v| v == "1");
     let (n_images, head_px, full_px, batch) = if quick {
         (24, 96, 64, 8)
     } else {
         (96, 224, 128, 32)
     };
-    let threads = lennonnet_train::candle_core::utils::get_num_threads();
+    let threads = lennonnet_models::candle_core::utils::get_num_threads();
     println!(
         "lennonnet-train training benchmarks: {threads} threads, {n_images} images, load average {}",
         load()
@@ -96,7 +97,7 @@ fn main() {
 
     // 1. Head: feature extraction.
     let eff = model(Arch::EfficientNetLite0);
-    let cfg = lennonnet_train::PretrainedCfg {
+    let cfg = lennonnet_models::PretrainedCfg {
         input_size: head_px,
         ..Arch::EfficientNetLite0.pretrained_cfg()
     };
@@ -131,7 +132,7 @@ fn main() {
     extract(
         Tensor::zeros(
             (batch, 3, head_px, head_px),
-            lennonnet_train::candle_core::DType::F32,
+            lennonnet_models::candle_core::DType::F32,
             &Device::Cpu,
         )
         .unwrap(),
@@ -241,7 +242,7 @@ fn main() {
 
     // 3. Full: a small ResNet's training step with and without the loader's workers.
     let arch = Arch::ResNet10t;
-    let cfg = lennonnet_train::PretrainedCfg {
+    let cfg = lennonnet_models::PretrainedCfg {
         input_size: full_px,
         ..arch.pretrained_cfg()
     };

@@ -14,74 +14,10 @@
 //! seed, the epoch and the sample's position (see [`crate::rng`]).
 
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+
+use lennonnet_records::AugmentOptions;
 
 use crate::rng::{below, uniform, unit};
-
-/// The training augmentation's settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AugmentOptions {
-    /// Off: training images get the eval transform.
-    pub enabled: bool,
-    /// Smallest crop area, as a fraction of the cached square.
-    pub crop_scale_min: f64,
-    pub crop_ratio_min: f64,
-    pub crop_ratio_max: f64,
-    pub hflip_prob: f64,
-    pub brightness: f64,
-    pub contrast: f64,
-    pub saturation: f64,
-    pub grayscale_prob: f64,
-}
-
-impl Default for AugmentOptions {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            crop_scale_min: 0.25,
-            crop_ratio_min: 3.0 / 4.0,
-            crop_ratio_max: 4.0 / 3.0,
-            hflip_prob: 0.5,
-            brightness: 0.3,
-            contrast: 0.3,
-            saturation: 0.3,
-            grayscale_prob: 0.1,
-        }
-    }
-}
-
-impl AugmentOptions {
-    /// Checks ranges; the error names the option.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
-        let unit_interval = |name, v: f64| {
-            if (0.0..=1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err((name, format!("expected a number in [0, 1], found {v}")))
-            }
-        };
-        unit_interval("crop_scale_min", self.crop_scale_min)?;
-        if self.crop_scale_min <= 0.0 {
-            return Err(("crop_scale_min", "expected more than 0".into()));
-        }
-        unit_interval("hflip_prob", self.hflip_prob)?;
-        unit_interval("grayscale_prob", self.grayscale_prob)?;
-        unit_interval("brightness", self.brightness)?;
-        unit_interval("contrast", self.contrast)?;
-        unit_interval("saturation", self.saturation)?;
-        if !(self.crop_ratio_min > 0.0 && self.crop_ratio_min <= self.crop_ratio_max) {
-            return Err((
-                "crop_ratio_min",
-                format!(
-                    "expected 0 < crop_ratio_min <= crop_ratio_max, found {} and {}",
-                    self.crop_ratio_min, self.crop_ratio_max
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// Per-channel normalisation of pixel values scaled to [0, 1].
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -24,7 +24,9 @@ use candle_core::{DType, Device, Tensor};
 use lennonnet_core::{ContentId, Progress};
 use serde::Serialize;
 
-use crate::augment::{AugmentOptions, Normalise, augment, centre_crop};
+use lennonnet_records::AugmentOptions;
+
+use crate::augment::{Normalise, augment, centre_crop};
 use crate::data::cache::PixelCache;
 use crate::data::loader::{LoaderOptions, for_each_batch};
 use crate::models::Classifier;

@@ -1,29 +1,15 @@
-//! Lennonnet's models in candle: timm-compatible ResNets (`resnet50d` and small ones for CPU
-//! work) and EfficientNet-Lite0, with batch norm in train and eval modes, freezing by name prefix,
-//! a replaceable head and pooled-feature extraction; fast CPU kernels for their convolutions and
-//! pooling; PyTorch checkpoint import (zip and legacy formats) and safetensors weights.
-//!
-//! Layout: [`models`] (architectures, [`Classifier`]), [`ops`] (layers and kernels), [`weights`]
-//! (reading, mapping, loading and writing weights), [`params`] (the named, seeded parameter
-//! store), [`device`] (device choice), [`preprocess`] (image to input tensor).
-//!
-//! Training (docs/training.md): [`trainer::train`] runs a training run from a snapshot into a run
-//! folder ([`run`]), with [`data`] (the snapshot's images, the pixel cache, the loader),
-//! [`augment`], [`features`] (the head strategy's feature cache), [`optim`] (AdamW),
-//! [`schedule`], [`metrics`] (loss, figures, threshold), [`rng`] (the run's random streams) and
-//! [`report`] (progress and summary).
+//! Lennonnet's training stage (docs/training.md): [`trainer::train`] runs a training run from a
+//! snapshot into a run folder ([`run`]), with [`data`] (the snapshot's images, the pixel cache,
+//! the loader), [`augment`], [`features`] (the head strategy's feature cache), [`optim`]
+//! (AdamW), [`schedule`], [`metrics`] (the loss), [`rng`] (the run's random streams) and
+//! [`report`] (progress and summary). The models, kernels and weight import are
+//! `lennonnet-models`'; the records a run writes are `lennonnet-records`'.
 
 pub mod augment;
 pub mod data;
-pub mod device;
-mod error;
 pub mod features;
 pub mod metrics;
-pub mod models;
-pub mod ops;
 pub mod optim;
-pub mod params;
-pub mod preprocess;
 pub mod report;
 pub mod rng;
 pub mod run;
@@ -31,30 +17,10 @@ pub mod schedule;
 pub mod synthetic;
 mod train_error;
 pub mod trainer;
-pub mod weights;
 
-pub use error::{Error, Result};
-pub use models::{Arch, Classifier, ModelOptions, ParamInfo, PretrainedCfg};
-pub use ops::Backend;
+// The model crate's modules under their old paths inside this crate.
+use lennonnet_models::{device, models, params, preprocess, weights};
+
 pub use report::TrainReporter;
 pub use train_error::{TrainError, TrainResult};
-pub use trainer::{Strategy, TrainOptions, TrainOutcome, TrainSettings, train};
-pub use weights::{HeadPolicy, HubOptions, LoadReport, WeightsSource};
-
-/// Makes glibc's allocator keep freed memory for reuse: large blocks (up to 32 MiB) come from the
-/// heap instead of fresh `mmap`s, and the heap is not trimmed. Training allocates and frees
-/// activation-sized buffers at every step; without this each one is page-faulted in anew (about
-/// 20 % of a ResNet-50d training step's CPU time here). Call once at start-up, before threads
-/// allocate; a no-op off Linux/glibc.
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; both values are in their valid ranges.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-    }
-}
-
-/// Re-exported so that callers use the same candle version.
-pub use candle_core;
-pub use candle_nn;
+pub use trainer::{TrainOptions, TrainOutcome, train};

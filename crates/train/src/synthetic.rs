@@ -11,9 +11,9 @@ use lennonnet_core::{ContentId, Group, Label, ManifestRow, Split};
 use lennonnet_split::{Assignment, Policy, Snapshot};
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::object_path;
 use crate::rng::{self, uniform};
 use crate::train_error::{TrainError, TrainResult};
+use lennonnet_dataset::{Dataset, object_path};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -87,7 +87,8 @@ pub fn picture(class: usize, width: u32, height: u32, r: &mut ChaCha8Rng) -> Rgb
 /// Writes the objects and a snapshot under `dataset_dir` (`objects/`, `snapshots/`) and returns
 /// the snapshot.
 pub fn write_dataset(dataset_dir: &Path, spec: &SyntheticSpec) -> TrainResult<Snapshot> {
-    let objects = dataset_dir.join("objects");
+    let dataset = Dataset::at(dataset_dir);
+    let objects = dataset.objects_dir();
     let mut rows = Vec::new();
     for (split, counts) in [(Split::Train, spec.train), (Split::Val, spec.val)] {
         for (class, &n) in counts.iter().enumerate() {
@@ -146,7 +147,7 @@ pub fn write_dataset(dataset_dir: &Path, spec: &SyntheticSpec) -> TrainResult<Sn
         test_per_class: Default::default(),
     };
     Ok(lennonnet_split::snapshot::create(
-        &dataset_dir.join("snapshots"),
+        &dataset.snapshots_dir(),
         &assignment,
         &policy,
         None,

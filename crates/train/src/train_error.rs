@@ -1,5 +1,5 @@
 //! Errors of the training stage (data, run folder, loop). Model and weight errors keep their own
-//! type, [`crate::Error`], wrapped here.
+//! type, [`lennonnet_models::Error`], wrapped here.
 
 use std::path::PathBuf;
 
@@ -10,11 +10,15 @@ use std::path::PathBuf;
 pub enum TrainError {
     /// Building or loading the model failed.
     #[error(transparent)]
-    Model(#[from] crate::Error),
+    Model(#[from] lennonnet_models::Error),
 
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+
+    /// A record of the run folder could not be read.
+    #[error(transparent)]
+    Record(#[from] lennonnet_records::RecordError),
 
     #[error(transparent)]
     Snapshot(#[from] lennonnet_split::SnapshotError),

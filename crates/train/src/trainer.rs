@@ -19,17 +19,17 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use lennonnet_split::Snapshot;
-use serde::{Deserialize, Serialize};
 
-use crate::augment::{AugmentOptions, Normalise, augment, centre_crop};
+use lennonnet_records::scores::{BinaryScores, Confusion, argmax, tune_threshold};
+use lennonnet_records::{Balance, Strategy, TrainSettings};
+
+use crate::augment::{Normalise, augment, centre_crop};
 use crate::data::SnapshotData;
 use crate::data::cache::PixelCache;
 use crate::data::loader::{LoaderOptions, for_each_batch};
 use crate::device;
 use crate::features::{self, BoundarySet, FeatureKey, FeatureSet};
-use crate::metrics::{
-    BinaryScores, Confusion, ThresholdMetric, argmax, cross_entropy, probabilities, tune_threshold,
-};
+use crate::metrics::cross_entropy;
 use crate::models::{Arch, Classifier, ModelOptions};
 use crate::optim::{AdamW, AdamWOptions};
 use crate::params::under_prefix;
@@ -38,129 +38,12 @@ use crate::rng;
 use crate::run::{
     BEST, Best, DataRecord, EndRecord, EpochRecord, EpochSums, LAST, METRICS, MetricsLog,
     MetricsRecord, PreprocessRecord, ResumeState, RunDir, RunRecord, RunResult, RunStatus,
-    StepRecord, StopReason, Timing, TrainableRecord, Versions, WeightsRecord,
+    StepRecord, StopReason, Timing, TrainableRecord, WeightsRecord,
 };
 use crate::schedule::LrSchedule;
 use crate::train_error::{TrainError, TrainResult};
 use crate::weights::{HeadPolicy, HubOptions, WeightsSource};
-
-/// What is trained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// A frozen backbone: its features are computed once and cached; only the head trains.
-    Head,
-    /// The last stages and the head train (`trainable_prefixes`, default the last stage).
-    Partial,
-    /// Everything trains.
-    Full,
-}
-
-impl Strategy {
-    pub const ALL: [Strategy; 3] = [Strategy::Head, Strategy::Partial, Strategy::Full];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Head => "head",
-            Self::Partial => "partial",
-            Self::Full => "full",
-        }
-    }
-}
-
-impl std::str::FromStr for Strategy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| format!("unknown strategy `{s}`: expected head, partial or full"))
-    }
-}
-
-/// How class imbalance is handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Balance {
-    /// Plain loss, plain shuffling.
-    None,
-    /// Each class's loss weighted by `images / (classes × class images)`.
-    WeightedLoss,
-    /// Each epoch draws as many images as the train split holds, with replacement, every class
-    /// equally often.
-    Sampler,
-}
-
-/// The settings that decide a run's results: recorded in run.json, and checked on resume.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainSettings {
-    /// The architecture (`lennonnet model list`).
-    pub model: String,
-    /// Pretrained weights: a safetensors or .pth file, or `hub:ORG/REPO[/FILE]`; none: random
-    /// initialisation from the seed.
-    pub weights: Option<String>,
-    pub strategy: Strategy,
-    /// `partial`: the name prefixes that train besides the head; empty: the model's last stage.
-    pub trainable_prefixes: Vec<String>,
-    pub epochs: usize,
-    pub batch_size: usize,
-    /// Input side in pixels, a multiple of 32; none: the model's pretrained input size.
-    pub input_px: Option<usize>,
-    pub seed: u64,
-    pub learning_rate: f64,
-    pub weight_decay: f64,
-    pub warmup_epochs: f64,
-    /// The learning rate at the end of the cosine decay, as a fraction of `learning_rate`.
-    pub final_lr_fraction: f64,
-    pub label_smoothing: f64,
-    /// Clip the global gradient norm to this; none: no clipping.
-    pub grad_clip_norm: Option<f64>,
-    pub balance: Balance,
-    pub patience_epochs: usize,
-    pub threshold_metric: ThresholdMetric,
-    /// `head`, and `partial` with `cache_boundary`: cached views per training image (1: the
-    /// centre crop only).
-    pub feature_views: usize,
-    /// `partial`: compute the frozen layers once per view and cache their output (the input of
-    /// the first trainable block), then train the rest on the cache.
-    #[serde(default)]
-    pub cache_boundary: bool,
-    pub augment: AugmentOptions,
-    /// `cpu`, `cuda` or `cuda:N`.
-    pub device: String,
-    /// bf16 compute (CUDA only).
-    pub bf16: bool,
-}
-
-impl Default for TrainSettings {
-    fn default() -> Self {
-        Self {
-            model: "efficientnet_lite0".into(),
-            weights: None,
-            strategy: Strategy::Head,
-            trainable_prefixes: Vec::new(),
-            epochs: 30,
-            batch_size: 32,
-            input_px: None,
-            seed: 0,
-            learning_rate: 1e-3,
-            weight_decay: 0.05,
-            warmup_epochs: 1.0,
-            final_lr_fraction: 0.01,
-            label_smoothing: 0.1,
-            grad_clip_norm: Some(1.0),
-            balance: Balance::WeightedLoss,
-            patience_epochs: 10,
-            threshold_metric: ThresholdMetric::BalancedAccuracy,
-            feature_views: 1,
-            cache_boundary: false,
-            augment: AugmentOptions::default(),
-            device: "cpu".into(),
-            bf16: false,
-        }
-    }
-}
+use lennonnet_models::scoring::probabilities;
 
 /// A training run: the settings plus where things go and how the work is spread.
 #[derive(Debug, Clone)]
@@ -680,7 +563,7 @@ pub fn train(
         device: device::device_name(&device),
         dtype: format!("{dtype:?}").to_lowercase(),
         backend: model.backend().name().to_string(),
-        versions: Versions::current(),
+        versions: crate::run::versions(),
         threshold: None,
         result: None,
     };
@@ -1255,6 +1138,7 @@ impl Trainer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lennonnet_records::AugmentOptions;
 
     #[test]
     fn epoch_orders_are_seeded_permutations_or_balanced_draws() {

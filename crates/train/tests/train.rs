@@ -4,19 +4,19 @@
 use std::path::{Path, PathBuf};
 
 use lennonnet_core::NoProgress;
+use lennonnet_dataset::{decode_upright, object_path};
+use lennonnet_models::scoring::{load_best, preprocess_cfg, probabilities};
+use lennonnet_models::{Arch, preprocess};
+use lennonnet_records::run::{self, MetricsRecord, RunStatus};
+use lennonnet_records::scores::argmax;
+use lennonnet_records::{Balance, Strategy, ThresholdMetric, TrainSettings};
 use lennonnet_split::Snapshot;
 use lennonnet_train::augment::{Normalise, centre_crop};
 use lennonnet_train::data::cache::PixelCache;
-use lennonnet_train::data::decode::decode_upright;
 use lennonnet_train::data::loader::LoaderOptions;
-use lennonnet_train::data::object_path;
-use lennonnet_train::metrics::ThresholdMetric;
-use lennonnet_train::run::{self, MetricsRecord, RunStatus};
 use lennonnet_train::synthetic::{SyntheticSpec, write_dataset};
-use lennonnet_train::trainer::{Balance, resize_px};
-use lennonnet_train::{
-    Arch, Strategy, TrainError, TrainOptions, TrainOutcome, TrainSettings, preprocess, train,
-};
+use lennonnet_train::trainer::resize_px;
+use lennonnet_train::{TrainError, TrainOptions, TrainOutcome, train};
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -82,9 +82,9 @@ fn metrics_without_time(run_dir: &Path) -> Vec<serde_json::Value> {
 /// differ).
 fn same_tensors(a: &Path, b: &Path) -> bool {
     let load = |p: &Path| {
-        let mut v: Vec<(String, Vec<u8>)> = lennonnet_train::candle_core::safetensors::load(
+        let mut v: Vec<(String, Vec<u8>)> = lennonnet_models::candle_core::safetensors::load(
             p,
-            &lennonnet_train::candle_core::Device::Cpu,
+            &lennonnet_models::candle_core::Device::Cpu,
         )
         .unwrap()
         .into_iter()
@@ -178,10 +178,10 @@ fn full_training_learns_and_fills_the_run_folder() {
     // best.safetensors holds the best epoch's model: loaded afresh and fed the original files
     // through the pretrained preprocessing (what eval and predict do), it scores on val what
     // validation measured.
-    let device = lennonnet_train::candle_core::Device::Cpu;
-    let (loaded, model) = run::load_best(&out.run_dir, &device).unwrap();
+    let device = lennonnet_models::candle_core::Device::Cpu;
+    let (loaded, model) = load_best(&out.run_dir, &device).unwrap();
     assert_eq!(&loaded.classes, &rec.classes);
-    let cfg = run::preprocess_cfg(&loaded);
+    let cfg = preprocess_cfg(&loaded);
     let objects = f.root.join("data").join("objects");
     let (mut right, mut total) = (0, 0);
     for row in f.snapshot.rows().unwrap() {
@@ -193,9 +193,8 @@ fn full_training_learns_and_fills_the_run_folder() {
             .unwrap()
             .unsqueeze(0)
             .unwrap();
-        let p =
-            lennonnet_train::metrics::probabilities(&model.forward_t(&x, false).unwrap()).unwrap();
-        let predicted = &rec.classes[lennonnet_train::metrics::argmax(&p[0])];
+        let p = probabilities(&model.forward_t(&x, false).unwrap()).unwrap();
+        let predicted = &rec.classes[argmax(&p[0])];
         right += usize::from(predicted == row.label.as_str());
         total += 1;
     }
@@ -370,7 +369,7 @@ fn the_eval_transform_of_the_cache_equals_the_pretrained_preprocessing() {
     .unwrap();
     assert_eq!(cache.len(), ids.len());
     assert!(cache.failed().is_empty());
-    let small = lennonnet_train::PretrainedCfg {
+    let small = lennonnet_models::PretrainedCfg {
         input_size: input,
         ..cfg
     };
@@ -384,7 +383,7 @@ fn the_eval_transform_of_the_cache_equals_the_pretrained_preprocessing() {
         let want = preprocess::image_to_tensor(
             &original,
             &small,
-            &lennonnet_train::candle_core::Device::Cpu,
+            &lennonnet_models::candle_core::Device::Cpu,
         )
         .unwrap()
         .flatten_all()

@@ -1,5 +1,6 @@
 //! `lennonnet curate [--explain ID]`.
 
+use lennonnet_dataset::Dataset;
 use std::io::{BufWriter, Write};
 
 use lennonnet_core::NoProgress;
@@ -10,7 +11,7 @@ use crate::cli::CurateArgs;
 
 pub fn run(args: CurateArgs) -> anyhow::Result<()> {
     let config = load_config(&args.config.config)?;
-    let (store, _) = super::store::open(&config, false)?;
+    let (store, _) = Dataset::of_config(&config).open_store(false)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     if let Some(prefix) = &args.explain {
         let id = store.resolve(prefix)?;
@@ -84,8 +85,10 @@ fn from_run(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    use lennonnet_eval::metrics::{EVAL_DIR, SUSPECTS_JSONL, Suspect};
-    let path = run.join(EVAL_DIR).join(SUSPECTS_JSONL);
+    use lennonnet_records::eval::{SUSPECTS_JSONL, Suspect};
+    let path = lennonnet_dataset::RunPaths::at(run)
+        .eval_dir()
+        .join(SUSPECTS_JSONL);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "cannot read {} (run `lennonnet eval --run {}` first)",

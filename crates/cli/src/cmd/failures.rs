@@ -1,5 +1,6 @@
 //! `lennonnet store failures`: every URL's final outcome, like img2dataset's per-sample status.
 
+use lennonnet_dataset::Dataset;
 use std::io::{BufWriter, Write};
 
 use super::{load_config, stdout_error};
@@ -19,7 +20,7 @@ struct Row<'a> {
 }
 
 pub fn run(a: StoreFailuresArgs) -> anyhow::Result<()> {
-    let (store, _) = super::store::open(&load_config(&a.config.config)?, false)?;
+    let (store, _) = Dataset::of_config(&load_config(&a.config.config)?).open_store(false)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     if a.format == FailuresFormat::Csv {
         writeln!(

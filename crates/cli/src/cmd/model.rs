@@ -3,13 +3,13 @@
 use std::io::{BufWriter, Write};
 
 use anyhow::Context;
-use lennonnet_train::candle_core::Device;
-use lennonnet_train::params::Kind;
-use lennonnet_train::{Arch, Classifier, HeadPolicy, HubOptions, ModelOptions, WeightsSource};
+use lennonnet_models::candle_core::Device;
+use lennonnet_models::params::Kind;
+use lennonnet_models::{Arch, Classifier, HeadPolicy, HubOptions, ModelOptions, WeightsSource};
 
-use super::plan::thousands;
 use super::stdout_error;
 use crate::cli::{ModelArgs, ModelCommand, ModelInfoArgs, ModelListArgs};
+use crate::table::thousands;
 
 pub fn run(args: ModelArgs) -> anyhow::Result<()> {
     match args.command {

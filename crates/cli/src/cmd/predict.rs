@@ -34,8 +34,8 @@ impl Input {
 }
 
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
-    lennonnet_train::tune_allocator();
-    let device = lennonnet_train::device::parse_device(&args.device)?;
+    lennonnet_models::tune_allocator();
+    let device = lennonnet_models::device::parse_device(&args.device)?;
     let scorer = Scorer::load(&args.run, &device)?;
     let classes = scorer.record.classes.clone();
     let threshold = scorer.record.threshold.unwrap_or(0.5);

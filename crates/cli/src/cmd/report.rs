@@ -4,7 +4,8 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::Context;
-use lennonnet_report::{DatasetInputs, Inputs, REPORT_DIR, RunInputs};
+use lennonnet_dataset::{Dataset, RunPaths};
+use lennonnet_report::{DatasetInputs, Inputs, RunInputs};
 
 use super::{load_config, stdout_error};
 use crate::cli::ReportArgs;
@@ -19,7 +20,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     }
     let inputs = Inputs { run, dataset };
     let rendered = lennonnet_report::render(&inputs)?;
-    let out = args.out.unwrap_or_else(|| args.run.join(REPORT_DIR));
+    let out = args
+        .out
+        .unwrap_or_else(|| RunPaths::at(&args.run).report_dir());
     let written = lennonnet_report::write(&rendered, &out)
         .with_context(|| format!("cannot write the report to {}", out.display()))?;
     tracing::info!(
@@ -41,21 +44,25 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
 /// The evaluated snapshot's meta and the store's statistics, each with a note when it cannot be
 /// read: the report is still written, saying what is missing and why.
 fn dataset(config: &lennonnet_config::Config, snapshot: &str) -> DatasetInputs {
-    let dir = config.dataset_dir();
+    let dataset = Dataset::of_config(config);
+    let dir = dataset.root().to_path_buf();
     let mut d = DatasetInputs {
         dir: Some(dir.clone()),
         ..DatasetInputs::default()
     };
-    let snapshots = dir.join("snapshots");
-    match lennonnet_split::snapshot::open(&snapshots, snapshot) {
+    match dataset.snapshot(snapshot) {
         Ok(s) => d.snapshot = Some(s.meta),
         Err(e) => d.notes.push(format!(
             "No snapshot summary: snapshot {snapshot} cannot be read ({e}). Pass --config with \
              the config the run was trained with."
         )),
     }
-    if dir.join("layout.json").is_file() {
-        match super::store::open_read_only(config).and_then(|(store, _)| Ok(store.stats()?)) {
+    if dataset.has_store() {
+        let stats = dataset
+            .open_store_read_only()
+            .map_err(anyhow::Error::from)
+            .and_then(|(store, _)| Ok(store.stats()?));
+        match stats {
             Ok(stats) => d.store = Some(stats),
             Err(e) => d.notes.push(format!("No curation statistics: {e:#}.")),
         }

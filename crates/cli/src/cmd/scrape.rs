@@ -1,3 +1,4 @@
+use lennonnet_dataset::Dataset;
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +15,7 @@ use crate::progress;
 pub fn run(args: ScrapeArgs, quiet: bool) -> anyhow::Result<()> {
     let config = Arc::new(load_config_for_requests(&args.config.config)?);
     let rows = lennonnet_plan::plan(&config);
-    let (store, _) = super::store::open(&config, false)?;
+    let (store, _) = Dataset::of_config(&config).open_store(false)?;
     let store = Arc::new(store);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -27,7 +28,7 @@ pub fn run(args: ScrapeArgs, quiet: bool) -> anyhow::Result<()> {
         let progress: Arc<dyn lennonnet_core::Progress> =
             Arc::from(progress::reporter(!args.no_progress && !quiet));
         let mut options = SearchOptions::new(config.engines.max_retries);
-        options.changed_dir = Some(changed_dir(&config));
+        options.changed_dir = Some(Dataset::of_config(&config).changed_pages_dir());
         let notes = progress.clone();
         options.on_event = Some(Arc::new(move |event| {
             notes.note("scrape", &event.to_string())
@@ -124,14 +125,9 @@ pub fn run(args: ScrapeArgs, quiet: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where the scrape saves pages no parser recognises: `<dataset>/engines/changed/`.
-pub fn changed_dir(config: &lennonnet_config::Config) -> std::path::PathBuf {
-    config.dataset_dir().join("engines").join("changed")
-}
-
 /// The summary table: per group, wanted and got, and where the other candidates went.
 fn render(report: &Report) -> String {
-    use super::plan::thousands;
+    use crate::table::thousands;
     let mut rows = vec![
         [
             "group",
@@ -175,7 +171,7 @@ fn render(report: &Report) -> String {
             reasons.join(", "),
         ]);
     }
-    let mut t = super::plan::layout(
+    let mut t = crate::table::layout(
         &rows,
         &[false, false, true, true, true, true, true, true, false],
     );
@@ -200,7 +196,7 @@ fn render(report: &Report) -> String {
 
 /// The engines table: what each engine was asked and how it answered.
 fn render_engines(report: &Report) -> String {
-    use super::plan::thousands;
+    use crate::table::thousands;
     let mut rows = vec![
         [
             "engine",
@@ -248,7 +244,7 @@ fn render_engines(report: &Report) -> String {
     if rows.len() == 1 {
         return String::new();
     }
-    super::plan::layout(
+    crate::table::layout(
         &rows,
         &[false, true, true, true, true, true, true, true, true, false],
     )

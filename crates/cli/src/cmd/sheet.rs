@@ -40,10 +40,13 @@ fn snapshot_sheet(
     threads: usize,
 ) -> anyhow::Result<usize> {
     let config = load_config(&a.config)?;
-    let snapshots = config.dataset_dir().join("snapshots");
-    let snapshot = lennonnet_split::snapshot::open(&snapshots, id)
-        .with_context(|| format!("cannot open snapshot `{id}` in {}", snapshots.display()))?;
-    let objects = config.dataset_dir().join("objects");
+    let dataset = lennonnet_dataset::Dataset::of_config(&config);
+    let snapshot = dataset.snapshot(id).with_context(|| {
+        format!(
+            "cannot open snapshot `{id}` in {}",
+            dataset.snapshots_dir().display()
+        )
+    })?;
     let rows = snapshot.rows()?;
     let items: Vec<SheetItem> = rows
         .iter()
@@ -51,7 +54,7 @@ fn snapshot_sheet(
         .filter(|r| a.split.is_none_or(|s| r.split == s))
         .take(a.limit)
         .map(|r| SheetItem {
-            path: lennonnet_train::data::object_path(&objects, &r.id),
+            path: dataset.object_path(&r.id),
             group: format!("{}/{}", r.group, r.split),
             name: format!("{} {}", &r.id.to_hex()[..12], r.label),
         })

@@ -1,29 +1,30 @@
 //! `lennonnet snapshot create|list|show|diff|verify|export`: curated store → immutable splits.
 
+use lennonnet_dataset::Dataset;
+use lennonnet_dataset::items::{items, policy};
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 
 use anyhow::{Context, bail};
-use lennonnet_config::Config;
-use lennonnet_core::{Group, Purpose, Split};
+use lennonnet_core::Split;
+use lennonnet_split::assign;
 use lennonnet_split::export::{Format, export};
 use lennonnet_split::snapshot::{self, Snapshot};
-use lennonnet_split::{Item, Policy, assign};
-use lennonnet_store::{CurationStatus, DecisionCode, Store};
 
-use super::plan::{layout, thousands};
 use super::{load_config, stdout_error};
 use crate::cli::{ExportFormat, OutputFormat, SnapshotArgs, SnapshotCommand};
+use crate::table::{layout, thousands};
 
 pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
     let config = load_config(&args.config.config)?;
-    let dir = config.dataset_dir().join("snapshots");
+    let dataset = Dataset::of_config(&config);
+    let dir = dataset.snapshots_dir();
     let mut out = BufWriter::new(std::io::stdout().lock());
     let text = match args.command {
         SnapshotCommand::Create { parent } => {
             let config_bytes = std::fs::read(&args.config.config)
                 .with_context(|| format!("cannot read {}", args.config.config.display()))?;
-            let (store, _) = super::store::open(&config, false)?;
+            let (store, _) = dataset.open_store(false)?;
             let items = items(&config, &store)?;
             let policy = policy(&config);
             let parent = parent.map(|p| snapshot::open(&dir, &p)).transpose()?;
@@ -85,7 +86,7 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
         }
         SnapshotCommand::Verify { id } => {
             let snap = snapshot::open(&dir, &id)?;
-            let (store, _) = super::store::open(&config, false)?;
+            let (store, _) = dataset.open_store(false)?;
             let report = snap.verify(|id| store.object_path(id))?;
             let mut text = format!(
                 "snapshot {}: manifest {}, {} objects, {} bytes, {} missing, {} corrupt\n",
@@ -121,7 +122,7 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
             per_shard,
         } => {
             let snap = snapshot::open(&dir, &id)?;
-            let (store, _) = super::store::open(&config, false)?;
+            let (store, _) = dataset.open_store(false)?;
             let format = match format {
                 ExportFormat::Imagefolder => Format::ImageFolder,
                 ExportFormat::Webdataset => Format::WebDataset { per_shard },
@@ -140,99 +141,6 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(stdout_error)
-}
-
-fn policy(config: &Config) -> Policy {
-    Policy {
-        key: config.split.key.clone(),
-        val_fraction: config.split.val_fraction,
-        test_per_class: config.split.test_per_class.clone(),
-    }
-}
-
-/// The splitter's view of the curated store: one item per accepted image, from its current
-/// curation decision.
-fn items(config: &Config, store: &Store) -> anyhow::Result<Vec<Item>> {
-    let purpose_of: BTreeMap<&str, Purpose> = config
-        .groups
-        .iter()
-        .map(|g| (g.name.as_str(), g.purpose))
-        .collect();
-    let mut items = Vec::new();
-    let mut uncurated = 0u64;
-    let mut no_provenance = 0u64;
-    for entry in store.images() {
-        let (id, meta) = entry?;
-        let Some(d) = store.decision(&id)? else {
-            // Curation leaves out images that no provenance names (it has no label for them).
-            if store.has_provenance(&id)? {
-                uncurated += 1;
-            } else {
-                no_provenance += 1;
-            }
-            continue;
-        };
-        let purpose = match d.status {
-            CurationStatus::Eval => Purpose::Eval,
-            _ => Purpose::Train,
-        };
-        // The image's group: the first of its groups with the decision's purpose (word groups
-        // are train groups), else its first group.
-        let group_purpose = |g: &Group| {
-            purpose_of
-                .get(g.as_str())
-                .copied()
-                .unwrap_or(Purpose::Train)
-        };
-        let group = d
-            .groups
-            .iter()
-            .find(|g| group_purpose(g) == purpose)
-            .or(d.groups.first())
-            .cloned()
-            .with_context(|| format!("the decision for {id} names no group"))?;
-        let excluded = match d.status {
-            CurationStatus::Train | CurationStatus::Eval => None,
-            // The reason that explains the status (a label conflict, an eval leak), not the
-            // cluster role that comes first in the list.
-            CurationStatus::Quarantined | CurationStatus::Excluded => Some(
-                d.reasons
-                    .iter()
-                    .find(|r| {
-                        matches!(
-                            r.code,
-                            DecisionCode::LabelConflict
-                                | DecisionCode::EvalLeak
-                                | DecisionCode::SuspectLabel
-                        )
-                    })
-                    .map(|r| r.code.as_str().to_string())
-                    .unwrap_or_else(|| d.status.as_str().to_string()),
-            ),
-        };
-        items.push(Item {
-            id,
-            label: d.label.clone(),
-            group,
-            purpose,
-            cluster: d.cluster,
-            bytes: meta.bytes,
-            format: meta.format.as_str().to_string(),
-            excluded,
-        });
-    }
-    if no_provenance > 0 {
-        tracing::warn!(
-            images = no_provenance,
-            "left out: no provenance names them (an interrupted scrape or `store add`: rerun it, then curate)"
-        );
-    }
-    if uncurated > 0 {
-        bail!(
-            "{uncurated} images have no curation decision yet: run `lennonnet curate` first, then create the snapshot"
-        );
-    }
-    Ok(items)
 }
 
 /// Images per class and split, then per group and split.

@@ -4,9 +4,9 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use lennonnet_config::{AnimatedPolicy, Config};
 use lennonnet_core::{Group, Label, NoProgress, Purpose};
-use lennonnet_store::{Animated, Ingested, Provenance, Rules, Store};
+use lennonnet_dataset::Dataset;
+use lennonnet_store::{Ingested, Provenance};
 use rayon::prelude::*;
 
 use super::{load_config, stdout_error};
@@ -17,7 +17,8 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
         StoreCommand::Add(a) => add(a),
         StoreCommand::Failures(a) => super::failures::run(a),
         StoreCommand::Stats(a) => {
-            let (store, _) = open_read_only(&load_config(&a.config.config)?)?;
+            let (store, _) =
+                Dataset::of_config(&load_config(&a.config.config)?).open_store_read_only()?;
             let stats = store.stats()?;
             let mut out = BufWriter::new(std::io::stdout().lock());
             if a.json {
@@ -32,7 +33,8 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
             Ok(())
         }
         StoreCommand::Verify(a) => {
-            let (store, _) = open_read_only(&load_config(&a.config.config)?)?;
+            let (store, _) =
+                Dataset::of_config(&load_config(&a.config.config)?).open_store_read_only()?;
             let report = store.verify(&NoProgress)?;
             let mut out = BufWriter::new(std::io::stdout().lock());
             if a.json {
@@ -55,7 +57,8 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
             Ok(())
         }
         StoreCommand::Gc(a) => {
-            let (store, _) = open(&load_config(&a.config.config)?, false)?;
+            let (store, _) =
+                Dataset::of_config(&load_config(&a.config.config)?).open_store(false)?;
             let report = store.gc(a.yes, a.force)?;
             let mut out = BufWriter::new(std::io::stdout().lock());
             let verb = if report.dry_run {
@@ -91,7 +94,8 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
         }
         StoreCommand::Repair(a) => repair(a),
         StoreCommand::Reindex(a) => {
-            let (store, report) = open(&load_config(&a.config.config)?, true)?;
+            let (store, report) =
+                Dataset::of_config(&load_config(&a.config.config)?).open_store(true)?;
             let stats = store.stats()?;
             let mut out = std::io::stdout().lock();
             writeln!(
@@ -114,7 +118,7 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
 
 fn repair(a: crate::cli::StoreRepairArgs) -> anyhow::Result<()> {
     let config = load_config(&a.config.config)?;
-    let dir = config.dataset_dir();
+    let dataset = Dataset::of_config(&config);
     // The downloader is set up only if a URL has to be fetched.
     let fetcher: std::cell::OnceCell<Option<(tokio::runtime::Runtime, lennonnet_fetch::Fetcher)>> =
         std::cell::OnceCell::new();
@@ -140,8 +144,13 @@ fn repair(a: crate::cli::StoreRepairArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let report = lennonnet_store::repair(&dir, rules(&config), &a.files, &fetch)
-        .with_context(|| format!("cannot repair the store at {}", dir.display()))?;
+    let report = lennonnet_store::repair(
+        dataset.root(),
+        lennonnet_dataset::rules(&config),
+        &a.files,
+        &fetch,
+    )
+    .with_context(|| format!("cannot repair the store at {}", dataset.root().display()))?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     if a.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -199,40 +208,6 @@ fn repair(a: crate::cli::StoreRepairArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The acceptance rules of a config's `[image]` section.
-pub fn rules(config: &Config) -> Rules {
-    Rules {
-        min_side_px: config.image.min_side_px,
-        max_pixels: config.image.max_pixels,
-        animated: match config.image.animated {
-            AnimatedPolicy::FirstFrame => Animated::FirstFrame,
-            AnimatedPolicy::Reject => Animated::Reject,
-        },
-    }
-}
-
-/// Opens the config's store for reading only ([`Store::open_read_only`]): works on a read-only
-/// dataset or a full disk, and writes nothing.
-pub fn open_read_only(config: &Config) -> anyhow::Result<(Store, lennonnet_store::OpenReport)> {
-    let dir = config.dataset_dir();
-    Store::open_read_only(&dir, rules(config))
-        .with_context(|| format!("cannot open the store at {}", dir.display()))
-}
-
-/// Opens the config's store (rebuilding its index when asked).
-pub fn open(
-    config: &Config,
-    rebuild: bool,
-) -> anyhow::Result<(Store, lennonnet_store::OpenReport)> {
-    let dir = config.dataset_dir();
-    let (store, report) = Store::open_with(&dir, rules(config), rebuild)
-        .with_context(|| format!("cannot open the store at {}", dir.display()))?;
-    if let (Some(why), true) = (&report.rebuilt, report.records_replayed > 0) {
-        tracing::debug!(reason = %why, records = report.records_replayed, millis = report.millis, "index rebuilt");
-    }
-    Ok((store, report))
-}
-
 fn add(a: StoreAddArgs) -> anyhow::Result<()> {
     let config = load_config(&a.config.config)?;
     let group = match Group::new(a.group.clone()) {
@@ -272,7 +247,7 @@ fn add(a: StoreAddArgs) -> anyhow::Result<()> {
     files.sort();
     files.dedup();
     let max_bytes = config.fetch.max_bytes;
-    let (store, _) = open(&config, false)?;
+    let (store, _) = Dataset::of_config(&config).open_store(false)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(a.jobs.max(1))
         .build()

@@ -2,51 +2,29 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lennonnet_config::{BalancePolicy, TrainConfig, TrainStrategy};
+use lennonnet_config::{TrainConfig, TrainSettings};
 use lennonnet_core::Progress;
-use lennonnet_train::augment::AugmentOptions;
+use lennonnet_dataset::{Dataset, Runs, relative_to};
+use lennonnet_records::run::{EpochRecord, StepRecord};
 use lennonnet_train::data::loader::LoaderOptions;
-use lennonnet_train::metrics::ThresholdMetric;
 use lennonnet_train::report::summary;
-use lennonnet_train::run::{EpochRecord, StepRecord};
-use lennonnet_train::trainer::Balance;
-use lennonnet_train::{Strategy, TrainOptions, TrainReporter, TrainSettings};
+use lennonnet_train::{TrainOptions, TrainReporter};
 
 use super::{load_config, stdout_error};
-use crate::cli::{StrategyArg, TrainArgs};
+use crate::cli::TrainArgs;
 
 pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
-    lennonnet_train::tune_allocator();
+    lennonnet_models::tune_allocator();
     let config = load_config(&args.config.config)?;
-    let base = args
-        .config
-        .config
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let relative_to_config = |p: &Path| {
-        if p.is_relative() {
-            base.join(p)
-        } else {
-            p.to_path_buf()
-        }
-    };
+    let config_path = &args.config.config;
     let t = &config.train;
-    let runs_dir = args
-        .runs_dir
-        .clone()
-        .unwrap_or_else(|| relative_to_config(&t.runs_dir));
-    let cache_dir = t
-        .cache_dir
-        .as_deref()
-        .map(relative_to_config)
-        .unwrap_or_else(|| runs_dir.join("cache"));
+    let runs = Runs::of_config(&config, config_path, args.runs_dir.as_deref());
     // Flags are relative to the working directory, config keys to the config file.
     let weights = match args.weights.as_deref() {
         Some("none") => None,
@@ -55,14 +33,15 @@ pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
             if w.starts_with("hub:") {
                 w.to_string()
             } else {
-                relative_to_config(Path::new(w)).display().to_string()
+                relative_to(config_path, Path::new(w)).display().to_string()
             }
         }),
     };
     let settings = settings(&args, t, weights);
 
-    let snapshots = config.dataset_dir().join("snapshots");
-    let snapshot = lennonnet_split::snapshot::open(&snapshots, &args.snapshot)
+    let dataset = Dataset::of_config(&config);
+    let snapshot = dataset
+        .snapshot(&args.snapshot)
         .with_context(|| format!("cannot open snapshot `{}`", args.snapshot))?;
     let run_name = args.run.clone().unwrap_or_else(|| {
         format!(
@@ -75,7 +54,7 @@ pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     });
     lennonnet_core::validate_name(&run_name)
         .with_context(|| format!("bad run name `{run_name}`"))?;
-    let run_dir = runs_dir.join(&run_name);
+    let run_dir = runs.run(&run_name).dir().to_path_buf();
     let classes = config.classes.iter().map(|c| c.name.to_string()).collect();
     let opts = TrainOptions {
         classes,
@@ -85,7 +64,7 @@ pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
             prefetch_batches: t.prefetch_batches as usize,
         },
         checkpoint_every_steps: t.checkpoint_every_steps,
-        ..TrainOptions::new(settings, run_dir.clone(), cache_dir)
+        ..TrainOptions::new(settings, run_dir.clone(), runs.cache_dir().to_path_buf())
     };
     tracing::info!(run = %run_dir.display(), snapshot = %snapshot.id(), model = %opts.settings.model, strategy = opts.settings.strategy.as_str(), "training");
 
@@ -98,7 +77,7 @@ pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     let outcome = lennonnet_train::train(&snapshot, &opts, reporter.as_ref())
         .with_context(|| format!("training {} failed", run_dir.display()))?;
     drop(reporter);
-    point_latest(&runs_dir, &run_name);
+    runs.point_latest(&run_name);
 
     let text = if args.json {
         serde_json::to_string_pretty(&outcome.record)? + "\n"
@@ -116,74 +95,22 @@ pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         .map_err(stdout_error)
 }
 
+/// The config's `[train]` settings with the command line's overrides.
 fn settings(args: &TrainArgs, t: &TrainConfig, weights: Option<String>) -> TrainSettings {
-    let strategy = match args.strategy {
-        Some(StrategyArg::Head) => Strategy::Head,
-        Some(StrategyArg::Partial) => Strategy::Partial,
-        Some(StrategyArg::Full) => Strategy::Full,
-        None => match t.strategy {
-            TrainStrategy::Head => Strategy::Head,
-            TrainStrategy::Partial => Strategy::Partial,
-            TrainStrategy::Full => Strategy::Full,
-        },
-    };
-    let a = &t.augment;
-    TrainSettings {
-        model: args.model.clone().unwrap_or_else(|| t.model.clone()),
-        weights,
-        strategy,
-        trainable_prefixes: t.trainable_prefixes.clone(),
-        epochs: args.epochs.unwrap_or(t.epochs) as usize,
-        batch_size: args.batch_size.unwrap_or(t.batch_size) as usize,
-        input_px: args.input_px.or(t.input_px).map(|p| p as usize),
-        seed: args.seed.unwrap_or(t.seed),
-        learning_rate: t.learning_rate,
-        weight_decay: t.weight_decay,
-        warmup_epochs: t.warmup_epochs,
-        final_lr_fraction: t.final_lr_fraction,
-        label_smoothing: t.label_smoothing,
-        grad_clip_norm: (t.grad_clip_norm > 0.0).then_some(t.grad_clip_norm),
-        balance: match t.balance {
-            BalancePolicy::None => Balance::None,
-            BalancePolicy::WeightedLoss => Balance::WeightedLoss,
-            BalancePolicy::Sampler => Balance::Sampler,
-        },
-        patience_epochs: t.patience_epochs as usize,
-        threshold_metric: match t.threshold_metric {
-            lennonnet_config::ThresholdMetric::BalancedAccuracy => {
-                ThresholdMetric::BalancedAccuracy
-            }
-            lennonnet_config::ThresholdMetric::F1 => ThresholdMetric::F1,
-        },
-        feature_views: t.feature_views as usize,
-        cache_boundary: t.cache_boundary,
-        augment: AugmentOptions {
-            enabled: a.enabled,
-            crop_scale_min: a.crop_scale_min,
-            crop_ratio_min: a.crop_ratio_min,
-            crop_ratio_max: a.crop_ratio_max,
-            hflip_prob: a.hflip_prob,
-            brightness: a.brightness,
-            contrast: a.contrast,
-            saturation: a.saturation,
-            grayscale_prob: a.grayscale_prob,
-        },
-        device: args.device.clone().unwrap_or_else(|| t.device.clone()),
-        bf16: args.bf16 || t.bf16,
+    let mut s = t.settings(weights);
+    s.strategy = args.strategy.unwrap_or(s.strategy);
+    if let Some(model) = &args.model {
+        s.model = model.clone();
     }
-}
-
-/// Points `<runs_dir>/latest` (a symbolic link) at the run, replacing an older link. A failure
-/// is only logged: the run itself is complete.
-fn point_latest(runs_dir: &Path, run_name: &str) {
-    let link = runs_dir.join("latest");
-    let tmp: PathBuf = runs_dir.join(format!(".latest.tmp-{}", std::process::id()));
-    let result =
-        std::os::unix::fs::symlink(run_name, &tmp).and_then(|()| std::fs::rename(&tmp, &link));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        tracing::warn!(link = %link.display(), error = %e, "cannot point runs/latest at the run");
+    s.epochs = args.epochs.map_or(s.epochs, |e| e as usize);
+    s.batch_size = args.batch_size.map_or(s.batch_size, |b| b as usize);
+    s.input_px = args.input_px.map(|p| p as usize).or(s.input_px);
+    s.seed = args.seed.unwrap_or(s.seed);
+    if let Some(device) = &args.device {
+        s.device = device.clone();
     }
+    s.bf16 |= args.bf16;
+    s
 }
 
 /// Without bars: a log line per epoch.

@@ -3,12 +3,12 @@
 use std::io::Write;
 
 use anyhow::Context;
-use lennonnet_train::Arch;
-use lennonnet_train::weights::{self, HubOptions, WeightsSource};
+use lennonnet_models::Arch;
+use lennonnet_models::weights::{self, HubOptions, WeightsSource};
 
-use super::plan::thousands;
 use super::stdout_error;
 use crate::cli::{WeightsArgs, WeightsCommand, WeightsFetchArgs, WeightsImportArgs};
+use crate::table::thousands;
 
 pub fn run(args: WeightsArgs) -> anyhow::Result<()> {
     match args.command {

@@ -28,11 +28,10 @@ use lennonnet_core::{ContentId, Progress};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::decode::decode_upright;
-use super::object_path;
 use crate::models::PretrainedCfg;
 use crate::preprocess::resize_crop;
 use crate::train_error::{TrainError, TrainResult};
+use lennonnet_dataset::{decode_upright, object_path};
 
 /// Version of the cache layout; part of the folder name.
 pub const FORMAT_VERSION: u32 = 1;

@@ -5,15 +5,15 @@
 //! where `<dataset>` is the folder that holds the snapshot's `snapshots/` folder.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use lennonnet_core::{ContentId, Split};
+use lennonnet_dataset::Dataset;
 use lennonnet_split::Snapshot;
 
 use crate::train_error::{TrainError, TrainResult};
 
 pub mod cache;
-pub mod decode;
 pub mod loader;
 
 /// One image of the training data.
@@ -34,22 +34,6 @@ pub struct SnapshotData {
     pub train: Vec<Sample>,
     pub val: Vec<Sample>,
     pub objects_dir: PathBuf,
-}
-
-/// The dataset folder of a snapshot: `<dataset>/snapshots/<id>` → `<dataset>`.
-pub fn dataset_dir(snapshot: &Snapshot) -> PathBuf {
-    snapshot
-        .dir
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-/// Where the store keeps the bytes of `id`: `objects/<first two hex digits>/<64 hex digits>`.
-pub fn object_path(objects_dir: &Path, id: &ContentId) -> PathBuf {
-    let hex = id.to_hex();
-    objects_dir.join(&hex[..2]).join(hex)
 }
 
 impl SnapshotData {
@@ -112,7 +96,7 @@ impl SnapshotData {
             classes,
             train,
             val,
-            objects_dir: dataset_dir(snapshot).join("objects"),
+            objects_dir: Dataset::of_snapshot(snapshot).objects_dir(),
         })
     }
 

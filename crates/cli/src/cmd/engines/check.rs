@@ -69,10 +69,7 @@ pub fn run(args: EnginesCheckArgs) -> anyhow::Result<()> {
             let secs = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            config
-                .dataset_dir()
-                .join("engines")
-                .join(format!("check-{secs}"))
+            lennonnet_dataset::Dataset::of_config(&config).engines_check_dir(secs)
         }
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -309,7 +306,7 @@ fn render(rows: &[CheckRow], query: &str, dir: &Path) -> String {
             r.advice.clone(),
         ]);
     }
-    let mut t = super::super::plan::layout(&table, &[false, true, true, true, false, false]);
+    let mut t = crate::table::layout(&table, &[false, true, true, true, false, false]);
     let ok = rows.iter().filter(|r| r.ok).count();
     t += &format!(
         "\n{ok} of {} engines work for {query:?} ({PAGES} pages each); every response is saved in {}\n",

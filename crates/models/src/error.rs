@@ -72,6 +72,16 @@ pub enum Error {
     #[error("cannot cache activations inside {arch}: {reason}")]
     NoBoundary { arch: &'static str, reason: String },
 
+    #[error(
+        "{} is not a run folder: {reason} (`lennonnet train` writes run folders under runs/)",
+        dir.display()
+    )]
+    NotARun { dir: PathBuf, reason: String },
+
+    /// A run folder's record could not be read.
+    #[error(transparent)]
+    Record(#[from] lennonnet_records::RecordError),
+
     #[error("bad weights spec `{spec}`: {reason}")]
     BadWeightsSpec { spec: String, reason: String },
 

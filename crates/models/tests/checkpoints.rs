@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use lennonnet_train::Error;
-use lennonnet_train::candle_core::{DType, Device, Tensor};
-use lennonnet_train::weights::{self, FileFormat, HubOptions, TorchFormat, WeightsSource};
+use lennonnet_models::Error;
+use lennonnet_models::candle_core::{DType, Device, Tensor};
+use lennonnet_models::weights::{self, FileFormat, HubOptions, TorchFormat, WeightsSource};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -89,7 +89,7 @@ fn zip_format_is_read_value_by_value() {
 #[test]
 fn zip_format_agrees_with_candles_reader() {
     let ours = weights::read(&fixture("zip.pth"), None).unwrap().tensors;
-    let theirs = lennonnet_train::candle_core::pickle::read_all(fixture("zip.pth")).unwrap();
+    let theirs = lennonnet_models::candle_core::pickle::read_all(fixture("zip.pth")).unwrap();
     assert_eq!(theirs.len(), ours.len());
     for (name, t) in theirs {
         let mine = &ours.iter().find(|(n, _)| *n == name).unwrap().1;
@@ -175,7 +175,7 @@ fn import_writes_safetensors_without_num_batches_tracked() {
     let err = weights::import(
         &fixture("legacy.pth"),
         &out,
-        Some(lennonnet_train::Arch::ResNet10t),
+        Some(lennonnet_models::Arch::ResNet10t),
         None,
     )
     .unwrap_err();
@@ -184,7 +184,7 @@ fn import_writes_safetensors_without_num_batches_tracked() {
     let err = weights::import(
         &fixture("legacy.pth"),
         &out,
-        Some(lennonnet_train::Arch::EfficientNetLite0),
+        Some(lennonnet_models::Arch::EfficientNetLite0),
         None,
     )
     .unwrap_err();

@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lennonnet_train::candle_core::{D, Device, Tensor};
-use lennonnet_train::weights::{self, FileFormat, Mapping, TorchFormat};
-use lennonnet_train::{Arch, Backend, Classifier, HeadPolicy, ModelOptions, preprocess};
+use lennonnet_models::candle_core::{D, Device, Tensor};
+use lennonnet_models::weights::{self, FileFormat, Mapping, TorchFormat};
+use lennonnet_models::{Arch, Backend, Classifier, HeadPolicy, ModelOptions, preprocess};
 
 const PTH: &str = "efficientnet-lite0-57934424.pth";
 
@@ -38,7 +38,7 @@ fn assets() -> PathBuf {
 
 /// Top-k (class, probability) of each row.
 fn top_k(logits: &Tensor, k: usize) -> Vec<Vec<(usize, f32)>> {
-    let probs = lennonnet_train::candle_nn::ops::softmax(logits, D::Minus1).unwrap();
+    let probs = lennonnet_models::candle_nn::ops::softmax(logits, D::Minus1).unwrap();
     probs
         .to_vec2::<f32>()
         .unwrap()

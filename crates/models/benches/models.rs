@@ -1,4 +1,4 @@
-//! Model benchmarks, printing figures (`cargo bench -p lennonnet-train`):
+//! Model benchmarks, printing figures (`cargo bench -p lennonnet-models`):
 //!
 //! - ResNet-50d training step (forward, backward, AdamW) at batch 8 and 224 px with this crate's
 //!   fast CPU kernels and with candle's own conv2d path, in the same run, and the speed-up;
@@ -12,7 +12,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use lennonnet_core::bench::BenchLine;
-use lennonnet_train::{Arch, Backend, Classifier, ModelOptions};
+use lennonnet_models::{Arch, Backend, Classifier, ModelOptions};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -92,14 +92,14 @@ fn inference_seconds(
 }
 
 fn main() {
-    lennonnet_train::tune_allocator();
+    lennonnet_models::tune_allocator();
     let quick = std::env::var("LENNONNET_BENCH_QUICK").is_ok_and(|v| v == "1");
     let steps = env_usize("LENNONNET_BENCH_STEPS", 3);
     let size = if quick { 112 } else { 224 };
     let (train_batch, infer_batch) = if quick { (4, 4) } else { (8, 16) };
     let threads = candle_core::utils::get_num_threads();
     println!(
-        "lennonnet-train benchmarks: {threads} threads, {steps} timed steps after two warm-ups"
+        "lennonnet-models benchmarks: {threads} threads, {steps} timed steps after two warm-ups"
     );
 
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

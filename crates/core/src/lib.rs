@@ -5,12 +5,14 @@
 //! candidates) and says how they are written down.
 
 pub mod bench;
+mod failure;
 mod id;
 mod manifest;
 mod name;
 mod progress;
 mod query;
 
+pub use failure::FailureReason;
 pub use id::{ContentId, KeyedHasher, ParseContentIdError, keyed_hash};
 pub use manifest::{ManifestRow, Split, UnknownSplit};
 pub use name::{Group, Label, NameError, validate_name};

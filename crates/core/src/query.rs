@@ -164,8 +164,9 @@ pub struct Candidate {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub licence: Option<Licence>,
     pub engine: EngineKind,
-    /// The plan row this result answers; empty when searched outside a plan.
-    pub query_id: QueryId,
+    /// The plan row this result answers; none when parsed outside a search.
+    #[serde(default)]
+    pub query_id: Option<QueryId>,
     /// 1-based position in the engine's results for the query.
     pub rank: u32,
 }

@@ -96,7 +96,7 @@ fn main() {
                 height: None,
                 licence: None,
                 engine: q.engine,
-                query_id: q.id.clone(),
+                query_id: Some(q.id.clone()),
                 rank: v["rank"].as_u64().unwrap_or(0) as u32,
             };
             let o = store

@@ -192,7 +192,7 @@ impl Explanation {
                 let _ = writeln!(
                     s,
                     "  fetch {url}: {} (status {}, {} bytes, {} ms, at {})",
-                    f.reason.as_deref().unwrap_or("ok"),
+                    f.reason.map_or("ok", lennonnet_core::FailureReason::as_str),
                     f.status.map_or("-".into(), |v| v.to_string()),
                     f.bytes.map_or("-".into(), |v| v.to_string()),
                     f.duration_ms,

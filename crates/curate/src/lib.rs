@@ -49,8 +49,20 @@ pub struct Policy {
     pub pdq_max_distance: u32,
     pub min_quality: u8,
     pub conflict: Conflict,
-    /// Label and purpose of each group the config declares (word groups included).
+    /// Label and purpose of each group the config declares.
     pub groups: BTreeMap<Group, (Label, Purpose)>,
+    /// The config's word groups: a group named `<prefix><word>` for a word of the list has
+    /// their label and purpose.
+    pub words: Option<WordGroups>,
+}
+
+/// What the config's `[words]` section says of the groups it makes.
+#[derive(Debug, Clone)]
+pub struct WordGroups {
+    pub prefix: String,
+    pub words: BTreeSet<String>,
+    pub label: Label,
+    pub purpose: Purpose,
 }
 
 /// What to do with a cluster found under several labels.
@@ -69,10 +81,17 @@ impl Policy {
             .prefer_label
             .clone()
             .unwrap_or_else(|| config.classes[0].name.clone());
-        let mut groups = BTreeMap::new();
-        for q in lennonnet_plan::plan(config) {
-            groups.insert(q.group.clone(), (q.label.clone(), q.purpose));
-        }
+        let groups = config
+            .groups
+            .iter()
+            .map(|g| (g.name.clone(), (g.label.clone(), g.purpose)))
+            .collect();
+        let words = config.words.as_ref().map(|w| WordGroups {
+            prefix: w.group_prefix.clone(),
+            words: w.list.iter().cloned().collect(),
+            label: w.label.clone(),
+            purpose: w.purpose,
+        });
         Self {
             phash_max_distance: c.phash_max_distance,
             pdq_max_distance: c.pdq_max_distance,
@@ -82,7 +101,18 @@ impl Policy {
                 ConflictPolicy::Quarantine => Conflict::Quarantine,
             },
             groups,
+            words,
         }
+    }
+
+    /// The label and purpose the config gives group `g`, if it names it.
+    fn group(&self, g: &Group) -> Option<(Label, Purpose)> {
+        if let Some(lp) = self.groups.get(g) {
+            return Some(lp.clone());
+        }
+        let w = self.words.as_ref()?;
+        let word = g.as_str().strip_prefix(w.prefix.as_str())?;
+        w.words.contains(word).then(|| (w.label.clone(), w.purpose))
     }
 
     fn conflict_name(&self) -> &'static str {
@@ -153,11 +183,7 @@ impl Groups {
         if let Some(&i) = self.by_name.get(g) {
             return i;
         }
-        let (label, purpose) = policy
-            .groups
-            .get(g)
-            .cloned()
-            .unwrap_or((label.clone(), purpose));
+        let (label, purpose) = policy.group(g).unwrap_or((label.clone(), purpose));
         let i = self.names.len() as u32;
         self.names.push(g.clone());
         self.labels.push(label);

@@ -29,6 +29,7 @@ fn policy(conflict: Conflict) -> Policy {
         min_quality: d.min_quality,
         conflict,
         groups,
+        words: None,
     }
 }
 

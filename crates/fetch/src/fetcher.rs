@@ -107,7 +107,7 @@ impl Fetcher {
             if !retryable || last {
                 let result = attempt.result;
                 if let Err(failure) = &result {
-                    tracing::debug!(%url, reason = failure.reason(), attempts, "download failed: {failure}");
+                    tracing::debug!(%url, reason = failure.reason().as_str(), attempts, "download failed: {failure}");
                 }
                 return Outcome {
                     url: url.to_string(),

@@ -2,6 +2,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use lennonnet_core::FailureReason;
+
 use crate::sniff::Sniffed;
 
 /// The final outcome of one URL: an image's bytes, or a typed failure. Either way it says how
@@ -20,7 +22,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// The stable reason of a failure (`None` for a success).
-    pub fn reason(&self) -> Option<&'static str> {
+    pub fn reason(&self) -> Option<FailureReason> {
         self.result.as_ref().err().map(Failure::reason)
     }
 
@@ -82,56 +84,31 @@ pub enum Failure {
 
 impl Failure {
     /// The stable name of this failure kind.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> FailureReason {
         match self {
-            Failure::BadUrl { .. } => "bad_url",
-            Failure::AddressRefused { .. } => "address_refused",
-            Failure::Connect { .. } => "connect",
-            Failure::FirstByteTimeout { .. } => "first_byte_timeout",
-            Failure::TotalTimeout { .. } => "total_timeout",
-            Failure::Stalled { .. } => "stalled",
-            Failure::Body { .. } => "body",
-            Failure::Http { status } if *status >= 500 => "http_5xx",
-            Failure::Http { status: 404 } => "http_404",
-            Failure::Http { status: 410 } => "http_410",
-            Failure::Http { .. } => "http_4xx",
-            Failure::RateLimited => "rate_limited",
-            Failure::TooLarge { .. } => "too_large",
-            Failure::TooManyRedirects { .. } => "too_many_redirects",
-            Failure::RedirectLoop { .. } => "redirect_loop",
-            Failure::BadRedirect { .. } => "bad_redirect",
-            Failure::NotAnImage { .. } => "not_an_image",
+            Failure::BadUrl { .. } => FailureReason::BadUrl,
+            Failure::AddressRefused { .. } => FailureReason::AddressRefused,
+            Failure::Connect { .. } => FailureReason::Connect,
+            Failure::FirstByteTimeout { .. } => FailureReason::FirstByteTimeout,
+            Failure::TotalTimeout { .. } => FailureReason::TotalTimeout,
+            Failure::Stalled { .. } => FailureReason::Stalled,
+            Failure::Body { .. } => FailureReason::Body,
+            Failure::Http { status } if *status >= 500 => FailureReason::Http5xx,
+            Failure::Http { status: 404 } => FailureReason::Http404,
+            Failure::Http { status: 410 } => FailureReason::Http410,
+            Failure::Http { .. } => FailureReason::Http4xx,
+            Failure::RateLimited => FailureReason::RateLimited,
+            Failure::TooLarge { .. } => FailureReason::TooLarge,
+            Failure::TooManyRedirects { .. } => FailureReason::TooManyRedirects,
+            Failure::RedirectLoop { .. } => FailureReason::RedirectLoop,
+            Failure::BadRedirect { .. } => FailureReason::BadRedirect,
+            Failure::NotAnImage { .. } => FailureReason::NotAnImage,
         }
     }
 
     /// Whether another attempt, later, might succeed: the failures `--retry-failed` retries.
     pub fn is_transient(&self) -> bool {
-        Self::reason_is_transient(self.reason())
-    }
-
-    /// Whether the host refused to serve the file to us (401, 403, or a page instead of the
-    /// image, as hotlink protection serves), by reason name and status, for records read back
-    /// from a journal: the case where an engine's thumbnail may stand in for the original.
-    pub fn reason_is_refusal(reason: &str, status: Option<u16>) -> bool {
-        match reason {
-            "not_an_image" => true,
-            "http_4xx" => matches!(status, Some(401 | 403)),
-            _ => false,
-        }
-    }
-
-    /// [`is_transient`](Self::is_transient) by reason name, for records read back from a journal.
-    pub fn reason_is_transient(reason: &str) -> bool {
-        matches!(
-            reason,
-            "connect"
-                | "first_byte_timeout"
-                | "total_timeout"
-                | "stalled"
-                | "body"
-                | "http_5xx"
-                | "rate_limited"
-        )
+        self.reason().is_transient()
     }
 }
 
@@ -142,7 +119,7 @@ mod tests {
     #[test]
     fn reasons_are_stable_and_transience_follows_them() {
         let check = |f: Failure, reason: &str, transient: bool| {
-            assert_eq!(f.reason(), reason);
+            assert_eq!(f.reason().as_str(), reason);
             assert_eq!(f.is_transient(), transient, "{reason}");
         };
         check(Failure::Http { status: 503 }, "http_5xx", true);

@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use lennonnet_core::{Candidate, ContentId, Query};
-use lennonnet_fetch::{Failure, Fetcher};
+use lennonnet_core::{Candidate, ContentId, FailureReason, Query};
+use lennonnet_fetch::Fetcher;
 use lennonnet_search::Pager;
 use lennonnet_store::{
-    Ack, Checked, FetchOutcome, Ingested, Provenance, Store, Timestamp, UrlState,
+    Ack, Checked, FetchOutcome, Ingested, Provenance, RejectReason, Store, Timestamp, UrlState,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
@@ -31,7 +31,7 @@ enum Resolved {
     Fetched {
         record: Box<FetchOutcome>,
         /// The checked bytes, or the reason the download failed.
-        result: Result<Box<Checked<Bytes>>, String>,
+        result: Result<Box<Checked<Bytes>>, FailureReason>,
     },
     /// Checking the bytes failed (the index could not be read, or the check task died).
     Broken(ScrapeError),
@@ -69,16 +69,16 @@ impl Resolved {
     fn is_refusal(&self) -> bool {
         let (reason, status) = match self {
             Resolved::Known(state) if state.ingest.is_none() => match &state.fetch {
-                Some(f) => (f.reason.as_deref(), f.status),
+                Some(f) => (f.reason, f.status),
                 None => return false,
             },
             Resolved::Fetched {
                 record,
                 result: Err(_),
-            } => (record.reason.as_deref(), record.status),
+            } => (record.reason, record.status),
             _ => return false,
         };
-        reason.is_some_and(|r| Failure::reason_is_refusal(r, status))
+        reason.is_some_and(|r| r.is_refusal(status))
     }
 
     /// The fresh fetch record of a refused original, to be written with its thumbnail.
@@ -93,8 +93,8 @@ impl Resolved {
 /// What a candidate came to.
 enum Settled {
     Accepted { id: ContentId, new: bool },
-    Rejected(String),
-    Failed(String),
+    Rejected(RejectReason),
+    Failed(FailureReason),
 }
 
 /// A candidate in the group's window, from its dispatch until the frontier passes it.
@@ -427,7 +427,7 @@ fn candidate_stream<'a>(
                 Err(e) => {
                     tracing::warn!(query = %query.text, engine = %query.engine, "search failed: {e}");
                     st.errors.lock().expect("errors poisoned").push(QueryError {
-                        query_id: query.id.to_string(),
+                        query_id: query.id.clone(),
                         text: query.text.clone(),
                         engine: query.engine.to_string(),
                         error: error_chain(&e),
@@ -460,8 +460,8 @@ async fn resolve(ctx: &TaskCtx, query_id: &lennonnet_core::QueryId, url: String)
             && state
                 .fetch
                 .as_ref()
-                .and_then(|f| f.reason.as_deref())
-                .is_some_and(Failure::reason_is_transient);
+                .and_then(|f| f.reason)
+                .is_some_and(FailureReason::is_transient);
         let usable =
             state.ingest.is_some() || state.fetch.as_ref().is_some_and(|f| f.reason.is_some());
         if usable && !(ctx.retry_failed && failed_transiently) {
@@ -474,7 +474,7 @@ async fn resolve(ctx: &TaskCtx, query_id: &lennonnet_core::QueryId, url: String)
         final_url: outcome.final_url.clone(),
         query_id: Some(query_id.clone()),
         status: outcome.status,
-        reason: outcome.reason().map(str::to_string),
+        reason: outcome.reason(),
         bytes: outcome.bytes(),
         duration_ms: outcome.duration.as_millis() as u64,
         at: Timestamp::now(),
@@ -484,7 +484,7 @@ async fn resolve(ctx: &TaskCtx, query_id: &lennonnet_core::QueryId, url: String)
         Err(failure) => {
             return Resolved::Fetched {
                 record: Box::new(record),
-                result: Err(failure.reason().to_string()),
+                result: Err(failure.reason()),
             };
         }
     };
@@ -566,7 +566,7 @@ fn store_as(
         Resolved::Known(state) => {
             if let Some(ingest) = &state.ingest {
                 if let Some(reason) = ingest.rejected {
-                    return Ok(Settled::Rejected(reason.as_str().to_string()));
+                    return Ok(Settled::Rejected(reason));
                 }
                 let known = s.store.provenance(&ingest.id)?;
                 let recorded = known
@@ -585,11 +585,12 @@ fn store_as(
                     new: false,
                 });
             }
-            let reason = state
-                .fetch
-                .as_ref()
-                .and_then(|f| f.reason.clone())
-                .unwrap_or_else(|| "unknown".into());
+            // `resolve` keeps a recorded outcome without an ingest only when it names a failure.
+            let reason = state.fetch.as_ref().and_then(|f| f.reason).ok_or_else(|| {
+                ScrapeError::Task(format!(
+                    "{url}: a recorded download with neither an image nor a failure"
+                ))
+            })?;
             Ok(Settled::Failed(reason))
         }
         Resolved::Fetched { record, result } => {
@@ -602,9 +603,7 @@ fn store_as(
                             id: ingested.id,
                             new,
                         },
-                        Ingested::Rejected { reason, .. } => {
-                            Settled::Rejected(reason.as_str().to_string())
-                        }
+                        Ingested::Rejected { reason, .. } => Settled::Rejected(reason),
                     }
                 }
                 Err(reason) => Settled::Failed(reason),

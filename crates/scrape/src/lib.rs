@@ -41,10 +41,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use lennonnet_config::Config;
-use lennonnet_core::{Group, Label, Progress, Purpose, Query};
+use lennonnet_core::{FailureReason, Group, Label, Progress, Purpose, Query, QueryId};
 use lennonnet_fetch::Fetcher;
 use lennonnet_search::Searcher;
-use lennonnet_store::Store;
+use lennonnet_store::{RejectReason, Store};
 use serde::Serialize;
 
 /// A process-level failure that stops the scrape (per-URL failures are data, in the report).
@@ -100,16 +100,16 @@ pub struct GroupReport {
     /// Candidates whose outcome was already recorded (resume).
     pub resumed: u64,
     /// Downloaded bytes refused by validation, by reason.
-    pub rejected: BTreeMap<String, u64>,
+    pub rejected: BTreeMap<RejectReason, u64>,
     /// Downloads that failed, by reason.
-    pub failed: BTreeMap<String, u64>,
+    pub failed: BTreeMap<FailureReason, u64>,
     pub query_errors: Vec<QueryError>,
 }
 
 /// A query whose results could not be read.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueryError {
-    pub query_id: String,
+    pub query_id: QueryId,
     pub text: String,
     pub engine: String,
     pub error: String,

@@ -206,7 +206,11 @@ async fn storing_ahead_of_slow_links_ends_like_storing_in_order() {
     let slow: u64 = runs[1]
         .1
         .iter()
-        .map(|c| c.5.get("first_byte_timeout").copied().unwrap_or(0))
+        .map(|c| {
+            c.5.get(&lennonnet_core::FailureReason::FirstByteTimeout)
+                .copied()
+                .unwrap_or(0)
+        })
         .sum();
     assert!(slow > 0, "the drill had no slow link: {:?}", runs[1].1);
     assert_eq!(runs[0].1, runs[1].1, "per-group counts differ");
@@ -351,7 +355,9 @@ val_fraction = 0.1
     let originals = &report.groups[1];
     assert_eq!(originals.got, 0, "{originals:?}");
     assert_eq!(
-        originals.failed.get("http_4xx"),
+        originals
+            .failed
+            .get(&lennonnet_core::FailureReason::Http4xx),
         Some(&originals.candidates)
     );
     // Every image of the first group came as the thumbnail of a refused original.

@@ -289,9 +289,14 @@ engines = ["wikimedia_commons"]
     assert!(wmc.rate_limits > 0, "no maxlag answer was seen: {wmc:?}");
     assert_eq!(wmc.cooldowns, 0, "{wmc:?}");
     for g in &report.groups {
-        assert!(!g.failed.contains_key("rate_limited"), "{g:?}");
         assert!(
-            !g.failed.contains_key("http_4xx"),
+            !g.failed
+                .contains_key(&lennonnet_core::FailureReason::RateLimited),
+            "{g:?}"
+        );
+        assert!(
+            !g.failed
+                .contains_key(&lennonnet_core::FailureReason::Http4xx),
             "thumbnail widths: {g:?}"
         );
         assert!(g.got > 0, "{g:?}");

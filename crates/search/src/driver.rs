@@ -626,7 +626,7 @@ impl Pager<'_> {
                     .candidates
                     .fetch_add(1, Ordering::Relaxed);
                 c.rank = self.found;
-                c.query_id = self.query_id.clone();
+                c.query_id = Some(self.query_id.clone());
                 batch.push(c);
             }
             tracing::debug!(

@@ -194,7 +194,7 @@ fn check(outcome: &Outcome, expected: Expect) {
             assert_eq!(urls.len(), candidates.len(), "duplicate image URLs");
             for (i, c) in candidates.iter().enumerate() {
                 assert_eq!(c.rank as usize, i + 1);
-                assert_eq!(c.query_id.0, "q-test");
+                assert_eq!(c.query_id, Some(QueryId("q-test".into())));
             }
             Expect::Done(candidates.len(), *stop, stats.requests)
         }

@@ -130,7 +130,7 @@ fn ddg_ijs_recording_gives_100_candidates_with_urls_and_sizes() {
             height: Some(933),
             licence: None,
             engine: EngineKind::DuckDuckGo,
-            query_id: lennonnet_core::QueryId(String::new()),
+            query_id: None,
             rank: 1,
         }
     );
@@ -385,7 +385,7 @@ fn bing_page_reads_anchors_and_counts_broken_ones() {
             height: Some(800),
             licence: None,
             engine: EngineKind::Bing,
-            query_id: lennonnet_core::QueryId(String::new()),
+            query_id: None,
             rank: 1,
         }
     );

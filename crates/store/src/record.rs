@@ -12,7 +12,9 @@
 
 use std::fmt;
 
-use lennonnet_core::{ContentId, EngineKind, Group, Label, Licence, Purpose, QueryId};
+use lennonnet_core::{
+    ContentId, EngineKind, FailureReason, Group, Label, Licence, Purpose, QueryId,
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::time::Timestamp;
@@ -198,7 +200,7 @@ pub struct FetchOutcome {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<FailureReason>,
     /// Body bytes received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
@@ -277,8 +279,9 @@ impl ImageMeta {
     }
 }
 
-/// Why bytes were refused. Serialised as a stable snake_case string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Why bytes were refused. Serialised as a stable snake_case string; ordered by that name, as
+/// reports list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
     /// No bytes at all.
@@ -334,6 +337,18 @@ impl RejectReason {
             RejectReason::LimitsExceeded => "limits_exceeded",
             RejectReason::DecoderPanic => "decoder_panic",
         }
+    }
+}
+
+impl Ord for RejectReason {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for RejectReason {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use lennonnet_core::{ContentId, Group, Label};
+use lennonnet_core::{ContentId, FailureReason, Group, Label};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
@@ -818,7 +818,7 @@ impl Store {
                     message: e.to_string(),
                 })?;
             if let Some(f) = st.fetch {
-                let key = f.reason.unwrap_or_else(|| "ok".into());
+                let key = f.reason.map_or("ok", FailureReason::as_str).to_string();
                 *s.fetch_by_outcome.entry(key).or_default() += 1;
             }
         }

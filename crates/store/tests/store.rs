@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use common::files::{self, Expect};
 use common::{prov, synth};
-use lennonnet_core::{ContentId, Group, Label, NoProgress};
+use lennonnet_core::{ContentId, FailureReason, Group, Label, NoProgress};
 use lennonnet_store::{
     Animated, CurationStatus, Decision, DecisionCode, DecisionReason, FetchOutcome, Ingested,
     Rules, Store, Timestamp,
@@ -192,18 +192,18 @@ fn the_same_bytes_twice_make_one_object_and_two_provenances() {
 fn url_state_tracks_fetch_and_ingest_outcomes() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let fetch = |url: &str, reason: Option<&str>| FetchOutcome {
+    let fetch = |url: &str, reason: Option<FailureReason>| FetchOutcome {
         url: url.into(),
         final_url: None,
         query_id: None,
         status: Some(if reason.is_some() { 404 } else { 200 }),
-        reason: reason.map(str::to_string),
+        reason,
         bytes: Some(10),
         duration_ms: 5,
         at: Timestamp(1),
     };
     store
-        .record_fetch(fetch("https://h.test/dead", Some("http_status")))
+        .record_fetch(fetch("https://h.test/dead", Some(FailureReason::Http404)))
         .wait()
         .unwrap();
     store
@@ -214,7 +214,7 @@ fn url_state_tracks_fetch_and_ingest_outcomes() {
         .ingest(b"<html>", prov("https://h.test/ok", "g", "a"))
         .unwrap();
     let dead = store.url_state("https://h.test/dead").unwrap().unwrap();
-    assert_eq!(dead.fetch.unwrap().reason.as_deref(), Some("http_status"));
+    assert_eq!(dead.fetch.unwrap().reason, Some(FailureReason::Http404));
     assert!(dead.ingest.is_none());
     let ok = store.url_state("https://h.test/ok").unwrap().unwrap();
     assert!(ok.fetch.unwrap().is_success());
@@ -224,7 +224,7 @@ fn url_state_tracks_fetch_and_ingest_outcomes() {
     );
     assert!(store.url_state("https://h.test/never").unwrap().is_none());
     let stats = store.stats().unwrap();
-    assert_eq!(stats.fetch_by_outcome.get("http_status"), Some(&1));
+    assert_eq!(stats.fetch_by_outcome.get("http_404"), Some(&1));
     assert_eq!(stats.fetch_by_outcome.get("ok"), Some(&1));
     assert_eq!(stats.rejected_by_reason.get("not_an_image"), Some(&1));
 }
@@ -262,7 +262,7 @@ fn populate(store: &Store) -> Vec<ContentId> {
             final_url: None,
             query_id: None,
             status: Some(410),
-            reason: Some("http_status".into()),
+            reason: Some(FailureReason::Http4xx),
             bytes: None,
             duration_ms: 3,
             at: Timestamp(5),

@@ -32,7 +32,7 @@ pub fn run(a: StoreFailuresArgs) -> anyhow::Result<()> {
     for entry in store.url_states() {
         let (url, state) = entry?;
         let fetch = state.fetch.as_ref();
-        let outcome = match (fetch.and_then(|f| f.reason.as_deref()), &state.ingest) {
+        let outcome = match (fetch.and_then(|f| f.reason), &state.ingest) {
             (Some(reason), _) => reason.to_string(),
             (None, Some(i)) => match i.rejected {
                 Some(r) => format!("rejected:{}", r.as_str()),

@@ -153,8 +153,8 @@ fn render(report: &Report) -> String {
         let mut reasons: Vec<String> = g
             .failed
             .iter()
-            .chain(g.rejected.iter())
             .map(|(r, n)| format!("{r} {n}"))
+            .chain(g.rejected.iter().map(|(r, n)| format!("{r} {n}")))
             .collect();
         if !g.query_errors.is_empty() {
             reasons.push(format!("query errors {}", g.query_errors.len()));

@@ -139,7 +139,7 @@ fn repair(a: crate::cli::StoreRepairArgs) -> anyhow::Result<()> {
         match outcome.result {
             Ok(fetched) => Some(fetched.body.to_vec()),
             Err(e) => {
-                tracing::info!(%url, reason = e.reason(), "cannot fetch a lost object's bytes");
+                tracing::info!(%url, reason = e.reason().as_str(), "cannot fetch a lost object's bytes");
                 None
             }
         }

@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use lennonnet_config::EngineSettings;
-use lennonnet_core::{Candidate, EngineKind, QueryId};
+use lennonnet_core::{Candidate, EngineKind};
 use reqwest::Url;
 use scraper::{ElementRef, Html, Selector};
 use serde::Deserialize;
@@ -186,7 +186,7 @@ fn candidate(anchor: ElementRef<'_>) -> Option<Candidate> {
         height,
         licence: None,
         engine: EngineKind::Bing,
-        query_id: QueryId(String::new()),
+        query_id: None,
         rank: 0,
     })
 }

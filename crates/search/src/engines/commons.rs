@@ -1,7 +1,7 @@
 //! Wikimedia Commons: the MediaWiki action API, `generator=search` over the File namespace.
 
 use lennonnet_config::EngineSettings;
-use lennonnet_core::{Candidate, EngineKind, Licence, QueryId};
+use lennonnet_core::{Candidate, EngineKind, Licence};
 use reqwest::Url;
 use serde_json::{Map, Value};
 
@@ -210,7 +210,7 @@ pub(crate) fn candidate(page: &Value, thumbnails: bool) -> Option<Candidate> {
         height,
         licence: info.get("extmetadata").and_then(licence),
         engine: EngineKind::WikimediaCommons,
-        query_id: QueryId(String::new()),
+        query_id: None,
         rank: 0,
     })
 }

@@ -1,7 +1,7 @@
 //! DuckDuckGo images: a `vqd` token from the HTML page, then `i.js` JSON pages following `next`.
 
 use lennonnet_config::EngineSettings;
-use lennonnet_core::{Candidate, EngineKind, QueryId};
+use lennonnet_core::{Candidate, EngineKind};
 use reqwest::Url;
 use serde_json::Value;
 
@@ -193,7 +193,7 @@ fn parse_results(cursor: &Cursor, body: &[u8]) -> Result<Page, EngineError> {
             height: json_dimension(r, "height"),
             licence: None,
             engine: EngineKind::DuckDuckGo,
-            query_id: QueryId(String::new()),
+            query_id: None,
             rank: candidates.len() as u32 + 1,
         });
     }

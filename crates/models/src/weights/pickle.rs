@@ -174,54 +174,72 @@ impl Machine {
     fn leaf(&mut self, v: Value) {
         self.push(Node::Leaf(v));
     }
-}
 
-/// Parses one pickle from `r`, stopping after its `STOP` opcode. `offset` is where the pickle
-/// starts in its file (for error positions).
-pub fn parse<R: Read>(r: R, offset: u64) -> Result<Value> {
-    let mut r = Reader { inner: r, offset };
-    let mut m = Machine {
-        nodes: Vec::new(),
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-    };
-    macro_rules! pop {
-        () => {
-            match m.stack.pop() {
-                Some(Slot::Node(i)) => i,
-                Some(Slot::Mark) => return r.fail("unexpected mark on the stack"),
-                None => return r.fail("stack underflow"),
-            }
+    fn pop<R: Read>(&mut self, r: &Reader<R>) -> Result<usize> {
+        match self.stack.pop() {
+            Some(Slot::Node(i)) => Ok(i),
+            Some(Slot::Mark) => r.fail("unexpected mark on the stack"),
+            None => r.fail("stack underflow"),
+        }
+    }
+
+    /// The objects above the topmost mark, which is removed.
+    fn pop_mark<R: Read>(&mut self, r: &Reader<R>) -> Result<Vec<usize>> {
+        let Some(at) = self.marks.pop() else {
+            return r.fail("no mark on the stack");
         };
-    }
-    macro_rules! pop_mark {
-        () => {{
-            let Some(at) = m.marks.pop() else {
-                return r.fail("no mark on the stack");
-            };
-            let items: Vec<Slot> = m.stack.split_off(at);
-            // items[0] is the mark itself.
-            let mut out = Vec::with_capacity(items.len());
-            for s in items.into_iter().skip(1) {
-                match s {
-                    Slot::Node(i) => out.push(i),
-                    Slot::Mark => return r.fail("nested mark"),
-                }
+        let items: Vec<Slot> = self.stack.split_off(at);
+        // items[0] is the mark itself.
+        let mut out = Vec::with_capacity(items.len());
+        for s in items.into_iter().skip(1) {
+            match s {
+                Slot::Node(i) => out.push(i),
+                Slot::Mark => return r.fail("nested mark"),
             }
-            out
-        }};
+        }
+        Ok(out)
     }
-    macro_rules! top {
-        () => {
-            match m.stack.last() {
-                Some(Slot::Node(i)) => *i,
-                _ => return r.fail("expected an object on the stack"),
+
+    fn top<R: Read>(&self, r: &Reader<R>) -> Result<usize> {
+        match self.stack.last() {
+            Some(Slot::Node(i)) => Ok(*i),
+            _ => r.fail("expected an object on the stack"),
+        }
+    }
+
+    /// Executes one opcode. False at STOP.
+    fn step<R: Read>(&mut self, op: u8, r: &mut Reader<R>) -> Result<bool> {
+        match op {
+            0x80 | 0x95 | b'.' | b'(' | b'0' | b'1' | b'2' => self.control(op, r),
+            b'I' | b'J' | b'K' | b'M' | b'L' | 0x8a | 0x8b | b'F' | b'G' => {
+                self.number(op, r).map(|()| true)
             }
-        };
+            b'S' | b'T' | b'U' | b'X' | 0x8c | 0x8d | b'B' | b'C' | 0x8e | 0x96 | b'V' | b'N'
+            | 0x88 | 0x89 => self.string(op, r).map(|()| true),
+            b')'
+            | b't'
+            | 0x85..=0x87
+            | b']'
+            | b'l'
+            | b'a'
+            | b'e'
+            | b'}'
+            | b'd'
+            | b's'
+            | b'u'
+            | 0x8f
+            | 0x90
+            | 0x91 => self.container(op, r).map(|()| true),
+            b'c' | 0x93 | b'R' | 0x81 | 0x92 | b'b' | b'P' | b'Q' => {
+                self.call(op, r).map(|()| true)
+            }
+            b'p' | b'q' | b'r' | 0x94 | b'g' | b'h' | b'j' => self.memo(op, r).map(|()| true),
+            other => r.fail(format!("unsupported opcode 0x{other:02x}")),
+        }
     }
-    loop {
-        let op = r.u8()?;
+
+    /// The stack and the protocol: PROTO, FRAME, STOP, MARK, POP, POP_MARK, DUP. False at STOP.
+    fn control<R: Read>(&mut self, op: u8, r: &mut Reader<R>) -> Result<bool> {
         match op {
             0x80 => {
                 let proto = r.u8()?;
@@ -232,55 +250,62 @@ pub fn parse<R: Read>(r: R, offset: u64) -> Result<Value> {
             0x95 => {
                 r.array::<8>()?;
             }
-            b'.' => break,
+            b'.' => return Ok(false),
             b'(' => {
-                m.marks.push(m.stack.len());
-                m.stack.push(Slot::Mark);
+                self.marks.push(self.stack.len());
+                self.stack.push(Slot::Mark);
             }
-            b'0' => match m.stack.pop() {
+            b'0' => match self.stack.pop() {
                 Some(Slot::Mark) => {
-                    m.marks.pop();
+                    self.marks.pop();
                 }
                 Some(_) => {}
                 None => return r.fail("stack underflow"),
             },
             b'1' => {
-                pop_mark!();
+                self.pop_mark(r)?;
             }
             b'2' => {
-                let i = top!();
-                m.stack.push(Slot::Node(i));
+                let i = self.top(r)?;
+                self.stack.push(Slot::Node(i));
             }
-            // Integers.
+            _ => unreachable!("dispatched by `step`"),
+        }
+        Ok(true)
+    }
+
+    /// Integers and floats.
+    fn number<R: Read>(&mut self, op: u8, r: &mut Reader<R>) -> Result<()> {
+        match op {
             b'I' => {
                 let line = r.line()?;
                 match line.as_str() {
-                    "00" => m.leaf(Value::Bool(false)),
-                    "01" => m.leaf(Value::Bool(true)),
+                    "00" => self.leaf(Value::Bool(false)),
+                    "01" => self.leaf(Value::Bool(true)),
                     s => match s.parse::<i64>() {
-                        Ok(v) => m.leaf(Value::Int(v)),
+                        Ok(v) => self.leaf(Value::Int(v)),
                         Err(_) => return r.fail(format!("bad INT {s:?}")),
                     },
                 }
             }
             b'J' => {
                 let v = i32::from_le_bytes(r.array()?);
-                m.leaf(Value::Int(v as i64));
+                self.leaf(Value::Int(v as i64));
             }
             b'K' => {
                 let v = r.u8()?;
-                m.leaf(Value::Int(v as i64));
+                self.leaf(Value::Int(v as i64));
             }
             b'M' => {
                 let v = u16::from_le_bytes(r.array()?);
-                m.leaf(Value::Int(v as i64));
+                self.leaf(Value::Int(v as i64));
             }
             b'L' => {
                 let line = r.line()?;
                 let s = line.trim_end_matches('L');
                 match s.parse::<i64>() {
-                    Ok(v) => m.leaf(Value::Int(v)),
-                    Err(_) => m.leaf(Value::BigInt(s.as_bytes().to_vec())),
+                    Ok(v) => self.leaf(Value::Int(v)),
+                    Err(_) => self.leaf(Value::BigInt(s.as_bytes().to_vec())),
                 }
             }
             0x8a | 0x8b => {
@@ -294,28 +319,35 @@ pub fn parse<R: Read>(r: R, offset: u64) -> Result<Value> {
                     n as usize
                 };
                 let bytes = r.bytes(n)?;
-                m.leaf(long_value(bytes));
+                self.leaf(long_value(bytes));
             }
             // Floats.
             b'F' => {
                 let line = r.line()?;
                 match line.parse::<f64>() {
-                    Ok(v) => m.leaf(Value::Float(v)),
+                    Ok(v) => self.leaf(Value::Float(v)),
                     Err(_) => return r.fail(format!("bad FLOAT {line:?}")),
                 }
             }
             b'G' => {
                 let v = f64::from_be_bytes(r.array()?);
-                m.leaf(Value::Float(v));
+                self.leaf(Value::Float(v));
             }
-            // Strings and bytes.
+            _ => unreachable!("dispatched by `step`"),
+        }
+        Ok(())
+    }
+
+    /// Strings, bytes, None and booleans.
+    fn string<R: Read>(&mut self, op: u8, r: &mut Reader<R>) -> Result<()> {
+        match op {
             b'S' => {
                 let line = r.line()?;
                 let s = line
                     .strip_prefix(['\'', '"'])
                     .and_then(|s| s.strip_suffix(['\'', '"']))
                     .unwrap_or(&line);
-                m.leaf(Value::Str(s.to_string()));
+                self.leaf(Value::Str(s.to_string()));
             }
             b'T' | b'U' | b'X' | 0x8c | 0x8d | b'B' | b'C' | 0x8e | 0x96 => {
                 let n = match op {
@@ -331,96 +363,110 @@ pub fn parse<R: Read>(r: R, offset: u64) -> Result<Value> {
                     b'B' | b'C' | 0x8e | 0x96 => Value::Bytes(bytes),
                     _ => Value::Str(String::from_utf8_lossy(&bytes).into_owned()),
                 };
-                m.leaf(v);
+                self.leaf(v);
             }
             b'V' => {
                 let line = r.line()?;
-                m.leaf(Value::Str(line));
+                self.leaf(Value::Str(line));
             }
-            b'N' => m.leaf(Value::None),
-            0x88 => m.leaf(Value::Bool(true)),
-            0x89 => m.leaf(Value::Bool(false)),
-            // Containers.
-            b')' => m.push(Node::Tuple(Vec::new())),
+            b'N' => self.leaf(Value::None),
+            0x88 => self.leaf(Value::Bool(true)),
+            0x89 => self.leaf(Value::Bool(false)),
+            _ => unreachable!("dispatched by `step`"),
+        }
+        Ok(())
+    }
+
+    /// Tuples, lists, dicts and sets.
+    fn container<R: Read>(&mut self, op: u8, r: &mut Reader<R>) -> Result<()> {
+        match op {
+            b')' => self.push(Node::Tuple(Vec::new())),
             b't' => {
-                let items = pop_mark!();
-                m.push(Node::Tuple(items));
+                let items = self.pop_mark(r)?;
+                self.push(Node::Tuple(items));
             }
             0x85..=0x87 => {
                 let n = (op - 0x84) as usize;
                 let mut items = Vec::with_capacity(n);
                 for _ in 0..n {
-                    items.push(pop!());
+                    items.push(self.pop(r)?);
                 }
                 items.reverse();
-                m.push(Node::Tuple(items));
+                self.push(Node::Tuple(items));
             }
-            b']' => m.push(Node::List(Vec::new())),
+            b']' => self.push(Node::List(Vec::new())),
             b'l' => {
-                let items = pop_mark!();
-                m.push(Node::List(items));
+                let items = self.pop_mark(r)?;
+                self.push(Node::List(items));
             }
             b'a' | b'e' => {
                 let items = if op == b'a' {
-                    vec![pop!()]
+                    vec![self.pop(r)?]
                 } else {
-                    pop_mark!()
+                    self.pop_mark(r)?
                 };
-                let list = top!();
-                match &mut m.nodes[list] {
+                let list = self.top(r)?;
+                match &mut self.nodes[list] {
                     Node::List(v) => v.extend(items),
                     other => return r.fail(format!("APPEND to a non-list {other:?}")),
                 }
             }
-            b'}' => m.push(Node::Dict(Vec::new())),
+            b'}' => self.push(Node::Dict(Vec::new())),
             b'd' => {
-                let items = pop_mark!();
+                let items = self.pop_mark(r)?;
                 if items.len() % 2 != 0 {
                     return r.fail("DICT with an odd number of items");
                 }
-                m.push(Node::Dict(items.chunks(2).map(|p| (p[0], p[1])).collect()));
+                self.push(Node::Dict(items.chunks(2).map(|p| (p[0], p[1])).collect()));
             }
             b's' | b'u' => {
                 let items = if op == b's' {
-                    let v = pop!();
-                    let k = pop!();
+                    let v = self.pop(r)?;
+                    let k = self.pop(r)?;
                     vec![k, v]
                 } else {
-                    pop_mark!()
+                    self.pop_mark(r)?
                 };
                 if items.len() % 2 != 0 {
                     return r.fail("SETITEMS with an odd number of items");
                 }
-                let dict = top!();
-                match &mut m.nodes[dict] {
+                let dict = self.top(r)?;
+                match &mut self.nodes[dict] {
                     Node::Dict(v) => v.extend(items.chunks(2).map(|p| (p[0], p[1]))),
                     other => return r.fail(format!("SETITEM on a non-dict {other:?}")),
                 }
             }
-            0x8f => m.push(Node::Set(Vec::new())),
+            0x8f => self.push(Node::Set(Vec::new())),
             0x90 => {
-                let items = pop_mark!();
-                let set = top!();
-                match &mut m.nodes[set] {
+                let items = self.pop_mark(r)?;
+                let set = self.top(r)?;
+                match &mut self.nodes[set] {
                     Node::Set(v) => v.extend(items),
                     other => return r.fail(format!("ADDITEMS on a non-set {other:?}")),
                 }
             }
             0x91 => {
-                let items = pop_mark!();
-                m.push(Node::Set(items));
+                let items = self.pop_mark(r)?;
+                self.push(Node::Set(items));
             }
-            // Globals and calls.
+            _ => unreachable!("dispatched by `step`"),
+        }
+        Ok(())
+    }
+
+    /// Globals, calls, object state and persistent ids.
+    fn call<R: Read>(&mut self, op: u8, r: &mut Reader<R>) -> Result<()> {
+        match op {
             b'c' => {
                 let module = r.line()?;
                 let name = r.line()?;
-                m.leaf(Value::Global { module, name });
+                self.leaf(Value::Global { module, name });
             }
             0x93 => {
-                let name = pop!();
-                let module = pop!();
+                let name = self.pop(r)?;
+                let module = self.pop(r)?;
                 let (Node::Leaf(Value::Str(module)), Node::Leaf(Value::Str(name))) =
-                    (&m.nodes[module], &m.nodes[name])
+                    (&self.nodes[module], &self.nodes[name])
                 else {
                     return r.fail("STACK_GLOBAL needs two strings");
                 };
@@ -428,54 +474,61 @@ pub fn parse<R: Read>(r: R, offset: u64) -> Result<Value> {
                     module: module.clone(),
                     name: name.clone(),
                 };
-                m.leaf(v);
+                self.leaf(v);
             }
             b'R' | 0x81 => {
-                let args = pop!();
-                let func = pop!();
+                let args = self.pop(r)?;
+                let func = self.pop(r)?;
                 // An OrderedDict (or dict subclass) built empty then filled by SETITEMS.
-                let empty_args = matches!(&m.nodes[args], Node::Tuple(v) if v.is_empty());
-                let is_dict = matches!(&m.nodes[func], Node::Leaf(g) if g.is_global("collections", "OrderedDict")
+                let empty_args = matches!(&self.nodes[args], Node::Tuple(v) if v.is_empty());
+                let is_dict = matches!(&self.nodes[func], Node::Leaf(g) if g.is_global("collections", "OrderedDict")
                     || g.is_global("collections", "defaultdict")
                     || g.is_global("builtins", "dict")
                     || g.is_global("__builtin__", "dict"));
                 if is_dict
                     && (empty_args
-                        || matches!(&m.nodes[func], Node::Leaf(g) if g.is_global("collections", "defaultdict")))
+                        || matches!(&self.nodes[func], Node::Leaf(g) if g.is_global("collections", "defaultdict")))
                 {
-                    m.push(Node::Dict(Vec::new()));
+                    self.push(Node::Dict(Vec::new()));
                 } else {
-                    m.push(Node::Call(func, args));
+                    self.push(Node::Call(func, args));
                 }
             }
             0x92 => {
-                let _kwargs = pop!();
-                let args = pop!();
-                let func = pop!();
-                m.push(Node::Call(func, args));
+                let _kwargs = self.pop(r)?;
+                let args = self.pop(r)?;
+                let func = self.pop(r)?;
+                self.push(Node::Call(func, args));
             }
             b'b' => {
-                let state = pop!();
-                let obj = pop!();
+                let state = self.pop(r)?;
+                let obj = self.pop(r)?;
                 // Setting state on a dict-like object that PyTorch extends with attributes
                 // (`_metadata`): keep the dict, drop the attributes.
-                if matches!(m.nodes[obj], Node::Dict(_)) {
-                    m.stack.push(Slot::Node(obj));
+                if matches!(self.nodes[obj], Node::Dict(_)) {
+                    self.stack.push(Slot::Node(obj));
                 } else {
-                    m.push(Node::Build(obj, state));
+                    self.push(Node::Build(obj, state));
                 }
             }
             b'P' => {
                 let line = r.line()?;
-                let id = m.nodes.len();
-                m.nodes.push(Node::Leaf(Value::Str(line)));
-                m.push(Node::Persistent(id));
+                let id = self.nodes.len();
+                self.nodes.push(Node::Leaf(Value::Str(line)));
+                self.push(Node::Persistent(id));
             }
             b'Q' => {
-                let id = pop!();
-                m.push(Node::Persistent(id));
+                let id = self.pop(r)?;
+                self.push(Node::Persistent(id));
             }
-            // Memo.
+            _ => unreachable!("dispatched by `step`"),
+        }
+        Ok(())
+    }
+
+    /// The memo: PUT and GET.
+    fn memo<R: Read>(&mut self, op: u8, r: &mut Reader<R>) -> Result<()> {
+        match op {
             b'p' | b'q' | b'r' | 0x94 => {
                 let key = match op {
                     b'p' => match r.line()?.parse::<u64>() {
@@ -484,10 +537,10 @@ pub fn parse<R: Read>(r: R, offset: u64) -> Result<Value> {
                     },
                     b'q' => r.u8()? as u64,
                     b'r' => u32::from_le_bytes(r.array()?) as u64,
-                    _ => m.memo.len() as u64,
+                    _ => self.memo.len() as u64,
                 };
-                let i = top!();
-                m.memo.insert(key, i);
+                let i = self.top(r)?;
+                self.memo.insert(key, i);
             }
             b'g' | b'h' | b'j' => {
                 let key = match op {
@@ -498,14 +551,31 @@ pub fn parse<R: Read>(r: R, offset: u64) -> Result<Value> {
                     b'h' => r.u8()? as u64,
                     _ => u32::from_le_bytes(r.array()?) as u64,
                 };
-                let Some(&i) = m.memo.get(&key) else {
+                let Some(&i) = self.memo.get(&key) else {
                     return r.fail(format!("memo key {key} not found"));
                 };
-                m.stack.push(Slot::Node(i));
+                self.stack.push(Slot::Node(i));
             }
-            other => {
-                return r.fail(format!("unsupported opcode 0x{other:02x}"));
-            }
+            _ => unreachable!("dispatched by `step`"),
+        }
+        Ok(())
+    }
+}
+
+/// Parses one pickle from `r`, stopping after its `STOP` opcode. `offset` is where the pickle
+/// starts in its file (for error positions).
+pub fn parse<R: Read>(r: R, offset: u64) -> Result<Value> {
+    let mut r = Reader { inner: r, offset };
+    let mut m = Machine {
+        nodes: Vec::new(),
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+    };
+    loop {
+        let op = r.u8()?;
+        if !m.step(op, &mut r)? {
+            break;
         }
     }
     let root = match m.stack.pop() {

@@ -54,9 +54,30 @@ pub struct Written {
 
 /// Draws every plot and lays out the page.
 pub fn render(inputs: &Inputs) -> Result<Rendered> {
-    let run = &inputs.run;
-    let eval = &run.eval;
-    let positive = eval.run.positive_class.as_str();
+    let (loss, accuracy) = curve_plots(&inputs.run)?;
+    let histograms = histogram_plot(&inputs.run.eval)?;
+    let (confusion, reliability, roc) = test_plots(&inputs.run)?;
+    let html = html::page(
+        inputs,
+        &html::Plots {
+            loss: &loss,
+            accuracy: &accuracy,
+            histograms: histograms.as_ref(),
+            confusion: &confusion,
+            reliability: &reliability,
+            roc: roc.as_ref(),
+        },
+    );
+    let mut plots = vec![loss, accuracy];
+    plots.extend(histograms);
+    plots.push(confusion);
+    plots.extend(roc);
+    plots.push(reliability);
+    Ok(Rendered { html, plots })
+}
+
+/// The loss and accuracy curves over the epochs, the best epoch marked.
+fn curve_plots(run: &RunInputs) -> Result<(Plot, Plot)> {
     let epochs = &run.epochs;
     let best = run.record.result.as_ref().map(|r| r.best_epoch);
     let marker = best.map(|b| (b as f64, format!(" best: epoch {b}")));
@@ -127,7 +148,12 @@ pub fn render(inputs: &Inputs) -> Result<Rendered> {
         marker,
         legend_at_top: false,
     })?;
+    Ok((loss, accuracy))
+}
 
+/// The eval sets' P(positive) histograms, if there are eval sets.
+fn histogram_plot(eval: &lennonnet_records::eval::EvalMetrics) -> Result<Option<Plot>> {
+    let positive = eval.run.positive_class.as_str();
     let bins: Vec<Vec<u64>> = eval
         .eval_sets
         .iter()
@@ -145,7 +171,7 @@ pub fn render(inputs: &Inputs) -> Result<Rendered> {
             wrong: s.wrong as u64,
         })
         .collect();
-    let histograms = if rows.is_empty() {
+    Ok(if rows.is_empty() {
         None
     } else {
         Some(plot::histograms(
@@ -154,8 +180,13 @@ pub fn render(inputs: &Inputs) -> Result<Rendered> {
             eval.run.threshold,
             &rows,
         )?)
-    };
+    })
+}
 
+/// The headline split's confusion matrix, reliability diagram and ROC curve.
+fn test_plots(run: &RunInputs) -> Result<(Plot, Plot, Option<Plot>)> {
+    let eval = &run.eval;
+    let positive = eval.run.positive_class.as_str();
     let shown = figures::headline_split(eval);
     let test = &shown.labels;
     let matrix: Vec<Vec<u64>> = test
@@ -188,24 +219,7 @@ pub fn render(inputs: &Inputs) -> Result<Rendered> {
         (Some(points), Some(auc)) => Some(plot::roc("roc.png", auc, &points)?),
         _ => None,
     };
-
-    let html = html::page(
-        inputs,
-        &html::Plots {
-            loss: &loss,
-            accuracy: &accuracy,
-            histograms: histograms.as_ref(),
-            confusion: &confusion,
-            reliability: &reliability,
-            roc: roc.as_ref(),
-        },
-    );
-    let mut plots = vec![loss, accuracy];
-    plots.extend(histograms);
-    plots.push(confusion);
-    plots.extend(roc);
-    plots.push(reliability);
-    Ok(Rendered { html, plots })
+    Ok((confusion, reliability, roc))
 }
 
 /// Writes the plots and then the page into `out_dir` (created if missing), each through a

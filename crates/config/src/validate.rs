@@ -10,8 +10,55 @@ use crate::schema::{Config, WordsConfig};
 
 pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigError> {
     let err = |path: &[P<'_>], message: String| key_error(src, file, path, message);
+    let classes = check_classes(c, &err)?;
+    check_groups(c, &classes, &err)?;
+    check_words_section(c, &classes, &err)?;
+    check_every_class_trains(c, &err)?;
+    check_engines(c, &err)?;
 
-    // Classes.
+    // HTTP.
+    if c.http.user_agent.trim().is_empty() {
+        return Err(err(
+            &[P::Key("http"), P::Key("user_agent")],
+            "expected a descriptive User-Agent (engines refuse empty or generic ones), found an empty string".into(),
+        ));
+    }
+
+    check_fetch(c, &err)?;
+    check_scrape_and_image(c, &err)?;
+    check_curate(c, &classes, &err)?;
+    check_train(c, &err)?;
+    check_split(c, &classes, &err)
+}
+
+/// The declared classes, for the checks that need a label to name one.
+struct Classes<'a> {
+    /// Each class's index in `[[class]]`, by name.
+    index: HashMap<&'a Label, usize>,
+    config: &'a Config,
+}
+
+impl Classes<'_> {
+    fn contains(&self, label: &Label) -> bool {
+        self.index.contains_key(label)
+    }
+
+    /// The declared classes as errors list them: "`a`, `b`".
+    fn declared(&self) -> String {
+        self.config
+            .classes
+            .iter()
+            .map(|c| format!("`{}`", c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `[[class]]`: at least two, each declared once.
+fn check_classes<'a>(
+    c: &'a Config,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<Classes<'a>, ConfigError> {
     if c.classes.len() < 2 {
         return Err(err(
             &[P::Key("class")],
@@ -33,15 +80,18 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
             ));
         }
     }
-    let declared = || {
-        c.classes
-            .iter()
-            .map(|c| format!("`{}`", c.name))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    Ok(Classes {
+        index: classes,
+        config: c,
+    })
+}
 
-    // Groups.
+/// `[[group]]`: unique names, declared labels, queries present and distinct, engine lists.
+fn check_groups(
+    c: &Config,
+    classes: &Classes<'_>,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
     let mut groups: HashMap<&str, usize> = HashMap::new();
     for (i, g) in c.groups.iter().enumerate() {
         let at = |key| [P::Key("group"), P::Index(i), P::Key(key)];
@@ -54,12 +104,12 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
                 ),
             ));
         }
-        if !classes.contains_key(&g.label) {
+        if !classes.contains(&g.label) {
             return Err(err(
                 &at("label"),
                 format!(
                     "expected a declared class ({}), found `{}`",
-                    declared(),
+                    classes.declared(),
                     g.label
                 ),
             ));
@@ -87,63 +137,78 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
             }
         }
         if let Some(engines) = &g.engines {
-            check_engine_list(engines, &at("engines"), &err)?;
+            check_engine_list(engines, &at("engines"), err)?;
         }
     }
+    Ok(())
+}
 
-    // Words.
-    if let Some(w) = &c.words {
-        let at = |key| [P::Key("words"), P::Key(key)];
-        if !classes.contains_key(&w.label) {
+/// `[words]`: a declared label, a usable group prefix that no declared group takes, and
+/// templates that hold `{word}`.
+fn check_words_section(
+    c: &Config,
+    classes: &Classes<'_>,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let Some(w) = &c.words else {
+        return Ok(());
+    };
+    let at = |key| [P::Key("words"), P::Key(key)];
+    if !classes.contains(&w.label) {
+        return Err(err(
+            &at("label"),
+            format!(
+                "expected a declared class ({}), found `{}`",
+                classes.declared(),
+                w.label
+            ),
+        ));
+    }
+    if let Err(e) = validate_name(&format!("{}word", w.group_prefix)) {
+        return Err(err(
+            &at("group_prefix"),
+            format!("word groups would get bad names: {e}"),
+        ));
+    }
+    if w.query_templates.is_empty() {
+        return Err(err(
+            &at("query_templates"),
+            "expected at least one template, found none".into(),
+        ));
+    }
+    for (j, t) in w.query_templates.iter().enumerate() {
+        if !t.contains("{word}") {
             return Err(err(
-                &at("label"),
-                format!(
-                    "expected a declared class ({}), found `{}`",
-                    declared(),
-                    w.label
-                ),
-            ));
-        }
-        if let Err(e) = validate_name(&format!("{}word", w.group_prefix)) {
-            return Err(err(
-                &at("group_prefix"),
-                format!("word groups would get bad names: {e}"),
-            ));
-        }
-        if w.query_templates.is_empty() {
-            return Err(err(
-                &at("query_templates"),
-                "expected at least one template, found none".into(),
-            ));
-        }
-        for (j, t) in w.query_templates.iter().enumerate() {
-            if !t.contains("{word}") {
-                return Err(err(
-                    &[P::Key("words"), P::Key("query_templates"), P::Index(j)],
-                    format!("expected a template containing `{{word}}`, found {t:?}"),
-                ));
-            }
-        }
-        if let Some(engines) = &w.engines {
-            check_engine_list(engines, &at("engines"), &err)?;
-        }
-        if let Some((i, g)) = c
-            .groups
-            .iter()
-            .enumerate()
-            .find(|(_, g)| g.name.as_str().starts_with(&w.group_prefix))
-        {
-            return Err(err(
-                &[P::Key("group"), P::Index(i), P::Key("name")],
-                format!(
-                    "group `{}` starts with `{}`, the prefix words.group_prefix reserves for word groups",
-                    g.name, w.group_prefix
-                ),
+                &[P::Key("words"), P::Key("query_templates"), P::Index(j)],
+                format!("expected a template containing `{{word}}`, found {t:?}"),
             ));
         }
     }
+    if let Some(engines) = &w.engines {
+        check_engine_list(engines, &at("engines"), err)?;
+    }
+    if let Some((i, g)) = c
+        .groups
+        .iter()
+        .enumerate()
+        .find(|(_, g)| g.name.as_str().starts_with(&w.group_prefix))
+    {
+        return Err(err(
+            &[P::Key("group"), P::Index(i), P::Key("name")],
+            format!(
+                "group `{}` starts with `{}`, the prefix words.group_prefix reserves for word groups",
+                g.name, w.group_prefix
+            ),
+        ));
+    }
+    Ok(())
+}
 
-    // Every class needs images to learn from.
+/// Every class needs images to learn from.
+fn check_every_class_trains(
+    c: &Config,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
     for (i, class) in c.classes.iter().enumerate() {
         let has_train = c
             .groups
@@ -159,101 +224,112 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
             ));
         }
     }
+    Ok(())
+}
 
-    // Engines.
-    check_engine_list(
-        &c.engines.order,
-        &[P::Key("engines"), P::Key("order")],
-        &err,
-    )?;
+/// `[engines]`: the order, then each engine's settings.
+fn check_engines(
+    c: &Config,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    check_engine_list(&c.engines.order, &[P::Key("engines"), P::Key("order")], err)?;
     for kind in EngineKind::ALL {
-        let e = c.engines.engine(kind);
-        let at = |key| [P::Key("engines"), P::Key(kind.as_str()), P::Key(key)];
-        if let Some(v) = e.requests_per_sec {
-            positive_f64(v, &at("requests_per_sec"), &err)?;
+        check_engine(c, kind, err)?;
+    }
+    Ok(())
+}
+
+/// `[engines.<kind>]`: positive numbers, a URL, header-safe texts, and keys that mean
+/// something to one engine only.
+fn check_engine(
+    c: &Config,
+    kind: EngineKind,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let e = c.engines.engine(kind);
+    let at = |key| [P::Key("engines"), P::Key(kind.as_str()), P::Key(key)];
+    if let Some(v) = e.requests_per_sec {
+        positive_f64(v, &at("requests_per_sec"), err)?;
+    }
+    for (key, v) in [
+        ("max_results", e.max_results.map(u64::from)),
+        ("timeout_secs", e.timeout_secs),
+        ("block_threshold", e.block_threshold.map(u64::from)),
+        ("cooldown_secs", e.cooldown_secs),
+        ("changed_threshold", e.changed_threshold.map(u64::from)),
+    ] {
+        if let Some(v) = v {
+            positive(v, &at(key), err)?;
         }
-        for (key, v) in [
-            ("max_results", e.max_results.map(u64::from)),
-            ("timeout_secs", e.timeout_secs),
-            ("block_threshold", e.block_threshold.map(u64::from)),
-            ("cooldown_secs", e.cooldown_secs),
-            ("changed_threshold", e.changed_threshold.map(u64::from)),
-        ] {
-            if let Some(v) = v {
-                positive(v, &at(key), &err)?;
-            }
-        }
-        if let Some(url) = &e.base_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(err(
-                    &at("base_url"),
-                    format!("expected an http:// or https:// URL, found {url:?}"),
-                ));
-            }
-        }
-        for (key, value) in [
-            ("user_agent", &e.user_agent),
-            ("accept_language", &e.accept_language),
-            ("region", &e.region),
-            ("filter", &e.filter),
-        ] {
-            if value.as_ref().is_some_and(|v| !is_header_value(v)) {
-                return Err(err(
-                    &at(key),
-                    "expected a non-empty text of printable ASCII (it is sent in a request)".into(),
-                ));
-            }
-        }
-        // Keys that mean something to one engine only.
-        let only = |key: &'static str, set: bool, engine: EngineKind| {
-            if set && kind != engine {
-                Err(err(&at(key), format!("`{key}` applies to {engine} only")))
-            } else {
-                Ok(())
-            }
-        };
-        only("filter", e.filter.is_some(), EngineKind::DuckDuckGo)?;
-        let commons = EngineKind::WikimediaCommons;
-        only(
-            "thumbnail_width_px",
-            e.thumbnail_width_px.is_some(),
-            commons,
-        )?;
-        only("originals", e.originals.is_some(), commons)?;
-        only("maxlag_secs", e.maxlag_secs.is_some(), commons)?;
-        if kind == commons && e.region.is_some() {
+    }
+    if let Some(url) = &e.base_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(err(
-                &at("region"),
-                "`region` applies to duckduckgo and bing only".into(),
+                &at("base_url"),
+                format!("expected an http:// or https:// URL, found {url:?}"),
             ));
         }
-        if let Some(w) = e.thumbnail_width_px {
-            if !crate::schema::COMMONS_THUMB_STEPS.contains(&w) {
-                return Err(err(
-                    &at("thumbnail_width_px"),
-                    format!(
-                        "expected one of Wikimedia's standard thumbnail widths {:?} (its file servers render no others), found {w}",
-                        crate::schema::COMMONS_THUMB_STEPS
-                    ),
-                ));
-            }
+    }
+    for (key, value) in [
+        ("user_agent", &e.user_agent),
+        ("accept_language", &e.accept_language),
+        ("region", &e.region),
+        ("filter", &e.filter),
+    ] {
+        if value.as_ref().is_some_and(|v| !is_header_value(v)) {
+            return Err(err(
+                &at(key),
+                "expected a non-empty text of printable ASCII (it is sent in a request)".into(),
+            ));
         }
     }
-
-    // HTTP.
-    if c.http.user_agent.trim().is_empty() {
+    // Keys that mean something to one engine only.
+    let only = |key: &'static str, set: bool, engine: EngineKind| {
+        if set && kind != engine {
+            Err(err(&at(key), format!("`{key}` applies to {engine} only")))
+        } else {
+            Ok(())
+        }
+    };
+    only("filter", e.filter.is_some(), EngineKind::DuckDuckGo)?;
+    let commons = EngineKind::WikimediaCommons;
+    only(
+        "thumbnail_width_px",
+        e.thumbnail_width_px.is_some(),
+        commons,
+    )?;
+    only("originals", e.originals.is_some(), commons)?;
+    only("maxlag_secs", e.maxlag_secs.is_some(), commons)?;
+    if kind == commons && e.region.is_some() {
         return Err(err(
-            &[P::Key("http"), P::Key("user_agent")],
-            "expected a descriptive User-Agent (engines refuse empty or generic ones), found an empty string".into(),
+            &at("region"),
+            "`region` applies to duckduckgo and bing only".into(),
         ));
     }
+    if let Some(w) = e.thumbnail_width_px {
+        if !crate::schema::COMMONS_THUMB_STEPS.contains(&w) {
+            return Err(err(
+                &at("thumbnail_width_px"),
+                format!(
+                    "expected one of Wikimedia's standard thumbnail widths {:?} (its file servers render no others), found {w}",
+                    crate::schema::COMMONS_THUMB_STEPS
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
-    // Fetch.
+/// `[fetch]`: positive limits, and no more per host than in all.
+fn check_fetch(
+    c: &Config,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
     let f = &c.fetch;
     let at = |key| [P::Key("fetch"), P::Key(key)];
     for (host, &n) in &f.host_concurrency {
         let at = [P::Key("fetch"), P::Key("host_concurrency"), P::Key(host)];
-        positive(n as u64, &at, &err)?;
+        positive(n as u64, &at, err)?;
     }
     for (key, v) in [
         ("concurrency", f.concurrency as u64),
@@ -264,12 +340,12 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
         ("stall_window_secs", f.stall_window_secs),
         ("max_bytes", f.max_bytes),
     ] {
-        positive(v, &at(key), &err)?;
+        positive(v, &at(key), err)?;
     }
     positive_f64(
         f.per_host_requests_per_sec,
         &at("per_host_requests_per_sec"),
-        &err,
+        err,
     )?;
     if f.per_host_concurrency > f.concurrency {
         return Err(err(
@@ -280,23 +356,30 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
             ),
         ));
     }
+    Ok(())
+}
 
+/// `[scrape]` and `[image]`: positive counts and sizes.
+fn check_scrape_and_image(
+    c: &Config,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
     // Scrape.
     let at = |key| [P::Key("scrape"), P::Key(key)];
     positive(
         c.scrape.groups_in_parallel as u64,
         &at("groups_in_parallel"),
-        &err,
+        err,
     )?;
     positive(
         c.scrape.prefetch_per_group as u64,
         &at("prefetch_per_group"),
-        &err,
+        err,
     )?;
 
     // Image.
     let at = |key| [P::Key("image"), P::Key(key)];
-    positive(c.image.min_side_px as u64, &at("min_side_px"), &err)?;
+    positive(c.image.min_side_px as u64, &at("min_side_px"), err)?;
     let min_pixels = c.image.min_side_px as u64 * c.image.min_side_px as u64;
     if c.image.max_pixels < min_pixels {
         return Err(err(
@@ -307,8 +390,15 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
             ),
         ));
     }
+    Ok(())
+}
 
-    // Curate.
+/// `[curate]`: distances and quality in range, a declared preferred label.
+fn check_curate(
+    c: &Config,
+    classes: &Classes<'_>,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
     let at = |key| [P::Key("curate"), P::Key(key)];
     let cur = &c.curate;
     if cur.phash_max_distance > 16 {
@@ -339,20 +429,25 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
         ));
     }
     if let Some(label) = &cur.prefer_label {
-        if !classes.contains_key(label) {
+        if !classes.contains(label) {
             return Err(err(
                 &at("prefer_label"),
                 format!(
                     "expected a declared class ({}), found `{label}`",
-                    declared()
+                    classes.declared()
                 ),
             ));
         }
     }
+    Ok(())
+}
 
-    check_train(c, &err)?;
-
-    // Split.
+/// `[split]`: a key, a fraction, and test counts for declared classes.
+fn check_split(
+    c: &Config,
+    classes: &Classes<'_>,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
     let at = |key| [P::Key("split"), P::Key(key)];
     if c.split.key.trim().is_empty() {
         return Err(err(
@@ -373,7 +468,7 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
                 &[P::Key("split"), P::Key("test_per_class"), P::Key(class)],
                 format!(
                     "expected a declared class ({}), found `{class}`",
-                    declared()
+                    classes.declared()
                 ),
             ));
         }

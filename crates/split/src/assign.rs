@@ -96,21 +96,63 @@ pub fn assign(items: &[Item], policy: &Policy, parent: Option<&[ManifestRow]>) -
         .map(|r| (r.id, r.split))
         .collect();
 
-    let mut excluded: Vec<Exclusion> = Vec::new();
-    let mut rows: Vec<ManifestRow> = Vec::with_capacity(items.len());
-    let mut moved = Vec::new();
-    let exclude = |excluded: &mut Vec<Exclusion>, item: &Item, reason: &str| {
-        excluded.push(Exclusion {
+    let mut ledger = Ledger {
+        rows: Vec::with_capacity(items.len()),
+        excluded: Vec::new(),
+        moved: Vec::new(),
+    };
+    let clusters = clusters(items, &mut ledger);
+    let frozen = place_frozen(&clusters, &parent_split, &mut ledger);
+    let holdout = pick_test(&frozen.open, &frozen.test_count, policy, &test_hasher);
+    place_open(
+        frozen.open,
+        &holdout.in_test,
+        policy,
+        &val_hasher,
+        &mut ledger,
+    );
+
+    let Ledger {
+        mut rows,
+        mut excluded,
+        mut moved,
+    } = ledger;
+    rows.sort_unstable_by_key(|r| r.id);
+    excluded.sort_unstable();
+    moved.sort_unstable_by_key(|m| m.id);
+    Assignment {
+        rows,
+        excluded,
+        moved,
+        shortfalls: holdout.shortfalls,
+    }
+}
+
+/// What the passes of [`assign`] decide, in the order they decide it (sorted at the end).
+struct Ledger {
+    rows: Vec<ManifestRow>,
+    excluded: Vec<Exclusion>,
+    moved: Vec<Moved>,
+}
+
+impl Ledger {
+    fn exclude(&mut self, item: &Item, reason: &str) {
+        self.excluded.push(Exclusion {
             id: item.id,
             reason: reason.to_string(),
         })
-    };
+    }
+}
 
+/// Groups the kept items by cluster. A cluster of eval images only goes to eval at once; eval
+/// images that share a cluster with training images, and clusters whose training images carry
+/// more than one label, are left out. The rest are the clusters to split, in cluster order.
+fn clusters<'a>(items: &'a [Item], ledger: &mut Ledger) -> Vec<Cluster<'a>> {
     // Group the kept items by cluster; BTreeMap so that nothing depends on hash order.
     let mut by_cluster: BTreeMap<ContentId, Vec<&Item>> = BTreeMap::new();
     for item in items {
         match &item.excluded {
-            Some(reason) => exclude(&mut excluded, item, reason),
+            Some(reason) => ledger.exclude(item, reason),
             None => by_cluster.entry(item.cluster).or_default().push(item),
         }
     }
@@ -122,17 +164,17 @@ pub fn assign(items: &[Item], policy: &Policy, parent: Option<&[ManifestRow]>) -
             .partition(|i| i.purpose == Purpose::Train);
         if train.is_empty() {
             for item in eval {
-                rows.push(row(item, Split::Eval));
+                ledger.rows.push(row(item, Split::Eval));
             }
             continue;
         }
         for item in eval {
-            exclude(&mut excluded, item, reasons::EVAL_OVERLAPS_TRAIN);
+            ledger.exclude(item, reasons::EVAL_OVERLAPS_TRAIN);
         }
         let labels: BTreeSet<&Label> = train.iter().map(|i| &i.label).collect();
         if labels.len() > 1 {
             for item in train {
-                exclude(&mut excluded, item, reasons::LABEL_CONFLICT);
+                ledger.exclude(item, reasons::LABEL_CONFLICT);
             }
             continue;
         }
@@ -144,12 +186,25 @@ pub fn assign(items: &[Item], policy: &Policy, parent: Option<&[ManifestRow]>) -
             label,
         });
     }
+    clusters
+}
 
-    // Frozen clusters: those with a member in the parent. They go to the strictest parent split
-    // of their members; new members of a frozen test cluster are left out.
+/// The clusters [`place_frozen`] left open, and the test images each class already has.
+struct Frozen<'c, 'a> {
+    open: Vec<&'c Cluster<'a>>,
+    test_count: BTreeMap<&'a Label, u32>,
+}
+
+/// Frozen clusters: those with a member in the parent. They go to the strictest parent split
+/// of their members; new members of a frozen test cluster are left out.
+fn place_frozen<'c, 'a>(
+    clusters: &'c [Cluster<'a>],
+    parent_split: &HashMap<ContentId, Split>,
+    ledger: &mut Ledger,
+) -> Frozen<'c, 'a> {
     let mut open: Vec<&Cluster<'_>> = Vec::new();
     let mut test_count: BTreeMap<&Label, u32> = BTreeMap::new();
-    for c in &clusters {
+    for c in clusters {
         let frozen = c
             .members
             .iter()
@@ -163,7 +218,7 @@ pub fn assign(items: &[Item], policy: &Policy, parent: Option<&[ManifestRow]>) -
         for item in &c.members {
             match parent_split.get(&item.id) {
                 Some(&was) if was != split => {
-                    moved.push(Moved {
+                    ledger.moved.push(Moved {
                         id: item.id,
                         from: was,
                         to: split,
@@ -172,7 +227,7 @@ pub fn assign(items: &[Item], policy: &Policy, parent: Option<&[ManifestRow]>) -
                 }
                 Some(_) => {}
                 None if split == Split::Test => {
-                    exclude(&mut excluded, item, reasons::HOLDOUT_FROZEN);
+                    ledger.exclude(item, reasons::HOLDOUT_FROZEN);
                     continue;
                 }
                 None => {}
@@ -180,13 +235,28 @@ pub fn assign(items: &[Item], policy: &Policy, parent: Option<&[ManifestRow]>) -
             if split == Split::Test {
                 *test_count.entry(c.label).or_default() += 1;
             }
-            rows.push(row(item, split));
+            ledger.rows.push(row(item, split));
         }
     }
+    Frozen { open, test_count }
+}
 
-    // Test holdouts: per class, the lowest-ranked open clusters until the exact count is reached.
-    // A cluster that would overshoot is skipped, so the count stays exact while smaller clusters
-    // remain.
+/// The open clusters chosen for the test holdout, and the classes it could not fill exactly.
+struct Holdout {
+    in_test: BTreeSet<ContentId>,
+    /// (class, wanted, got).
+    shortfalls: Vec<(String, u32, u32)>,
+}
+
+/// Test holdouts: per class, the lowest-ranked open clusters until the exact count is reached.
+/// A cluster that would overshoot is skipped, so the count stays exact while smaller clusters
+/// remain.
+fn pick_test(
+    open: &[&Cluster<'_>],
+    test_count: &BTreeMap<&Label, u32>,
+    policy: &Policy,
+    test_hasher: &KeyedHasher,
+) -> Holdout {
     let mut ranked: Vec<([u8; 32], &Cluster<'_>)> = open
         .iter()
         .map(|c| (test_hasher.hash(&[c.key.as_bytes()]), *c))
@@ -214,9 +284,21 @@ pub fn assign(items: &[Item], policy: &Policy, parent: Option<&[ManifestRow]>) -
             shortfalls.push((class.clone(), wanted, got));
         }
     }
+    Holdout {
+        in_test,
+        shortfalls,
+    }
+}
 
-    // Everything else: validation by a keyed draw per cluster, train otherwise. The draw depends on
-    // the cluster alone, so adding images never moves another cluster.
+/// Everything else: validation by a keyed draw per cluster, train otherwise. The draw depends on
+/// the cluster alone, so adding images never moves another cluster.
+fn place_open(
+    open: Vec<&Cluster<'_>>,
+    in_test: &BTreeSet<ContentId>,
+    policy: &Policy,
+    val_hasher: &KeyedHasher,
+    ledger: &mut Ledger,
+) {
     for c in open {
         let split = if in_test.contains(&c.key) {
             Split::Test
@@ -226,18 +308,8 @@ pub fn assign(items: &[Item], policy: &Policy, parent: Option<&[ManifestRow]>) -
             Split::Train
         };
         for item in &c.members {
-            rows.push(row(item, split));
+            ledger.rows.push(row(item, split));
         }
-    }
-
-    rows.sort_unstable_by_key(|r| r.id);
-    excluded.sort_unstable();
-    moved.sort_unstable_by_key(|m| m.id);
-    Assignment {
-        rows,
-        excluded,
-        moved,
-        shortfalls,
     }
 }
 

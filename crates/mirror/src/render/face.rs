@@ -315,20 +315,68 @@ impl Pose {
 
 /// Draws a head and shoulders. `view` maps canvas coordinates to pixels.
 pub fn draw_person(pix: &mut Pixmap, t: &Traits, p: &Pose, view: Transform) {
-    let a = t.aspect;
-    let face = view
-        .pre_translate(p.cx, p.cy)
-        .pre_rotate(p.roll)
-        .pre_scale(p.size, p.size);
-    let body = view.pre_translate(p.cx, p.cy).pre_scale(p.size, p.size);
-    let yaw = p.yaw;
-    let fx = yaw * 0.28; // features shift with the head's turn
-    let hair = t.hair;
-    let hair_dark = hair.scale(0.7);
-    let skin_shade = t.skin.scale(0.82);
+    let l = Layout::new(t, p, view);
+    draw_shoulders(pix, p, &l);
+    draw_long_hair(pix, t, p, &l);
+    draw_neck_and_ears(pix, t, &l);
+    draw_face_outline(pix, t, &l);
+    draw_eyes(pix, t, &l);
+    let tip = draw_nose(pix, t, &l);
+    draw_beard_and_mouth(pix, t, p, &l, tip);
+    draw_top_hair(pix, t, p, &l);
+    // Glasses last, over everything.
+    if p.glasses {
+        draw_glasses(pix, t, &l);
+    }
+}
 
-    // Shoulders and clothes (not rolled with the head).
-    let top = a * 1.15;
+/// Where one face is drawn, and the measures its parts share.
+struct Layout {
+    /// Face units to pixels, rolled with the head.
+    face: Transform,
+    /// Face units to pixels, not rolled (shoulders and clothes).
+    body: Transform,
+    /// The traits' aspect: half-height over half-width of the face.
+    a: f32,
+    yaw: f32,
+    /// How far the features shift with the head's turn.
+    fx: f32,
+    /// How far the outline shifts with the head's turn.
+    sx: f32,
+    /// Half-width of the jaw near the chin.
+    jw: f32,
+    /// Height of the eyes.
+    ey: f32,
+    hair_dark: Rgb,
+    skin_shade: Rgb,
+}
+
+impl Layout {
+    fn new(t: &Traits, p: &Pose, view: Transform) -> Self {
+        let a = t.aspect;
+        let yaw = p.yaw;
+        Layout {
+            face: view
+                .pre_translate(p.cx, p.cy)
+                .pre_rotate(p.roll)
+                .pre_scale(p.size, p.size),
+            body: view.pre_translate(p.cx, p.cy).pre_scale(p.size, p.size),
+            a,
+            yaw,
+            fx: yaw * 0.28, // features shift with the head's turn
+            sx: yaw * 0.06,
+            jw: 0.3 + 0.55 * t.jaw,
+            ey: -0.08 * a,
+            hair_dark: t.hair.scale(0.7),
+            skin_shade: t.skin.scale(0.82),
+        }
+    }
+}
+
+/// Shoulders and clothes (not rolled with the head).
+fn draw_shoulders(pix: &mut Pixmap, p: &Pose, l: &Layout) {
+    let body = l.body;
+    let top = l.a * 1.15;
     if let Some(path) = polygon(&[
         (-0.5, top - 0.1),
         (0.5, top - 0.1),
@@ -354,7 +402,11 @@ pub fn draw_person(pix: &mut Pixmap, t: &Traits, p: &Pose, view: Transform) {
             }
         }
     }
-    // Long hair falls behind the head onto the shoulders.
+}
+
+/// Long hair falls behind the head onto the shoulders.
+fn draw_long_hair(pix: &mut Pixmap, t: &Traits, p: &Pose, l: &Layout) {
+    let a = l.a;
     let len = p.hair_len;
     if len > 0.35 && t.bald < 0.5 {
         let w = 1.2 + t.hair_volume * 0.25;
@@ -366,9 +418,13 @@ pub fn draw_person(pix: &mut Pixmap, t: &Traits, p: &Pose, view: Transform) {
         pb.quad_to(0.0, bottom + 0.15, -w * 0.95, bottom);
         pb.close();
         if let Some(path) = pb.finish() {
-            fill(pix, &path, hair_dark, 1.0, face);
+            fill(pix, &path, l.hair_dark, 1.0, l.face);
         }
     }
+}
+
+fn draw_neck_and_ears(pix: &mut Pixmap, t: &Traits, l: &Layout) {
+    let a = l.a;
     // Neck.
     if let Some(neck) = polygon(&[
         (-0.42, 0.4 * a),
@@ -376,18 +432,20 @@ pub fn draw_person(pix: &mut Pixmap, t: &Traits, p: &Pose, view: Transform) {
         (0.46, a * 1.25),
         (-0.46, a * 1.25),
     ]) {
-        fill(pix, &neck, skin_shade, 1.0, face);
+        fill(pix, &neck, l.skin_shade, 1.0, l.face);
     }
     // Ears.
     for side in [-1.0f32, 1.0] {
-        let ex = side * (1.0 - yaw * side * 0.12);
+        let ex = side * (1.0 - l.yaw * side * 0.12);
         if let Some(ear) = oval(ex, -0.02 * a, 0.15 * t.ear, 0.27 * t.ear) {
-            fill(pix, &ear, skin_shade, 1.0, face);
+            fill(pix, &ear, l.skin_shade, 1.0, l.face);
         }
     }
-    // Face outline: round forehead, jaw to the chin.
-    let jw = 0.3 + 0.55 * t.jaw;
-    let sx = yaw * 0.06;
+}
+
+/// Face outline: round forehead, jaw to the chin.
+fn draw_face_outline(pix: &mut Pixmap, t: &Traits, l: &Layout) {
+    let (a, jw, sx, yaw) = (l.a, l.jw, l.sx, l.yaw);
     let mut pb = PathBuilder::new();
     pb.move_to(sx, -a);
     pb.cubic_to(0.62 + sx, -a, 1.0 + sx, -0.72 * a, 1.0 + sx, -0.1 * a);
@@ -396,19 +454,22 @@ pub fn draw_person(pix: &mut Pixmap, t: &Traits, p: &Pose, view: Transform) {
     pb.cubic_to(-1.0 + sx, -0.72 * a, -0.62 + sx, -a, sx, -a);
     pb.close();
     if let Some(path) = pb.finish() {
-        fill(pix, &path, t.skin, 1.0, face);
+        fill(pix, &path, t.skin, 1.0, l.face);
         // Cheek shading on the side turned away.
         let shade_x = if yaw >= 0.0 { -0.75 } else { 0.75 };
         if let Some(s) = oval(shade_x + sx, 0.1 * a, 0.45, 0.8 * a) {
-            fill(pix, &s, skin_shade, 0.12 + yaw.abs() * 0.3, face);
+            fill(pix, &s, l.skin_shade, 0.12 + yaw.abs() * 0.3, l.face);
         }
     }
-    // Eyes.
-    let ey = -0.08 * a;
+}
+
+/// Eyes, lids and brows.
+fn draw_eyes(pix: &mut Pixmap, t: &Traits, l: &Layout) {
+    let (face, yaw, ey) = (l.face, l.yaw, l.ey);
     for side in [-1.0f32, 1.0] {
         let far = (side * yaw).min(0.0).abs(); // the eye on the far side looks smaller
         let k = t.eye_size * (1.0 - far * 0.35);
-        let x = side * t.eye_spacing + fx;
+        let x = side * t.eye_spacing + l.fx;
         let eye = face
             .pre_translate(x, ey)
             .pre_rotate(-side * t.eye_tilt * 57.3);
@@ -435,10 +496,14 @@ pub fn draw_person(pix: &mut Pixmap, t: &Traits, p: &Pose, view: Transform) {
         brow.quad_to(0.0, by - 0.05 - t.brow_arch, 0.24, by + 0.03 - t.eye_tilt);
         if let Some(brow) = brow.finish() {
             let bt = face.pre_translate(x, ey).pre_scale(side, 1.0);
-            stroke(pix, &brow, hair_dark, 1.0, t.brow_thick, bt);
+            stroke(pix, &brow, l.hair_dark, 1.0, t.brow_thick, bt);
         }
     }
-    // Nose.
+}
+
+/// Nose: ridge, bulb and nostrils. Returns the height of its tip.
+fn draw_nose(pix: &mut Pixmap, t: &Traits, l: &Layout) -> f32 {
+    let (face, yaw, ey, skin_shade) = (l.face, l.yaw, l.ey, l.skin_shade);
     let nx = yaw * 0.4;
     let tip = ey + 0.12 + t.nose_len * 0.33;
     let nw = 0.13 * t.nose_width;
@@ -461,7 +526,13 @@ pub fn draw_person(pix: &mut Pixmap, t: &Traits, p: &Pose, view: Transform) {
             fill(pix, &n, Rgb(0.25, 0.15, 0.12), 0.85, face);
         }
     }
-    // Beard, then the mouth over it.
+    tip
+}
+
+/// Beard, then the mouth over it, below the nose's `tip`.
+fn draw_beard_and_mouth(pix: &mut Pixmap, t: &Traits, p: &Pose, l: &Layout, tip: f32) {
+    let (face, a, fx, sx, jw) = (l.face, l.a, l.fx, l.sx, l.jw);
+    let hair = t.hair;
     let my = tip + 0.27 * a.min(1.35);
     let mw = 0.28 * t.mouth_width;
     if p.beard == Beard::Full {
@@ -507,86 +578,91 @@ pub fn draw_person(pix: &mut Pixmap, t: &Traits, p: &Pose, view: Transform) {
     if let Some(path) = line.finish() {
         stroke(pix, &path, t.lip.scale(0.55), 1.0, 0.025, face);
     }
-    // Hair on top: a cap with a fringe line, and sideburns.
-    if t.bald < 0.95 {
-        let vol = t.hair_volume;
-        let w = 1.08 + vol * 0.15;
-        let crown = -a - 0.18 - vol * 0.2;
-        let fringe_y = -a * 0.62 + t.fringe * 0.32 * a * (1.0 - t.bald) - t.bald * 0.35 * a;
-        let side_bottom = if len > 0.4 { 0.12 * a } else { -0.3 * a };
-        let part = t.parting * 0.3;
-        let mut pb = PathBuilder::new();
-        pb.move_to(-w + sx, side_bottom);
-        pb.cubic_to(-w - 0.1 + sx, -0.9 * a, -0.6 + sx, crown, part + sx, crown);
-        pb.cubic_to(0.6 + sx, crown, w + 0.1 + sx, -0.9 * a, w + sx, side_bottom);
-        pb.line_to(0.9 + sx, side_bottom);
-        pb.cubic_to(
-            0.92 + sx,
-            -0.3 * a,
-            0.7 + sx,
-            fringe_y - 0.05,
-            0.4 + fx,
-            fringe_y,
-        );
-        pb.quad_to(
-            part + fx,
-            fringe_y + 0.08 - t.parting.abs() * 0.1,
-            -0.4 + fx,
-            fringe_y,
-        );
-        pb.cubic_to(
-            -0.7 + sx,
-            fringe_y - 0.05,
-            -0.92 + sx,
-            -0.3 * a,
-            -0.9 + sx,
-            side_bottom,
-        );
-        pb.close();
-        if let Some(path) = pb.finish() {
-            fill(pix, &path, hair, 1.0, face);
-        }
-        // A few strands for texture.
-        for i in 0..7 {
-            let x = -0.8 + i as f32 * 0.27;
-            let mut st = PathBuilder::new();
-            st.move_to(part + sx, crown + 0.05);
-            st.quad_to(x * 0.8 + sx, crown + 0.2, x + fx * 0.5, fringe_y - 0.05);
-            if let Some(st) = st.finish() {
-                stroke(pix, &st, hair_dark, 0.6, 0.03, face);
-            }
+}
+
+/// Hair on top: a cap with a fringe line, and sideburns.
+fn draw_top_hair(pix: &mut Pixmap, t: &Traits, p: &Pose, l: &Layout) {
+    if t.bald >= 0.95 {
+        return;
+    }
+    let (face, a, fx, sx) = (l.face, l.a, l.fx, l.sx);
+    let vol = t.hair_volume;
+    let w = 1.08 + vol * 0.15;
+    let crown = -a - 0.18 - vol * 0.2;
+    let fringe_y = -a * 0.62 + t.fringe * 0.32 * a * (1.0 - t.bald) - t.bald * 0.35 * a;
+    let side_bottom = if p.hair_len > 0.4 { 0.12 * a } else { -0.3 * a };
+    let part = t.parting * 0.3;
+    let mut pb = PathBuilder::new();
+    pb.move_to(-w + sx, side_bottom);
+    pb.cubic_to(-w - 0.1 + sx, -0.9 * a, -0.6 + sx, crown, part + sx, crown);
+    pb.cubic_to(0.6 + sx, crown, w + 0.1 + sx, -0.9 * a, w + sx, side_bottom);
+    pb.line_to(0.9 + sx, side_bottom);
+    pb.cubic_to(
+        0.92 + sx,
+        -0.3 * a,
+        0.7 + sx,
+        fringe_y - 0.05,
+        0.4 + fx,
+        fringe_y,
+    );
+    pb.quad_to(
+        part + fx,
+        fringe_y + 0.08 - t.parting.abs() * 0.1,
+        -0.4 + fx,
+        fringe_y,
+    );
+    pb.cubic_to(
+        -0.7 + sx,
+        fringe_y - 0.05,
+        -0.92 + sx,
+        -0.3 * a,
+        -0.9 + sx,
+        side_bottom,
+    );
+    pb.close();
+    if let Some(path) = pb.finish() {
+        fill(pix, &path, t.hair, 1.0, face);
+    }
+    // A few strands for texture.
+    for i in 0..7 {
+        let x = -0.8 + i as f32 * 0.27;
+        let mut st = PathBuilder::new();
+        st.move_to(part + sx, crown + 0.05);
+        st.quad_to(x * 0.8 + sx, crown + 0.2, x + fx * 0.5, fringe_y - 0.05);
+        if let Some(st) = st.finish() {
+            stroke(pix, &st, l.hair_dark, 0.6, 0.03, face);
         }
     }
-    // Glasses last, over everything.
-    if p.glasses {
-        for side in [-1.0f32, 1.0] {
-            let x = side * t.eye_spacing + fx;
-            let lens = match t.glasses {
-                Glasses::Round => oval(x, ey, 0.25, 0.25),
-                Glasses::Square => {
-                    let mut pb = PathBuilder::new();
-                    pb.push_rect(
-                        tiny_skia::Rect::from_xywh(x - 0.27, ey - 0.19, 0.54, 0.38).unwrap(),
-                    );
-                    pb.finish()
-                }
-            };
-            if let Some(lens) = lens {
-                fill(pix, &lens, Rgb(0.3, 0.35, 0.3), t.tint, face);
-                stroke(pix, &lens, t.frame, 1.0, 0.04, face);
+}
+
+/// Lenses, arms and the bridge.
+fn draw_glasses(pix: &mut Pixmap, t: &Traits, l: &Layout) {
+    let (face, ey, fx, sx) = (l.face, l.ey, l.fx, l.sx);
+    for side in [-1.0f32, 1.0] {
+        let x = side * t.eye_spacing + fx;
+        let lens = match t.glasses {
+            Glasses::Round => oval(x, ey, 0.25, 0.25),
+            Glasses::Square => {
+                let mut pb = PathBuilder::new();
+                pb.push_rect(tiny_skia::Rect::from_xywh(x - 0.27, ey - 0.19, 0.54, 0.38).unwrap());
+                pb.finish()
             }
-            let mut arm = PathBuilder::new();
-            arm.move_to(x + side * 0.25, ey - 0.03);
-            arm.line_to(side * 0.98 + sx, ey - 0.06);
-            if let Some(arm) = arm.finish() {
-                stroke(pix, &arm, t.frame, 1.0, 0.03, face);
-            }
+        };
+        if let Some(lens) = lens {
+            fill(pix, &lens, Rgb(0.3, 0.35, 0.3), t.tint, face);
+            stroke(pix, &lens, t.frame, 1.0, 0.04, face);
         }
-        let mut bridge = PathBuilder::new();
-        bridge.move_to(fx - t.eye_spacing + 0.25, ey - 0.02);
-        bridge.quad_to(fx, ey - 0.1, fx + t.eye_spacing - 0.25, ey - 0.02);
-        if let Some(b) = bridge.finish() {
-            stroke(pix, &b, t.frame, 1.0, 0.035, face);
+        let mut arm = PathBuilder::new();
+        arm.move_to(x + side * 0.25, ey - 0.03);
+        arm.line_to(side * 0.98 + sx, ey - 0.06);
+        if let Some(arm) = arm.finish() {
+            stroke(pix, &arm, t.frame, 1.0, 0.03, face);
         }
+    }
+    let mut bridge = PathBuilder::new();
+    bridge.move_to(fx - t.eye_spacing + 0.25, ey - 0.02);
+    bridge.quad_to(fx, ey - 0.1, fx + t.eye_spacing - 0.25, ey - 0.02);
+    if let Some(b) = bridge.finish() {
+        stroke(pix, &b, t.frame, 1.0, 0.035, face);
     }
 }

@@ -84,7 +84,59 @@ pub fn draw_word(
     view: Transform,
 ) {
     let p = &style.palette;
-    let jitter = |rng: &mut ChaCha8Rng, c: Rgb| c.scale(rng.random_range(0.85..1.15));
+    draw_background(pix, style, w, h, rng, view);
+    // Soft blobs in the background, out of focus.
+    for _ in 0..rng.random_range(2..6) {
+        let c = p[rng.random_range(0..5)];
+        radial_glow(
+            pix,
+            w * rng.random_range(0.0..1.0),
+            h * rng.random_range(0.0..1.0),
+            w.max(h) * rng.random_range(0.1..0.35),
+            c,
+            0.35,
+            view,
+        );
+    }
+    let count = rng.random_range(style.count.0..=style.count.1);
+    let base = w.min(h)
+        * if count == 1 {
+            0.32
+        } else {
+            0.5 / (count as f32).sqrt()
+        };
+    for i in 0..count {
+        let r = base * rng.random_range(0.7..1.2);
+        let cx = if count == 1 {
+            w * rng.random_range(0.35..0.65)
+        } else {
+            w * rng.random_range(0.15..0.85)
+        };
+        let cy = h * rng.random_range(0.3..0.75);
+        let t = view
+            .pre_translate(cx, cy)
+            .pre_rotate(rng.random_range(-25.0..25.0))
+            .pre_scale(r, r * style.aspect);
+        let main = jitter(rng, p[i as usize % 3]);
+        draw_object(pix, style, main, t);
+    }
+}
+
+/// A colour a little lighter or darker.
+fn jitter(rng: &mut ChaCha8Rng, c: Rgb) -> Rgb {
+    c.scale(rng.random_range(0.85..1.15))
+}
+
+/// The word's background: a gradient, a horizon, tiles or rays.
+fn draw_background(
+    pix: &mut Pixmap,
+    style: &WordStyle,
+    w: f32,
+    h: f32,
+    rng: &mut ChaCha8Rng,
+    view: Transform,
+) {
+    let p = &style.palette;
     let bg0 = jitter(rng, p[3]);
     let bg1 = jitter(rng, p[4]);
     match style.background {
@@ -146,109 +198,87 @@ pub fn draw_word(
             }
         }
     }
-    // Soft blobs in the background, out of focus.
-    for _ in 0..rng.random_range(2..6) {
-        let c = p[rng.random_range(0..5)];
-        radial_glow(
-            pix,
-            w * rng.random_range(0.0..1.0),
-            h * rng.random_range(0.0..1.0),
-            w.max(h) * rng.random_range(0.1..0.35),
-            c,
-            0.35,
-            view,
-        );
+}
+
+/// One of the word's objects in colour `main`: shadow, appendage, body, texture, outline and
+/// highlight. `t` maps the object's unit circle to pixels.
+fn draw_object(pix: &mut Pixmap, style: &WordStyle, main: Rgb, t: Transform) {
+    let p = &style.palette;
+    // Shadow.
+    if let Some(s) = oval(0.1, 1.05, 1.0, 0.18) {
+        fill(pix, &s, Rgb(0.0, 0.0, 0.0), 0.25, t);
     }
-    let count = rng.random_range(style.count.0..=style.count.1);
-    let base = w.min(h)
-        * if count == 1 {
-            0.32
-        } else {
-            0.5 / (count as f32).sqrt()
-        };
-    for i in 0..count {
-        let r = base * rng.random_range(0.7..1.2);
-        let cx = if count == 1 {
-            w * rng.random_range(0.35..0.65)
-        } else {
-            w * rng.random_range(0.15..0.85)
-        };
-        let cy = h * rng.random_range(0.3..0.75);
-        let t = view
-            .pre_translate(cx, cy)
-            .pre_rotate(rng.random_range(-25.0..25.0))
-            .pre_scale(r, r * style.aspect);
-        // Shadow.
-        if let Some(s) = oval(0.1, 1.05, 1.0, 0.18) {
-            fill(pix, &s, Rgb(0.0, 0.0, 0.0), 0.25, t);
+    let n = style.outline.len();
+    let pts: Vec<(f32, f32)> = style
+        .outline
+        .iter()
+        .enumerate()
+        .map(|(k, rad)| {
+            let a = k as f32 * std::f32::consts::TAU / n as f32 - std::f32::consts::FRAC_PI_2;
+            (rad * a.cos(), rad * a.sin())
+        })
+        .collect();
+    let body = if style.smooth {
+        smooth_closed(&pts)
+    } else {
+        polygon(&pts)
+    };
+    if let Some((angle, size)) = style.appendage {
+        let mut pb = PathBuilder::new();
+        pb.move_to(0.0, 0.0);
+        pb.line_to(angle.cos() * (1.0 + size), angle.sin() * (1.0 + size));
+        if let Some(path) = pb.finish() {
+            stroke(pix, &path, p[1].scale(0.7), 1.0, 0.18, t);
         }
-        let n = style.outline.len();
-        let pts: Vec<(f32, f32)> = style
-            .outline
-            .iter()
-            .enumerate()
-            .map(|(k, rad)| {
-                let a = k as f32 * std::f32::consts::TAU / n as f32 - std::f32::consts::FRAC_PI_2;
-                (rad * a.cos(), rad * a.sin())
-            })
-            .collect();
-        let body = if style.smooth {
-            smooth_closed(&pts)
-        } else {
-            polygon(&pts)
-        };
-        let main = jitter(rng, p[i as usize % 3]);
-        if let Some((angle, size)) = style.appendage {
-            let mut pb = PathBuilder::new();
-            pb.move_to(0.0, 0.0);
-            pb.line_to(angle.cos() * (1.0 + size), angle.sin() * (1.0 + size));
-            if let Some(path) = pb.finish() {
-                stroke(pix, &path, p[1].scale(0.7), 1.0, 0.18, t);
-            }
-            if let Some(knob) = oval(
-                angle.cos() * (1.0 + size),
-                angle.sin() * (1.0 + size),
-                0.22,
-                0.22,
-            ) {
-                fill(pix, &knob, p[2], 1.0, t);
-            }
+        if let Some(knob) = oval(
+            angle.cos() * (1.0 + size),
+            angle.sin() * (1.0 + size),
+            0.22,
+            0.22,
+        ) {
+            fill(pix, &knob, p[2], 1.0, t);
         }
-        let Some(body) = body else { continue };
-        fill(pix, &body, main, 1.0, t);
-        match style.texture {
-            1 => {
-                for k in 0..7 {
-                    let y = -1.0 + k as f32 * 0.3;
-                    let mut pb = PathBuilder::new();
-                    pb.move_to(-0.8, y);
-                    pb.line_to(0.8, y + 0.1);
-                    if let Some(path) = pb.finish() {
-                        stroke(pix, &path, p[4], 0.6, 0.08, t);
-                    }
+    }
+    let Some(body) = body else { return };
+    fill(pix, &body, main, 1.0, t);
+    draw_texture(pix, style, t);
+    stroke(pix, &body, main.scale(0.5), 0.9, 0.04, t);
+    // Highlight.
+    if let Some(hl) = oval(-0.35, -0.4, 0.25, 0.15) {
+        fill(pix, &hl, Rgb(1.0, 1.0, 1.0), 0.35, t);
+    }
+}
+
+/// The word's texture over an object: stripes, dots or rings.
+fn draw_texture(pix: &mut Pixmap, style: &WordStyle, t: Transform) {
+    let p = &style.palette;
+    match style.texture {
+        1 => {
+            for k in 0..7 {
+                let y = -1.0 + k as f32 * 0.3;
+                let mut pb = PathBuilder::new();
+                pb.move_to(-0.8, y);
+                pb.line_to(0.8, y + 0.1);
+                if let Some(path) = pb.finish() {
+                    stroke(pix, &path, p[4], 0.6, 0.08, t);
                 }
             }
-            2 => {
-                for k in 0..9 {
-                    let (x, y) = ((k % 3) as f32 * 0.5 - 0.5, (k / 3) as f32 * 0.5 - 0.5);
-                    if let Some(d) = oval(x, y, 0.1, 0.1) {
-                        fill(pix, &d, p[4], 0.8, t);
-                    }
+        }
+        2 => {
+            for k in 0..9 {
+                let (x, y) = ((k % 3) as f32 * 0.5 - 0.5, (k / 3) as f32 * 0.5 - 0.5);
+                if let Some(d) = oval(x, y, 0.1, 0.1) {
+                    fill(pix, &d, p[4], 0.8, t);
                 }
             }
-            3 => {
-                for k in 1..4 {
-                    if let Some(ring) = oval(0.0, 0.0, k as f32 * 0.22, k as f32 * 0.22) {
-                        stroke(pix, &ring, p[1], 0.7, 0.06, t);
-                    }
+        }
+        3 => {
+            for k in 1..4 {
+                if let Some(ring) = oval(0.0, 0.0, k as f32 * 0.22, k as f32 * 0.22) {
+                    stroke(pix, &ring, p[1], 0.7, 0.06, t);
                 }
             }
-            _ => {}
         }
-        stroke(pix, &body, main.scale(0.5), 0.9, 0.04, t);
-        // Highlight.
-        if let Some(hl) = oval(-0.35, -0.4, 0.25, 0.15) {
-            fill(pix, &hl, Rgb(1.0, 1.0, 1.0), 0.35, t);
-        }
+        _ => {}
     }
 }

@@ -1,5 +1,7 @@
 //! Cross-field checks, made after parsing. Each error points at the offending key.
 
+mod requests;
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
@@ -8,10 +10,62 @@ use lennonnet_core::{EngineKind, Label, validate_name};
 use crate::error::{ConfigError, PathPart as P, key_error};
 use crate::schema::{Config, WordsConfig};
 
+pub use requests::WIKIMEDIA_UA_POLICY;
+pub(crate) use requests::check_for_requests;
+#[cfg(test)]
+pub(crate) use requests::{Contact, user_agent_contact};
+
 pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigError> {
     let err = |path: &[P<'_>], message: String| key_error(src, file, path, message);
+    let classes = check_classes(c, &err)?;
+    check_groups(c, &classes, &err)?;
+    check_words_section(c, &classes, &err)?;
+    check_every_class_trains(c, &err)?;
+    check_engines(c, &err)?;
 
-    // Classes.
+    // HTTP.
+    if c.http.user_agent.trim().is_empty() {
+        return Err(err(
+            &[P::Key("http"), P::Key("user_agent")],
+            "expected a descriptive User-Agent (engines refuse empty or generic ones), found an empty string".into(),
+        ));
+    }
+
+    check_fetch(c, &err)?;
+    check_scrape_and_image(c, &err)?;
+    check_curate(c, &classes, &err)?;
+    check_train(c, &err)?;
+    check_split(c, &classes, &err)
+}
+
+/// The declared classes, for the checks that need a label to name one.
+struct Classes<'a> {
+    /// Each class's index in `[[class]]`, by name.
+    index: HashMap<&'a Label, usize>,
+    config: &'a Config,
+}
+
+impl Classes<'_> {
+    fn contains(&self, label: &Label) -> bool {
+        self.index.contains_key(label)
+    }
+
+    /// The declared classes as errors list them: "`a`, `b`".
+    fn declared(&self) -> String {
+        self.config
+            .classes
+            .iter()
+            .map(|c| format!("`{}`", c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `[[class]]`: at least two, each declared once.
+fn check_classes<'a>(
+    c: &'a Config,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<Classes<'a>, ConfigError> {
     if c.classes.len() < 2 {
         return Err(err(
             &[P::Key("class")],
@@ -33,15 +87,18 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
             ));
         }
     }
-    let declared = || {
-        c.classes
-            .iter()
-            .map(|c| format!("`{}`", c.name))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    Ok(Classes {
+        index: classes,
+        config: c,
+    })
+}
 
-    // Groups.
+/// `[[group]]`: unique names, declared labels, queries present and distinct, engine lists.
+fn check_groups(
+    c: &Config,
+    classes: &Classes<'_>,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
     let mut groups: HashMap<&str, usize> = HashMap::new();
     for (i, g) in c.groups.iter().enumerate() {
         let at = |key| [P::Key("group"), P::Index(i), P::Key(key)];
@@ -54,12 +111,12 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
                 ),
             ));
         }
-        if !classes.contains_key(&g.label) {
+        if !classes.contains(&g.label) {
             return Err(err(
                 &at("label"),
                 format!(
                     "expected a declared class ({}), found `{}`",
-                    declared(),
+                    classes.declared(),
                     g.label
                 ),
             ));
@@ -87,63 +144,78 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
             }
         }
         if let Some(engines) = &g.engines {
-            check_engine_list(engines, &at("engines"), &err)?;
+            check_engine_list(engines, &at("engines"), err)?;
         }
     }
+    Ok(())
+}
 
-    // Words.
-    if let Some(w) = &c.words {
-        let at = |key| [P::Key("words"), P::Key(key)];
-        if !classes.contains_key(&w.label) {
+/// `[words]`: a declared label, a usable group prefix that no declared group takes, and
+/// templates that hold `{word}`.
+fn check_words_section(
+    c: &Config,
+    classes: &Classes<'_>,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let Some(w) = &c.words else {
+        return Ok(());
+    };
+    let at = |key| [P::Key("words"), P::Key(key)];
+    if !classes.contains(&w.label) {
+        return Err(err(
+            &at("label"),
+            format!(
+                "expected a declared class ({}), found `{}`",
+                classes.declared(),
+                w.label
+            ),
+        ));
+    }
+    if let Err(e) = validate_name(&format!("{}word", w.group_prefix)) {
+        return Err(err(
+            &at("group_prefix"),
+            format!("word groups would get bad names: {e}"),
+        ));
+    }
+    if w.query_templates.is_empty() {
+        return Err(err(
+            &at("query_templates"),
+            "expected at least one template, found none".into(),
+        ));
+    }
+    for (j, t) in w.query_templates.iter().enumerate() {
+        if !t.contains("{word}") {
             return Err(err(
-                &at("label"),
-                format!(
-                    "expected a declared class ({}), found `{}`",
-                    declared(),
-                    w.label
-                ),
-            ));
-        }
-        if let Err(e) = validate_name(&format!("{}word", w.group_prefix)) {
-            return Err(err(
-                &at("group_prefix"),
-                format!("word groups would get bad names: {e}"),
-            ));
-        }
-        if w.query_templates.is_empty() {
-            return Err(err(
-                &at("query_templates"),
-                "expected at least one template, found none".into(),
-            ));
-        }
-        for (j, t) in w.query_templates.iter().enumerate() {
-            if !t.contains("{word}") {
-                return Err(err(
-                    &[P::Key("words"), P::Key("query_templates"), P::Index(j)],
-                    format!("expected a template containing `{{word}}`, found {t:?}"),
-                ));
-            }
-        }
-        if let Some(engines) = &w.engines {
-            check_engine_list(engines, &at("engines"), &err)?;
-        }
-        if let Some((i, g)) = c
-            .groups
-            .iter()
-            .enumerate()
-            .find(|(_, g)| g.name.as_str().starts_with(&w.group_prefix))
-        {
-            return Err(err(
-                &[P::Key("group"), P::Index(i), P::Key("name")],
-                format!(
-                    "group `{}` starts with `{}`, the prefix words.group_prefix reserves for word groups",
-                    g.name, w.group_prefix
-                ),
+                &[P::Key("words"), P::Key("query_templates"), P::Index(j)],
+                format!("expected a template containing `{{word}}`, found {t:?}"),
             ));
         }
     }
+    if let Some(engines) = &w.engines {
+        check_engine_list(engines, &at("engines"), err)?;
+    }
+    if let Some((i, g)) = c
+        .groups
+        .iter()
+        .enumerate()
+        .find(|(_, g)| g.name.as_str().starts_with(&w.group_prefix))
+    {
+        return Err(err(
+            &[P::Key("group"), P::Index(i), P::Key("name")],
+            format!(
+                "group `{}` starts with `{}`, the prefix words.group_prefix reserves for word groups",
+                g.name, w.group_prefix
+            ),
+        ));
+    }
+    Ok(())
+}
 
-    // Every class needs images to learn from.
+/// Every class needs images to learn from.
+fn check_every_class_trains(
+    c: &Config,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
     for (i, class) in c.classes.iter().enumerate() {
         let has_train = c
             .groups
@@ -159,101 +231,112 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
             ));
         }
     }
+    Ok(())
+}
 
-    // Engines.
-    check_engine_list(
-        &c.engines.order,
-        &[P::Key("engines"), P::Key("order")],
-        &err,
-    )?;
+/// `[engines]`: the order, then each engine's settings.
+fn check_engines(
+    c: &Config,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    check_engine_list(&c.engines.order, &[P::Key("engines"), P::Key("order")], err)?;
     for kind in EngineKind::ALL {
-        let e = c.engines.engine(kind);
-        let at = |key| [P::Key("engines"), P::Key(kind.as_str()), P::Key(key)];
-        if let Some(v) = e.requests_per_sec {
-            positive_f64(v, &at("requests_per_sec"), &err)?;
+        check_engine(c, kind, err)?;
+    }
+    Ok(())
+}
+
+/// `[engines.<kind>]`: positive numbers, a URL, header-safe texts, and keys that mean
+/// something to one engine only.
+fn check_engine(
+    c: &Config,
+    kind: EngineKind,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let e = c.engines.engine(kind);
+    let at = |key| [P::Key("engines"), P::Key(kind.as_str()), P::Key(key)];
+    if let Some(v) = e.requests_per_sec {
+        positive_f64(v, &at("requests_per_sec"), err)?;
+    }
+    for (key, v) in [
+        ("max_results", e.max_results.map(u64::from)),
+        ("timeout_secs", e.timeout_secs),
+        ("block_threshold", e.block_threshold.map(u64::from)),
+        ("cooldown_secs", e.cooldown_secs),
+        ("changed_threshold", e.changed_threshold.map(u64::from)),
+    ] {
+        if let Some(v) = v {
+            positive(v, &at(key), err)?;
         }
-        for (key, v) in [
-            ("max_results", e.max_results.map(u64::from)),
-            ("timeout_secs", e.timeout_secs),
-            ("block_threshold", e.block_threshold.map(u64::from)),
-            ("cooldown_secs", e.cooldown_secs),
-            ("changed_threshold", e.changed_threshold.map(u64::from)),
-        ] {
-            if let Some(v) = v {
-                positive(v, &at(key), &err)?;
-            }
-        }
-        if let Some(url) = &e.base_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(err(
-                    &at("base_url"),
-                    format!("expected an http:// or https:// URL, found {url:?}"),
-                ));
-            }
-        }
-        for (key, value) in [
-            ("user_agent", &e.user_agent),
-            ("accept_language", &e.accept_language),
-            ("region", &e.region),
-            ("filter", &e.filter),
-        ] {
-            if value.as_ref().is_some_and(|v| !is_header_value(v)) {
-                return Err(err(
-                    &at(key),
-                    "expected a non-empty text of printable ASCII (it is sent in a request)".into(),
-                ));
-            }
-        }
-        // Keys that mean something to one engine only.
-        let only = |key: &'static str, set: bool, engine: EngineKind| {
-            if set && kind != engine {
-                Err(err(&at(key), format!("`{key}` applies to {engine} only")))
-            } else {
-                Ok(())
-            }
-        };
-        only("filter", e.filter.is_some(), EngineKind::DuckDuckGo)?;
-        let commons = EngineKind::WikimediaCommons;
-        only(
-            "thumbnail_width_px",
-            e.thumbnail_width_px.is_some(),
-            commons,
-        )?;
-        only("originals", e.originals.is_some(), commons)?;
-        only("maxlag_secs", e.maxlag_secs.is_some(), commons)?;
-        if kind == commons && e.region.is_some() {
+    }
+    if let Some(url) = &e.base_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(err(
-                &at("region"),
-                "`region` applies to duckduckgo and bing only".into(),
+                &at("base_url"),
+                format!("expected an http:// or https:// URL, found {url:?}"),
             ));
         }
-        if let Some(w) = e.thumbnail_width_px {
-            if !crate::schema::COMMONS_THUMB_STEPS.contains(&w) {
-                return Err(err(
-                    &at("thumbnail_width_px"),
-                    format!(
-                        "expected one of Wikimedia's standard thumbnail widths {:?} (its file servers render no others), found {w}",
-                        crate::schema::COMMONS_THUMB_STEPS
-                    ),
-                ));
-            }
+    }
+    for (key, value) in [
+        ("user_agent", &e.user_agent),
+        ("accept_language", &e.accept_language),
+        ("region", &e.region),
+        ("filter", &e.filter),
+    ] {
+        if value.as_ref().is_some_and(|v| !is_header_value(v)) {
+            return Err(err(
+                &at(key),
+                "expected a non-empty text of printable ASCII (it is sent in a request)".into(),
+            ));
         }
     }
-
-    // HTTP.
-    if c.http.user_agent.trim().is_empty() {
+    // Keys that mean something to one engine only.
+    let only = |key: &'static str, set: bool, engine: EngineKind| {
+        if set && kind != engine {
+            Err(err(&at(key), format!("`{key}` applies to {engine} only")))
+        } else {
+            Ok(())
+        }
+    };
+    only("filter", e.filter.is_some(), EngineKind::DuckDuckGo)?;
+    let commons = EngineKind::WikimediaCommons;
+    only(
+        "thumbnail_width_px",
+        e.thumbnail_width_px.is_some(),
+        commons,
+    )?;
+    only("originals", e.originals.is_some(), commons)?;
+    only("maxlag_secs", e.maxlag_secs.is_some(), commons)?;
+    if kind == commons && e.region.is_some() {
         return Err(err(
-            &[P::Key("http"), P::Key("user_agent")],
-            "expected a descriptive User-Agent (engines refuse empty or generic ones), found an empty string".into(),
+            &at("region"),
+            "`region` applies to duckduckgo and bing only".into(),
         ));
     }
+    if let Some(w) = e.thumbnail_width_px {
+        if !crate::schema::COMMONS_THUMB_STEPS.contains(&w) {
+            return Err(err(
+                &at("thumbnail_width_px"),
+                format!(
+                    "expected one of Wikimedia's standard thumbnail widths {:?} (its file servers render no others), found {w}",
+                    crate::schema::COMMONS_THUMB_STEPS
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
-    // Fetch.
+/// `[fetch]`: positive limits, and no more per host than in all.
+fn check_fetch(
+    c: &Config,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
     let f = &c.fetch;
     let at = |key| [P::Key("fetch"), P::Key(key)];
     for (host, &n) in &f.host_concurrency {
         let at = [P::Key("fetch"), P::Key("host_concurrency"), P::Key(host)];
-        positive(n as u64, &at, &err)?;
+        positive(n as u64, &at, err)?;
     }
     for (key, v) in [
         ("concurrency", f.concurrency as u64),
@@ -264,12 +347,12 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
         ("stall_window_secs", f.stall_window_secs),
         ("max_bytes", f.max_bytes),
     ] {
-        positive(v, &at(key), &err)?;
+        positive(v, &at(key), err)?;
     }
     positive_f64(
         f.per_host_requests_per_sec,
         &at("per_host_requests_per_sec"),
-        &err,
+        err,
     )?;
     if f.per_host_concurrency > f.concurrency {
         return Err(err(
@@ -280,23 +363,30 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
             ),
         ));
     }
+    Ok(())
+}
 
+/// `[scrape]` and `[image]`: positive counts and sizes.
+fn check_scrape_and_image(
+    c: &Config,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
     // Scrape.
     let at = |key| [P::Key("scrape"), P::Key(key)];
     positive(
         c.scrape.groups_in_parallel as u64,
         &at("groups_in_parallel"),
-        &err,
+        err,
     )?;
     positive(
         c.scrape.prefetch_per_group as u64,
         &at("prefetch_per_group"),
-        &err,
+        err,
     )?;
 
     // Image.
     let at = |key| [P::Key("image"), P::Key(key)];
-    positive(c.image.min_side_px as u64, &at("min_side_px"), &err)?;
+    positive(c.image.min_side_px as u64, &at("min_side_px"), err)?;
     let min_pixels = c.image.min_side_px as u64 * c.image.min_side_px as u64;
     if c.image.max_pixels < min_pixels {
         return Err(err(
@@ -307,8 +397,15 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
             ),
         ));
     }
+    Ok(())
+}
 
-    // Curate.
+/// `[curate]`: distances and quality in range, a declared preferred label.
+fn check_curate(
+    c: &Config,
+    classes: &Classes<'_>,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
     let at = |key| [P::Key("curate"), P::Key(key)];
     let cur = &c.curate;
     if cur.phash_max_distance > 16 {
@@ -339,20 +436,25 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
         ));
     }
     if let Some(label) = &cur.prefer_label {
-        if !classes.contains_key(label) {
+        if !classes.contains(label) {
             return Err(err(
                 &at("prefer_label"),
                 format!(
                     "expected a declared class ({}), found `{label}`",
-                    declared()
+                    classes.declared()
                 ),
             ));
         }
     }
+    Ok(())
+}
 
-    check_train(c, &err)?;
-
-    // Split.
+/// `[split]`: a key, a fraction, and test counts for declared classes.
+fn check_split(
+    c: &Config,
+    classes: &Classes<'_>,
+    err: &impl Fn(&[P<'_>], String) -> ConfigError,
+) -> Result<(), ConfigError> {
     let at = |key| [P::Key("split"), P::Key(key)];
     if c.split.key.trim().is_empty() {
         return Err(err(
@@ -373,7 +475,7 @@ pub(crate) fn check(c: &Config, src: &str, file: &Path) -> Result<(), ConfigErro
                 &[P::Key("split"), P::Key("test_per_class"), P::Key(class)],
                 format!(
                     "expected a declared class ({}), found `{class}`",
-                    declared()
+                    classes.declared()
                 ),
             ));
         }
@@ -563,108 +665,4 @@ fn check_train(
 /// Whether `v` can be sent as an HTTP header value (and is not empty).
 fn is_header_value(v: &str) -> bool {
     !v.trim().is_empty() && v.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
-}
-
-/// The Wikimedia User-Agent policy, as named in errors.
-pub const WIKIMEDIA_UA_POLICY: &str = "Wikimedia's User-Agent policy (https://foundation.wikimedia.org/wiki/Policy:Wikimedia_Foundation_User-Agent_Policy, enforced since July 2025: clients without one are rate-limited, then blocked)";
-
-/// Checks made before requests go to the real engines (`scrape`, `search`, `engines check`),
-/// not when a config is only read: the User-Agent sent to the real Wikimedia Commons must name
-/// the tool and a real contact (an e-mail address or a URL that is not a placeholder such as
-/// `example.invalid`), when the plan uses Commons.
-pub(crate) fn check_for_requests(c: &Config, src: &str, file: &Path) -> Result<(), ConfigError> {
-    let commons = EngineKind::WikimediaCommons;
-    let used = c.engines.order.contains(&commons)
-        || c.groups
-            .iter()
-            .any(|g| g.engines.as_ref().is_some_and(|e| e.contains(&commons)))
-        || c.words
-            .as_ref()
-            .and_then(|w| w.engines.as_ref())
-            .is_some_and(|e| e.contains(&commons));
-    let settings = c.engines.settings(commons, &c.http);
-    if !used || !settings.is_real {
-        return Ok(());
-    }
-    let path: Vec<P<'_>> = if c.engines.wikimedia_commons.user_agent.is_some() {
-        vec![
-            P::Key("engines"),
-            P::Key("wikimedia_commons"),
-            P::Key("user_agent"),
-        ]
-    } else {
-        vec![P::Key("http"), P::Key("user_agent")]
-    };
-    match user_agent_contact(&settings.user_agent) {
-        Contact::Real => Ok(()),
-        found => Err(key_error(
-            src,
-            file,
-            &path,
-            format!(
-                "{WIKIMEDIA_UA_POLICY} requires the User-Agent sent to commons.wikimedia.org to name the tool and a real contact (your e-mail address or a URL where you can be reached); {found}. Put your contact in, or take wikimedia_commons out of the engines this plan uses"
-            ),
-        )),
-    }
-}
-
-/// What a User-Agent says about how to reach its operator.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Contact {
-    Real,
-    Missing,
-    Placeholder(String),
-}
-
-impl std::fmt::Display for Contact {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Contact::Real => f.write_str("it names a contact"),
-            Contact::Missing => f.write_str("it names no e-mail address or URL"),
-            Contact::Placeholder(host) => write!(f, "its contact is the placeholder {host:?}"),
-        }
-    }
-}
-
-/// Reads the contact out of a User-Agent: an e-mail address, or an `http(s)://` URL (with or
-/// without a leading `+`, as in `+https://…`). Placeholders (`example.*` and `*.invalid`,
-/// `*.test`, `*.example`, `localhost`) do not count.
-pub(crate) fn user_agent_contact(ua: &str) -> Contact {
-    let mut placeholder = None;
-    let words =
-        ua.split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ';' | ',' | '<' | '>'));
-    for word in words {
-        let word = word.trim_start_matches('+');
-        let host = if let Some(rest) = word
-            .strip_prefix("https://")
-            .or_else(|| word.strip_prefix("http://"))
-        {
-            rest.split(['/', ':', '?', '#']).next().unwrap_or("")
-        } else if let Some((user, domain)) = word.split_once('@') {
-            if user.is_empty() || !domain.contains('.') {
-                continue;
-            }
-            domain
-        } else {
-            continue;
-        };
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        if host.is_empty() || !host.contains('.') && host != "localhost" {
-            continue;
-        }
-        let fake = host == "localhost"
-            || host.starts_with("example.")
-            || [".invalid", ".test", ".example", ".localhost"]
-                .iter()
-                .any(|s| host.ends_with(s))
-            || host.ends_with(".example.com")
-            || host.ends_with(".example.org")
-            || host.ends_with(".example.net");
-        if fake {
-            placeholder.get_or_insert(host);
-        } else {
-            return Contact::Real;
-        }
-    }
-    placeholder.map_or(Contact::Missing, Contact::Placeholder)
 }

@@ -1,5 +1,5 @@
 //! The config schema. Every struct denies unknown keys; every section but `dataset`, `class`,
-//! `group` and `split` has defaults. The README's config reference follows this file.
+//! `group` and `split` has defaults. The config reference, docs/config.md, follows this file.
 
 use std::fmt;
 use std::path::PathBuf;

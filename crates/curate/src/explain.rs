@@ -104,6 +104,20 @@ impl Explanation {
     /// The story as text for people.
     pub fn render(&self) -> String {
         let mut s = String::new();
+        self.render_image(&mut s);
+        self.render_provenance(&mut s);
+        self.render_fetches(&mut s);
+        match &self.decision {
+            None => {
+                let _ = writeln!(s, "\nnot curated yet (run `lennonnet curate`)");
+            }
+            Some(d) => self.render_decision(&mut s, d),
+        }
+        s
+    }
+
+    /// The object, and what ingesting it found.
+    fn render_image(&self, s: &mut String) {
         let _ = writeln!(s, "image {}", self.id);
         let _ = writeln!(
             s,
@@ -148,6 +162,10 @@ impl Explanation {
                 let _ = writeln!(s, "  never ingested");
             }
         }
+    }
+
+    /// Where the image was found.
+    fn render_provenance(&self, s: &mut String) {
         let _ = writeln!(s, "\nfound {} time(s)", self.provenance.len());
         for p in &self.provenance {
             let _ = writeln!(
@@ -187,6 +205,10 @@ impl Explanation {
                 let _ = writeln!(s, "    licence {}", parts.join(", "));
             }
         }
+    }
+
+    /// The last download of each of its URLs.
+    fn render_fetches(&self, s: &mut String) {
         for (url, st) in &self.urls {
             if let Some(f) = &st.fetch {
                 let _ = writeln!(
@@ -200,66 +222,61 @@ impl Explanation {
                 );
             }
         }
-        match &self.decision {
-            None => {
-                let _ = writeln!(s, "\nnot curated yet (run `lennonnet curate`)");
+    }
+
+    /// The decision in force, its cluster and the decisions before it.
+    fn render_decision(&self, s: &mut String, d: &Decision) {
+        let _ = writeln!(
+            s,
+            "\ncuration: {} as {} (decided {})",
+            d.status, d.label, d.at
+        );
+        let _ = writeln!(
+            s,
+            "  cluster {} of {} image(s){}",
+            d.cluster,
+            d.cluster_size,
+            if d.cluster == self.id {
+                ", represented by this image"
+            } else {
+                ""
             }
-            Some(d) => {
+        );
+        let groups: Vec<String> = d.groups.iter().map(|g| g.to_string()).collect();
+        let _ = writeln!(s, "  groups  {}", groups.join(", "));
+        for r in &d.reasons {
+            let _ = writeln!(s, "  - {}: {}", r.code, r.detail);
+        }
+        for m in &self.cluster {
+            let _ = writeln!(
+                s,
+                "  member {}  phash {}  pdq {}  {} {} [{}]",
+                m.id,
+                m.phash_distance.map_or("-".into(), |v| v.to_string()),
+                m.pdq_distance.map_or("-".into(), |v| v.to_string()),
+                m.status.as_deref().unwrap_or("-"),
+                m.label.as_deref().unwrap_or("-"),
+                m.groups.join(", ")
+            );
+        }
+        if self.history.len() > 1 {
+            let _ = writeln!(
+                s,
+                "  history ({} decisions, oldest first)",
+                self.history.len()
+            );
+            for h in &self.history {
+                let codes: Vec<String> = h.reasons.iter().map(|r| r.code.to_string()).collect();
                 let _ = writeln!(
                     s,
-                    "\ncuration: {} as {} (decided {})",
-                    d.status, d.label, d.at
+                    "    {}  {} as {}, cluster of {} [{}]",
+                    h.at,
+                    h.status,
+                    h.label,
+                    h.cluster_size,
+                    codes.join(", ")
                 );
-                let _ = writeln!(
-                    s,
-                    "  cluster {} of {} image(s){}",
-                    d.cluster,
-                    d.cluster_size,
-                    if d.cluster == self.id {
-                        ", represented by this image"
-                    } else {
-                        ""
-                    }
-                );
-                let groups: Vec<String> = d.groups.iter().map(|g| g.to_string()).collect();
-                let _ = writeln!(s, "  groups  {}", groups.join(", "));
-                for r in &d.reasons {
-                    let _ = writeln!(s, "  - {}: {}", r.code, r.detail);
-                }
-                for m in &self.cluster {
-                    let _ = writeln!(
-                        s,
-                        "  member {}  phash {}  pdq {}  {} {} [{}]",
-                        m.id,
-                        m.phash_distance.map_or("-".into(), |v| v.to_string()),
-                        m.pdq_distance.map_or("-".into(), |v| v.to_string()),
-                        m.status.as_deref().unwrap_or("-"),
-                        m.label.as_deref().unwrap_or("-"),
-                        m.groups.join(", ")
-                    );
-                }
-                if self.history.len() > 1 {
-                    let _ = writeln!(
-                        s,
-                        "  history ({} decisions, oldest first)",
-                        self.history.len()
-                    );
-                    for h in &self.history {
-                        let codes: Vec<String> =
-                            h.reasons.iter().map(|r| r.code.to_string()).collect();
-                        let _ = writeln!(
-                            s,
-                            "    {}  {} as {}, cluster of {} [{}]",
-                            h.at,
-                            h.status,
-                            h.label,
-                            h.cluster_size,
-                            codes.join(", ")
-                        );
-                    }
-                }
             }
         }
-        s
     }
 }

@@ -439,109 +439,201 @@ fn decide_cluster(
     report: &mut CurateReport,
     out: &mut Vec<Decision>,
 ) {
-    let item = |i: u32| &items[i as usize];
-    // Representative: most pixels, then smallest content id (members are in id order).
-    let rep = *members
-        .iter()
-        .max_by(|&&a, &&b| {
-            item(a)
-                .pixels
-                .cmp(&item(b).pixels)
-                .then(item(b).id.cmp(&item(a).id))
-        })
-        .expect("clusters are not empty");
-    let rep_item = item(rep);
+    let c = Cluster::new(members, items, groups, policy);
     let size = members.len() as u32;
     if size > 1 {
         report.duplicate_clusters += 1;
         report.images_in_duplicate_clusters += size as u64;
     }
     report.largest_cluster = report.largest_cluster.max(size as u64);
+    if c.labels.len() > 1 {
+        report.conflicting_clusters += 1;
+    }
+    for &i in members {
+        out.push(c.decide(i, now, report));
+    }
+}
 
-    let labels_of = |i: u32| -> BTreeSet<&Label> {
-        item(i)
+/// One cluster as [`decide_cluster`] sees it: its members and what they share.
+struct Cluster<'a> {
+    members: &'a [u32],
+    items: &'a [Item],
+    groups: &'a Groups,
+    policy: &'a Policy,
+    /// The representative member.
+    rep: u32,
+    /// The labels of its members' groups.
+    labels: BTreeSet<&'a Label>,
+    /// The cluster's label, `None` when its conflict quarantines it.
+    resolved: Option<&'a Label>,
+    /// A member found in a train group.
+    train_member: Option<u32>,
+}
+
+impl<'a> Cluster<'a> {
+    fn new(members: &'a [u32], items: &'a [Item], groups: &'a Groups, policy: &'a Policy) -> Self {
+        let item = |i: u32| &items[i as usize];
+        // Representative: most pixels, then smallest content id (members are in id order).
+        let rep = *members
+            .iter()
+            .max_by(|&&a, &&b| {
+                item(a)
+                    .pixels
+                    .cmp(&item(b).pixels)
+                    .then(item(b).id.cmp(&item(a).id))
+            })
+            .expect("clusters are not empty");
+        let mut c = Cluster {
+            members,
+            items,
+            groups,
+            policy,
+            rep,
+            labels: BTreeSet::new(),
+            resolved: None,
+            train_member: None,
+        };
+        c.labels = members.iter().flat_map(|&i| c.labels_of(i)).collect();
+        // Resolve the cluster's label.
+        let conflict = c.labels.len() > 1;
+        c.resolved = match (&policy.conflict, conflict) {
+            (_, false) => c.labels.first().copied(),
+            (Conflict::Prefer(p), true) if c.labels.contains(p) => Some(p),
+            _ => None,
+        };
+        c.train_member = members
+            .iter()
+            .copied()
+            .find(|&i| c.has_purpose(i, Purpose::Train));
+        c
+    }
+
+    fn item(&self, i: u32) -> &'a Item {
+        &self.items[i as usize]
+    }
+
+    fn labels_of(&self, i: u32) -> BTreeSet<&'a Label> {
+        let groups = self.groups;
+        self.item(i)
             .groups
             .iter()
             .map(|&g| &groups.labels[g as usize])
             .collect()
-    };
-    let has_purpose = |i: u32, p: Purpose| {
-        item(i)
+    }
+
+    fn has_purpose(&self, i: u32, p: Purpose) -> bool {
+        self.item(i)
             .groups
             .iter()
-            .any(|&g| groups.purposes[g as usize] == p)
-    };
-    let labels: BTreeSet<&Label> = members.iter().flat_map(|&i| labels_of(i)).collect();
-    // An example member per label, for the reasons.
-    let example = |label: &Label| -> String {
-        let i = members
+            .any(|&g| self.groups.purposes[g as usize] == p)
+    }
+
+    /// The names of member `i`'s groups that pass `keep`.
+    fn group_names(&self, i: u32, keep: impl Fn(u32) -> bool) -> Vec<&'a Group> {
+        let groups = self.groups;
+        self.item(i)
+            .groups
+            .iter()
+            .filter(|&&g| keep(g))
+            .map(|&g| &groups.names[g as usize])
+            .collect()
+    }
+
+    /// An example member per label, for the reasons.
+    fn example(&self, label: &Label) -> String {
+        let i = self
+            .members
             .iter()
             .copied()
-            .find(|&i| labels_of(i).contains(label))
+            .find(|&i| self.labels_of(i).contains(label))
             .expect("label comes from a member");
-        let g: Vec<&Group> = item(i)
-            .groups
-            .iter()
-            .filter(|&&g| &groups.labels[g as usize] == label)
-            .map(|&g| &groups.names[g as usize])
-            .collect();
-        format!("{} in group {}", short(&item(i).id), list(g))
-    };
-    // Resolve the cluster's label.
-    let conflict = labels.len() > 1;
-    let resolved: Option<&Label> = match (&policy.conflict, conflict) {
-        (_, false) => labels.first().copied(),
-        (Conflict::Prefer(p), true) if labels.contains(p) => Some(p),
-        _ => None,
-    };
-    if conflict {
-        report.conflicting_clusters += 1;
+        let g = self.group_names(i, |g| &self.groups.labels[g as usize] == label);
+        format!("{} in group {}", short(&self.item(i).id), list(g))
     }
-    let train_member = members
-        .iter()
-        .copied()
-        .find(|&i| has_purpose(i, Purpose::Train));
 
-    for &i in members {
-        let it = item(i);
+    /// The decision on member `i`, its reasons in a fixed order: hash quality, near-duplicate,
+    /// label, eval leak.
+    fn decide(&self, i: u32, now: Timestamp, report: &mut CurateReport) -> Decision {
+        let it = self.item(i);
         let mut reasons = Vec::new();
-        if it.quality < policy.min_quality {
-            reasons.push(DecisionReason {
-                code: DecisionCode::LowHashQuality,
+        reasons.extend(self.quality_reason(i));
+        reasons.extend(self.duplicate_reason(i));
+        let (label, mut status) = self.label(i, &mut reasons, report);
+        if status != CurationStatus::Quarantined {
+            status = self.purpose(i, status, &mut reasons, report);
+        }
+        Decision {
+            id: it.id,
+            at: now,
+            cluster: self.item(self.rep).id,
+            cluster_size: self.members.len() as u32,
+            label,
+            status,
+            groups: self
+                .group_names(i, |_| true)
+                .into_iter()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            reasons,
+        }
+    }
+
+    fn quality_reason(&self, i: u32) -> Option<DecisionReason> {
+        let it = self.item(i);
+        (it.quality < self.policy.min_quality).then(|| DecisionReason {
+            code: DecisionCode::LowHashQuality,
+            detail: format!(
+                "PDQ quality {} is below min_quality = {}: too flat to match against other images",
+                it.quality, self.policy.min_quality
+            ),
+        })
+    }
+
+    fn duplicate_reason(&self, i: u32) -> Option<DecisionReason> {
+        let size = self.members.len() as u32;
+        if size <= 1 {
+            return None;
+        }
+        let it = self.item(i);
+        let rep_item = self.item(self.rep);
+        Some(if i == self.rep {
+            DecisionReason {
+                code: DecisionCode::Representative,
                 detail: format!(
-                    "PDQ quality {} is below min_quality = {}: too flat to match against other images",
-                    it.quality, policy.min_quality
+                    "represents a cluster of {size} near-duplicates (most pixels: {})",
+                    it.pixels
                 ),
-            });
-        }
-        if size > 1 {
-            if i == rep {
-                reasons.push(DecisionReason {
-                    code: DecisionCode::Representative,
-                    detail: format!(
-                        "represents a cluster of {size} near-duplicates (most pixels: {})",
-                        it.pixels
-                    ),
-                });
-            } else {
-                reasons.push(DecisionReason {
-                    code: DecisionCode::NearDuplicate,
-                    detail: format!(
-                        "near-duplicate in the cluster of {}: pHash distance {}, PDQ distance {} to it",
-                        short(&rep_item.id),
-                        (it.phash ^ rep_item.phash).count_ones(),
-                        it.pdq
-                            .iter()
-                            .zip(rep_item.pdq.iter())
-                            .map(|(a, b)| (a ^ b).count_ones())
-                            .sum::<u32>()
-                    ),
-                });
             }
-        }
-        let own = labels_of(i);
+        } else {
+            DecisionReason {
+                code: DecisionCode::NearDuplicate,
+                detail: format!(
+                    "near-duplicate in the cluster of {}: pHash distance {}, PDQ distance {} to it",
+                    short(&rep_item.id),
+                    (it.phash ^ rep_item.phash).count_ones(),
+                    it.pdq
+                        .iter()
+                        .zip(rep_item.pdq.iter())
+                        .map(|(a, b)| (a ^ b).count_ones())
+                        .sum::<u32>()
+                ),
+            }
+        })
+    }
+
+    /// Member `i`'s label, and `train` or, when the cluster's conflict quarantines it,
+    /// `quarantined`.
+    fn label(
+        &self,
+        i: u32,
+        reasons: &mut Vec<DecisionReason>,
+        report: &mut CurateReport,
+    ) -> (Label, CurationStatus) {
+        let own = self.labels_of(i);
         let own_first = (*own.first().expect("every image has a provenance")).clone();
-        let (label, mut status) = match resolved {
+        match self.resolved {
             Some(l) => {
                 if own.iter().any(|o| *o != l) {
                     let others: Vec<&&Label> = own.iter().filter(|o| **o != l).collect();
@@ -550,7 +642,7 @@ fn decide_cluster(
                         detail: format!(
                             "found under {} but its cluster was also found under {l} ({}): labelled {l} and removed from {} by conflict_policy = prefer_label",
                             list(&others),
-                            example(l),
+                            self.example(l),
                             list(&others)
                         ),
                     });
@@ -559,12 +651,13 @@ fn decide_cluster(
                 (l.clone(), CurationStatus::Train)
             }
             None => {
+                let policy = self.policy;
                 reasons.push(DecisionReason {
                     code: DecisionCode::LabelConflict,
                     detail: format!(
                         "its cluster was found under {} ({}): quarantined by conflict_policy = {}{}",
-                        list(&labels),
-                        list(labels.iter().map(|l| example(l))),
+                        list(&self.labels),
+                        list(self.labels.iter().map(|l| self.example(l))),
                         policy.conflict_name(),
                         match &policy.conflict {
                             Conflict::Prefer(p) => format!(" (none of them is {p})"),
@@ -575,58 +668,44 @@ fn decide_cluster(
                 report.quarantined += 1;
                 (own_first, CurationStatus::Quarantined)
             }
-        };
-        if status != CurationStatus::Quarantined {
-            let in_eval = has_purpose(i, Purpose::Eval);
-            let in_train = has_purpose(i, Purpose::Train);
-            if in_eval {
-                if let Some(t) = train_member {
-                    let eval_groups: Vec<&Group> = it
-                        .groups
-                        .iter()
-                        .filter(|&&g| groups.purposes[g as usize] == Purpose::Eval)
-                        .map(|&g| &groups.names[g as usize])
-                        .collect();
-                    let train_groups: Vec<&Group> = item(t)
-                        .groups
-                        .iter()
-                        .filter(|&&g| groups.purposes[g as usize] == Purpose::Train)
-                        .map(|&g| &groups.names[g as usize])
-                        .collect();
-                    reasons.push(DecisionReason {
-                        code: DecisionCode::EvalLeak,
-                        detail: format!(
-                            "in eval group {} but its cluster holds training images ({} in group {}): excluded from eval",
-                            list(eval_groups),
-                            if t == i { "itself".to_string() } else { short(&item(t).id) },
-                            list(train_groups)
-                        ),
-                    });
-                    report.eval_excluded += 1;
-                    if !in_train {
-                        status = CurationStatus::Excluded;
-                    }
-                } else {
-                    status = CurationStatus::Eval;
+        }
+    }
+
+    /// The status of a member its label leaves in `status` (`train`): one found in an eval group
+    /// is `eval`, unless its cluster holds a train member; then it gets an `eval_leak` reason
+    /// and is `excluded`, or stays in `status` when it is also in a train group.
+    fn purpose(
+        &self,
+        i: u32,
+        mut status: CurationStatus,
+        reasons: &mut Vec<DecisionReason>,
+        report: &mut CurateReport,
+    ) -> CurationStatus {
+        let in_eval = self.has_purpose(i, Purpose::Eval);
+        let in_train = self.has_purpose(i, Purpose::Train);
+        if in_eval {
+            if let Some(t) = self.train_member {
+                let purposes = &self.groups.purposes;
+                let eval_groups = self.group_names(i, |g| purposes[g as usize] == Purpose::Eval);
+                let train_groups = self.group_names(t, |g| purposes[g as usize] == Purpose::Train);
+                reasons.push(DecisionReason {
+                    code: DecisionCode::EvalLeak,
+                    detail: format!(
+                        "in eval group {} but its cluster holds training images ({} in group {}): excluded from eval",
+                        list(eval_groups),
+                        if t == i { "itself".to_string() } else { short(&self.item(t).id) },
+                        list(train_groups)
+                    ),
+                });
+                report.eval_excluded += 1;
+                if !in_train {
+                    status = CurationStatus::Excluded;
                 }
+            } else {
+                status = CurationStatus::Eval;
             }
         }
-        out.push(Decision {
-            id: it.id,
-            at: now,
-            cluster: rep_item.id,
-            cluster_size: size,
-            label,
-            status,
-            groups: it
-                .groups
-                .iter()
-                .map(|&g| groups.names[g as usize].clone())
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-            reasons,
-        });
+        status
     }
 }
 

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use lennonnet_core::{ContentId, ManifestRow, Progress, Split};
+use lennonnet_records::run::RunRecord;
 use lennonnet_split::snapshot::Snapshot;
 
 use crate::error::{EvalError, Result};
 use crate::metrics::*;
-use crate::score::Scorer;
+use crate::score::{ItemResult, Scorer};
 use crate::stats::{self, Scored};
 
 /// How to evaluate.
@@ -88,30 +89,120 @@ pub fn evaluate(
 ) -> Result<EvalOutput> {
     let started = Instant::now();
     let rec = &scorer.record;
-    let classes = rec.classes.clone();
-    let class_index = |label: &str, id: &ContentId| {
-        classes
-            .iter()
-            .position(|c| c == label)
-            .ok_or_else(|| EvalError::UnknownLabel {
-                run: rec.name.clone(),
-                id: id.to_string(),
-                label: label.to_string(),
-                classes: classes.join(", "),
-            })
-    };
     let (threshold, threshold_source) = match rec.threshold {
         Some(t) => (t, "validation"),
         None => (0.5, "default"),
     };
     let rows = snapshot.rows()?;
     for r in &rows {
-        class_index(r.label.as_str(), &r.id)?;
+        class_index(rec, r.label.as_str(), &r.id)?;
     }
     let dataset = lennonnet_dataset::Dataset::of_snapshot(snapshot);
-    let objects = dataset.objects_dir();
+    let cx = Ctx {
+        rec,
+        classes: &rec.classes,
+        ann,
+        opts,
+        threshold,
+        objects: dataset.objects_dir(),
+    };
 
-    // Score everything, in manifest order.
+    let (results, score_secs) = score(scorer, &rows, &cx.objects, opts, progress)?;
+    let (items, failed) = cx.items(&rows, results)?;
+    let mut scored = BTreeMap::new();
+    for s in Split::ALL {
+        scored.insert(s.to_string(), of_split(&items, s).len());
+    }
+    let truth = cx.truth_summary(&items);
+    let test = cx.split_scores(&items, Split::Test);
+    let val = cx.split_scores(&items, Split::Val);
+    let groups = cx.per_group(&items);
+    let eval_sets = cx.eval_sets(&items);
+    let mut found = cx.suspects(&items);
+
+    // Write into a fresh folder, then swap it in.
+    let out_dir = run_dir.join(EVAL_DIR);
+    let tmp = fresh_dir(run_dir)?;
+    let gallery = cx.write_gallery(&tmp, &items, &mut found)?;
+    cx.write_predictions(&tmp, &items)?;
+    write_jsonl(&tmp.join(SUSPECTS_JSONL), &found.suspects)?;
+
+    let metrics = EvalMetrics {
+        format_version: FORMAT_VERSION,
+        run: cx.run_info(threshold_source),
+        snapshot: snapshot.id().to_string(),
+        scored,
+        failed,
+        truth,
+        test,
+        val,
+        groups,
+        eval_sets,
+        suspects: cx.suspect_summary(&found),
+        gallery,
+        timing: Timing {
+            total_secs: load_secs + started.elapsed().as_secs_f64(),
+            load_secs,
+            score_secs,
+            images: items.len(),
+            images_per_sec: if score_secs > 0.0 {
+                rows.len() as f64 / score_secs
+            } else {
+                0.0
+            },
+            threads: opts.threads,
+            batch_size: opts.batch_size,
+        },
+    };
+    write_json(&tmp.join(METRICS_JSON), &metrics)?;
+    swap_in(run_dir, &tmp, &out_dir)?;
+    Ok(EvalOutput {
+        dir: out_dir,
+        metrics,
+    })
+}
+
+/// What the parts of an evaluation share: the run, the caller's annotations and options, the
+/// decision threshold and the objects folder.
+struct Ctx<'a> {
+    rec: &'a RunRecord,
+    classes: &'a [String],
+    ann: &'a Annotations,
+    opts: &'a EvalOptions,
+    threshold: f64,
+    objects: PathBuf,
+}
+
+/// What confident learning over train and val found.
+struct Findings<'a> {
+    /// The images examined, in manifest order.
+    examined: Vec<&'a Item<'a>>,
+    cl: stats::ConfidentLearning,
+    /// In rank order; the gallery sets the thumbnails of the first.
+    suspects: Vec<Suspect>,
+}
+
+/// The index of `label` among the run's classes.
+fn class_index(rec: &RunRecord, label: &str, id: &ContentId) -> Result<usize> {
+    rec.classes
+        .iter()
+        .position(|c| c == label)
+        .ok_or_else(|| EvalError::UnknownLabel {
+            run: rec.name.clone(),
+            id: id.to_string(),
+            label: label.to_string(),
+            classes: rec.classes.join(", "),
+        })
+}
+
+/// Scores everything, in manifest order; returns the results and the seconds it took.
+fn score(
+    scorer: &Scorer,
+    rows: &[ManifestRow],
+    objects: &Path,
+    opts: &EvalOptions,
+    progress: &dyn Progress,
+) -> Result<(Vec<ItemResult>, f64)> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads.max(1))
         .build()
@@ -121,7 +212,7 @@ pub fn evaluate(
     let results = scorer.score_all(
         rows.len(),
         |i| {
-            let p = lennonnet_dataset::object_path(&objects, &rows[i].id);
+            let p = lennonnet_dataset::object_path(objects, &rows[i].id);
             fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
         },
         opts.batch_size,
@@ -129,76 +220,99 @@ pub fn evaluate(
         &|k| progress.advance("eval: score", k as u64),
     )?;
     progress.finish("eval: score");
-    let score_secs = t_score.elapsed().as_secs_f64();
+    Ok((results, t_score.elapsed().as_secs_f64()))
+}
 
-    let mut items = Vec::with_capacity(rows.len());
-    let mut failed = Vec::new();
-    for (row, r) in rows.iter().zip(results) {
-        match r {
-            Ok(probs) => {
-                let truth = ann
-                    .truth
-                    .get(&row.id)
-                    .and_then(|t| classes.iter().position(|c| *c == t.class));
-                items.push(Item {
-                    row,
-                    predicted: stats::decide(&probs, threshold),
-                    label: class_index(row.label.as_str(), &row.id)?,
-                    probs,
-                    truth,
-                });
+/// The items of `split`, in manifest order.
+fn of_split<'i, 'a>(items: &'i [Item<'a>], s: Split) -> Vec<&'i Item<'a>> {
+    items.iter().filter(|i| i.row.split == s).collect()
+}
+
+impl Annotations {
+    fn sources_of(&self, id: &ContentId) -> Vec<Source> {
+        self.sources.get(id).cloned().unwrap_or_default()
+    }
+
+    fn truth_of(&self, id: &ContentId) -> Option<Truth> {
+        self.truth.get(id).cloned()
+    }
+}
+
+impl Ctx<'_> {
+    /// The scored images, and those that could not be scored.
+    fn items<'r>(
+        &self,
+        rows: &'r [ManifestRow],
+        results: Vec<ItemResult>,
+    ) -> Result<(Vec<Item<'r>>, Vec<FailedImage>)> {
+        let mut items = Vec::with_capacity(rows.len());
+        let mut failed = Vec::new();
+        for (row, r) in rows.iter().zip(results) {
+            match r {
+                Ok(probs) => {
+                    let truth = self
+                        .ann
+                        .truth
+                        .get(&row.id)
+                        .and_then(|t| self.classes.iter().position(|c| *c == t.class));
+                    items.push(Item {
+                        row,
+                        predicted: stats::decide(&probs, self.threshold),
+                        label: class_index(self.rec, row.label.as_str(), &row.id)?,
+                        probs,
+                        truth,
+                    });
+                }
+                Err(reason) => failed.push(FailedImage {
+                    id: row.id.to_string(),
+                    split: row.split.to_string(),
+                    group: row.group.to_string(),
+                    reason,
+                }),
             }
-            Err(reason) => failed.push(FailedImage {
-                id: row.id.to_string(),
-                split: row.split.to_string(),
-                group: row.group.to_string(),
-                reason,
-            }),
         }
-    }
-    let of_split = |s: Split| -> Vec<&Item> { items.iter().filter(|i| i.row.split == s).collect() };
-
-    let mut scored = BTreeMap::new();
-    for s in Split::ALL {
-        scored.insert(s.to_string(), of_split(s).len());
+        Ok((items, failed))
     }
 
-    // Truth and label noise.
-    let mut per_split = BTreeMap::new();
-    for s in Split::ALL {
-        let its = of_split(s);
-        let mut noise = LabelNoise {
-            images: its.len(),
-            known: 0,
-            wrong: 0,
-            wrong_by_label: BTreeMap::new(),
-        };
-        for it in &its {
-            if let Some(t) = it.truth {
-                noise.known += 1;
-                if t != it.label {
-                    noise.wrong += 1;
-                    *noise
-                        .wrong_by_label
-                        .entry(classes[it.label].clone())
-                        .or_default() += 1;
+    /// Truth and label noise.
+    fn truth_summary(&self, items: &[Item]) -> TruthSummary {
+        let mut per_split = BTreeMap::new();
+        for s in Split::ALL {
+            let its = of_split(items, s);
+            let mut noise = LabelNoise {
+                images: its.len(),
+                known: 0,
+                wrong: 0,
+                wrong_by_label: BTreeMap::new(),
+            };
+            for it in &its {
+                if let Some(t) = it.truth {
+                    noise.known += 1;
+                    if t != it.label {
+                        noise.wrong += 1;
+                        *noise
+                            .wrong_by_label
+                            .entry(self.classes[it.label].clone())
+                            .or_default() += 1;
+                    }
                 }
             }
+            per_split.insert(s.to_string(), noise);
         }
-        per_split.insert(s.to_string(), noise);
+        TruthSummary {
+            available: items.iter().any(|i| i.truth.is_some()),
+            source: if items.iter().any(|i| i.truth.is_some()) {
+                self.ann.truth_source.clone()
+            } else {
+                "none".into()
+            },
+            per_split,
+        }
     }
-    let truth_summary = TruthSummary {
-        available: items.iter().any(|i| i.truth.is_some()),
-        source: if items.iter().any(|i| i.truth.is_some()) {
-            ann.truth_source.clone()
-        } else {
-            "none".into()
-        },
-        per_split,
-    };
 
-    let split_scores = |s: Split| -> SplitScores {
-        let its = of_split(s);
+    fn split_scores(&self, items: &[Item], s: Split) -> SplitScores {
+        let classes = self.classes;
+        let its = of_split(items, s);
         let by_label: Vec<Scored> = its
             .iter()
             .map(|i| Scored {
@@ -216,55 +330,57 @@ pub fn evaluate(
                     reference: i.truth.expect("checked"),
                 })
                 .collect();
-            stats::scores(&by_truth, &classes, "truth", CALIBRATION_BINS)
+            stats::scores(&by_truth, classes, "truth", CALIBRATION_BINS)
         });
         SplitScores {
             split: s.to_string(),
-            labels: stats::scores(&by_label, &classes, "label", CALIBRATION_BINS),
+            labels: stats::scores(&by_label, classes, "label", CALIBRATION_BINS),
             truth,
-        }
-    };
-    let test = split_scores(Split::Test);
-    let val = split_scores(Split::Val);
-
-    // Per group, per split; then the words aggregate.
-    let mut groups = Vec::new();
-    for s in [Split::Test, Split::Val, Split::Eval] {
-        let its = of_split(s);
-        let mut by_group: BTreeMap<&str, Vec<&Item>> = BTreeMap::new();
-        for it in &its {
-            by_group.entry(it.row.group.as_str()).or_default().push(it);
-        }
-        for (g, members) in &by_group {
-            groups.push(group_scores(g, "group", s, members, &classes));
-        }
-        let words: Vec<&Item> = its
-            .iter()
-            .copied()
-            .filter(|i| i.row.group.as_str().starts_with(&opts.words_prefix))
-            .collect();
-        if !words.is_empty() {
-            groups.push(group_scores(
-                WORDS_AGGREGATE,
-                "words_aggregate",
-                s,
-                &words,
-                &classes,
-            ));
         }
     }
 
-    // The eval sets.
-    let mut eval_sets = Vec::new();
-    {
+    /// Per group, per split; then the words aggregate.
+    fn per_group(&self, items: &[Item]) -> Vec<GroupScores> {
+        let classes = self.classes;
+        let mut groups = Vec::new();
+        for s in [Split::Test, Split::Val, Split::Eval] {
+            let its = of_split(items, s);
+            let mut by_group: BTreeMap<&str, Vec<&Item>> = BTreeMap::new();
+            for it in &its {
+                by_group.entry(it.row.group.as_str()).or_default().push(it);
+            }
+            for (g, members) in &by_group {
+                groups.push(group_scores(g, "group", s, members, classes));
+            }
+            let words: Vec<&Item> = its
+                .iter()
+                .copied()
+                .filter(|i| i.row.group.as_str().starts_with(&self.opts.words_prefix))
+                .collect();
+            if !words.is_empty() {
+                groups.push(group_scores(
+                    WORDS_AGGREGATE,
+                    "words_aggregate",
+                    s,
+                    &words,
+                    classes,
+                ));
+            }
+        }
+        groups
+    }
+
+    /// The eval sets.
+    fn eval_sets(&self, items: &[Item]) -> Vec<EvalSet> {
+        let mut eval_sets = Vec::new();
         let mut by_group: BTreeMap<&str, Vec<&Item>> = BTreeMap::new();
-        for it in of_split(Split::Eval) {
+        for it in of_split(items, Split::Eval) {
             by_group.entry(it.row.group.as_str()).or_default().push(it);
         }
         for (g, members) in by_group {
             let p: Vec<f32> = members.iter().map(|i| i.probs[0]).collect();
             let right = members.iter().filter(|i| i.predicted == i.label).count();
-            let label = majority_label(&members, &classes);
+            let label = majority_label(&members, self.classes);
             eval_sets.push(EvalSet {
                 group: g.to_string(),
                 label,
@@ -279,7 +395,7 @@ pub fn evaluate(
                 ),
                 threshold_histogram: stats::histogram(
                     p.iter().map(|&x| f64::from(x)),
-                    vec![0.0, threshold, 1.0],
+                    vec![0.0, self.threshold, 1.0],
                 ),
                 wrong: members.len() - right,
                 truth_positive: members
@@ -288,65 +404,230 @@ pub fn evaluate(
                     .then(|| members.iter().filter(|i| i.truth == Some(0)).count()),
             });
         }
+        eval_sets
     }
 
-    // Confident learning over train and val.
-    let examined: Vec<&Item> = items
-        .iter()
-        .filter(|i| matches!(i.row.split, Split::Train | Split::Val))
-        .collect();
-    let probs: Vec<&[f32]> = examined.iter().map(|i| i.probs.as_slice()).collect();
-    let labels: Vec<usize> = examined.iter().map(|i| i.label).collect();
-    let cl = stats::confident_learning(&probs, &labels, &classes);
-    let sources_of = |id: &ContentId| ann.sources.get(id).cloned().unwrap_or_default();
-    let truth_of = |id: &ContentId| ann.truth.get(id).cloned();
-    let mut suspects: Vec<Suspect> = cl
-        .suspects
-        .iter()
-        .enumerate()
-        .map(|(k, &(i, c, margin))| {
-            let it = examined[i];
-            Suspect {
+    /// Confident learning over train and val.
+    fn suspects<'a>(&self, items: &'a [Item<'a>]) -> Findings<'a> {
+        let classes = self.classes;
+        let examined: Vec<&Item> = items
+            .iter()
+            .filter(|i| matches!(i.row.split, Split::Train | Split::Val))
+            .collect();
+        let probs: Vec<&[f32]> = examined.iter().map(|i| i.probs.as_slice()).collect();
+        let labels: Vec<usize> = examined.iter().map(|i| i.label).collect();
+        let cl = stats::confident_learning(&probs, &labels, classes);
+        let suspects: Vec<Suspect> = cl
+            .suspects
+            .iter()
+            .enumerate()
+            .map(|(k, &(i, c, margin))| {
+                let it = examined[i];
+                Suspect {
+                    rank: k + 1,
+                    id: it.row.id.to_string(),
+                    split: it.row.split.to_string(),
+                    group: it.row.group.to_string(),
+                    label: classes[it.label].clone(),
+                    suggested: classes[c].clone(),
+                    p_label: it.probs[it.label],
+                    p_suggested: it.probs[c],
+                    margin,
+                    truth: self.ann.truth_of(&it.row.id),
+                    sources: self.ann.sources_of(&it.row.id),
+                    thumbnail: None,
+                }
+            })
+            .collect();
+        Findings {
+            examined,
+            cl,
+            suspects,
+        }
+    }
+
+    fn suspect_summary(&self, found: &Findings) -> SuspectSummary {
+        let (examined, cl) = (&found.examined, &found.cl);
+        let mut by_split = BTreeMap::new();
+        for s in &found.suspects {
+            *by_split.entry(s.split.clone()).or_insert(0) += 1;
+        }
+        let suspect_truth = examined.iter().any(|i| i.truth.is_some()).then(|| {
+            let flagged: BTreeSet<usize> = cl.suspects.iter().map(|s| s.0).collect();
+            let mut st = SuspectTruth {
+                known: 0,
+                label_wrong: 0,
+                missed: 0,
+            };
+            for (i, it) in examined.iter().enumerate() {
+                let Some(t) = it.truth else { continue };
+                if flagged.contains(&i) {
+                    st.known += 1;
+                    st.label_wrong += usize::from(t != it.label);
+                } else if t != it.label {
+                    st.missed += 1;
+                }
+            }
+            st
+        });
+        SuspectSummary {
+            splits: vec!["train".into(), "val".into()],
+            images: examined.len(),
+            thresholds: cl.thresholds.clone(),
+            confident_joint: ConfusionMatrix {
+                classes: self.classes.to_vec(),
+                rows: cl.joint.clone(),
+            },
+            suspects: found.suspects.len(),
+            by_split,
+            truth: suspect_truth,
+        }
+    }
+
+    /// The gallery: the most confident errors on test and eval, and the top suspects.
+    fn write_gallery(
+        &self,
+        tmp: &Path,
+        items: &[Item],
+        found: &mut Findings,
+    ) -> Result<GallerySummary> {
+        let gallery_errors = self.gallery_errors(tmp, items)?;
+        let gallery_suspects = self.gallery_suspects(tmp, found)?;
+        let gallery = GallerySummary {
+            errors: gallery_errors.len(),
+            suspects: gallery_suspects.len(),
+            index: GALLERY_INDEX.to_string(),
+        };
+        write_json(
+            &tmp.join(GALLERY_INDEX),
+            &GalleryIndex {
+                format_version: FORMAT_VERSION,
+                threshold: self.threshold,
+                positive_class: self.classes[0].clone(),
+                errors: gallery_errors,
+                suspects: gallery_suspects,
+            },
+        )?;
+        Ok(gallery)
+    }
+
+    fn gallery_errors(&self, tmp: &Path, items: &[Item]) -> Result<Vec<GalleryItem>> {
+        let classes = self.classes;
+        let mut errors: Vec<&Item> = items
+            .iter()
+            .filter(|i| matches!(i.row.split, Split::Test | Split::Eval) && i.predicted != i.label)
+            .collect();
+        errors.sort_by(|a, b| {
+            b.probs[b.predicted]
+                .total_cmp(&a.probs[a.predicted])
+                .then(a.row.id.cmp(&b.row.id))
+        });
+        errors.truncate(self.opts.gallery_errors);
+        let mut gallery_errors = Vec::new();
+        for (k, it) in errors.iter().enumerate() {
+            let rel = format!(
+                "{GALLERY_DIR}/errors/{:03}-{}.jpg",
+                k + 1,
+                short(&it.row.id)
+            );
+            thumbnail(
+                &self.objects,
+                &it.row.id,
+                &tmp.join(&rel),
+                self.opts.thumb_px,
+            )?;
+            gallery_errors.push(GalleryItem {
                 rank: k + 1,
                 id: it.row.id.to_string(),
                 split: it.row.split.to_string(),
                 group: it.row.group.to_string(),
                 label: classes[it.label].clone(),
-                suggested: classes[c].clone(),
-                p_label: it.probs[it.label],
-                p_suggested: it.probs[c],
-                margin,
-                truth: truth_of(&it.row.id),
-                sources: sources_of(&it.row.id),
-                thumbnail: None,
-            }
-        })
-        .collect();
-    let mut by_split = BTreeMap::new();
-    for s in &suspects {
-        *by_split.entry(s.split.clone()).or_insert(0) += 1;
-    }
-    let suspect_truth = examined.iter().any(|i| i.truth.is_some()).then(|| {
-        let flagged: BTreeSet<usize> = cl.suspects.iter().map(|s| s.0).collect();
-        let mut st = SuspectTruth {
-            known: 0,
-            label_wrong: 0,
-            missed: 0,
-        };
-        for (i, it) in examined.iter().enumerate() {
-            let Some(t) = it.truth else { continue };
-            if flagged.contains(&i) {
-                st.known += 1;
-                st.label_wrong += usize::from(t != it.label);
-            } else if t != it.label {
-                st.missed += 1;
-            }
+                predicted: classes[it.predicted].clone(),
+                p_positive: it.probs[0],
+                confidence: it.probs[it.predicted],
+                truth: self.ann.truth_of(&it.row.id),
+                sources: self.ann.sources_of(&it.row.id),
+                thumbnail: rel,
+            });
         }
-        st
-    });
+        Ok(gallery_errors)
+    }
 
-    // Write into a fresh folder, then swap it in.
-    let out_dir = run_dir.join(EVAL_DIR);
+    /// The top suspects' gallery items; sets their thumbnails.
+    fn gallery_suspects(&self, tmp: &Path, found: &mut Findings) -> Result<Vec<GalleryItem>> {
+        let mut gallery_suspects = Vec::new();
+        for s in found.suspects.iter_mut().take(self.opts.gallery_suspects) {
+            let id: ContentId = s.id.parse().map_err(EvalError::model)?;
+            let rel = format!("{GALLERY_DIR}/suspects/{:03}-{}.jpg", s.rank, short(&id));
+            thumbnail(&self.objects, &id, &tmp.join(&rel), self.opts.thumb_px)?;
+            s.thumbnail = Some(rel.clone());
+            let it = found.examined[found.cl.suspects[s.rank - 1].0];
+            gallery_suspects.push(GalleryItem {
+                rank: s.rank,
+                id: s.id.clone(),
+                split: s.split.clone(),
+                group: s.group.clone(),
+                label: s.label.clone(),
+                predicted: s.suggested.clone(),
+                p_positive: it.probs[0],
+                confidence: s.p_suggested,
+                truth: s.truth.clone(),
+                sources: s.sources.clone(),
+                thumbnail: rel,
+            });
+        }
+        Ok(gallery_suspects)
+    }
+
+    /// predictions.jsonl, sorted by (split, group, id).
+    fn write_predictions(&self, tmp: &Path, items: &[Item]) -> Result<()> {
+        let classes = self.classes;
+        let mut order: Vec<&Item> = items.iter().collect();
+        let split_rank = |s: Split| SPLIT_ORDER.iter().position(|x| *x == s).unwrap_or(9);
+        order.sort_by(|a, b| {
+            split_rank(a.row.split)
+                .cmp(&split_rank(b.row.split))
+                .then(a.row.group.cmp(&b.row.group))
+                .then(a.row.id.cmp(&b.row.id))
+        });
+        write_jsonl(
+            &tmp.join(PREDICTIONS_JSONL),
+            order.into_iter().map(|it| Prediction {
+                id: it.row.id.to_string(),
+                split: it.row.split.to_string(),
+                group: it.row.group.to_string(),
+                label: classes[it.label].clone(),
+                p_positive: it.probs[0],
+                predicted: classes[it.predicted].clone(),
+                correct: it.predicted == it.label,
+                truth: self.ann.truth_of(&it.row.id),
+                sources: self.ann.sources_of(&it.row.id),
+            }),
+        )
+    }
+
+    fn run_info(&self, threshold_source: &str) -> RunInfo {
+        let rec = self.rec;
+        RunInfo {
+            name: rec.name.clone(),
+            snapshot: rec.snapshot.clone(),
+            model: rec.model.clone(),
+            strategy: rec.strategy.clone(),
+            seed: rec.seed,
+            classes: self.classes.to_vec(),
+            positive_class: self.classes[0].clone(),
+            threshold: self.threshold,
+            threshold_source: threshold_source.into(),
+            threshold_metric: rec
+                .result
+                .as_ref()
+                .map(|r| r.threshold_metric.as_str().to_string()),
+        }
+    }
+}
+
+/// A fresh `<run_dir>/eval.tmp/` with the gallery's folders, for [`evaluate`] to write into.
+fn fresh_dir(run_dir: &Path) -> Result<PathBuf> {
     let tmp = run_dir.join(format!("{EVAL_DIR}.tmp"));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(EvalError::io("cannot remove", &tmp))?;
@@ -355,181 +636,23 @@ pub fn evaluate(
         .map_err(EvalError::io("cannot create", &tmp))?;
     fs::create_dir_all(tmp.join(GALLERY_DIR).join("suspects"))
         .map_err(EvalError::io("cannot create", &tmp))?;
+    Ok(tmp)
+}
 
-    // The gallery: the most confident errors on test and eval, and the top suspects.
-    let mut errors: Vec<&Item> = items
-        .iter()
-        .filter(|i| matches!(i.row.split, Split::Test | Split::Eval) && i.predicted != i.label)
-        .collect();
-    errors.sort_by(|a, b| {
-        b.probs[b.predicted]
-            .total_cmp(&a.probs[a.predicted])
-            .then(a.row.id.cmp(&b.row.id))
-    });
-    errors.truncate(opts.gallery_errors);
-    let mut gallery_errors = Vec::new();
-    for (k, it) in errors.iter().enumerate() {
-        let rel = format!(
-            "{GALLERY_DIR}/errors/{:03}-{}.jpg",
-            k + 1,
-            short(&it.row.id)
-        );
-        thumbnail(&objects, &it.row.id, &tmp.join(&rel), opts.thumb_px)?;
-        gallery_errors.push(GalleryItem {
-            rank: k + 1,
-            id: it.row.id.to_string(),
-            split: it.row.split.to_string(),
-            group: it.row.group.to_string(),
-            label: classes[it.label].clone(),
-            predicted: classes[it.predicted].clone(),
-            p_positive: it.probs[0],
-            confidence: it.probs[it.predicted],
-            truth: truth_of(&it.row.id),
-            sources: sources_of(&it.row.id),
-            thumbnail: rel,
-        });
-    }
-    let mut gallery_suspects = Vec::new();
-    for s in suspects.iter_mut().take(opts.gallery_suspects) {
-        let id: ContentId = s.id.parse().map_err(EvalError::model)?;
-        let rel = format!("{GALLERY_DIR}/suspects/{:03}-{}.jpg", s.rank, short(&id));
-        thumbnail(&objects, &id, &tmp.join(&rel), opts.thumb_px)?;
-        s.thumbnail = Some(rel.clone());
-        let it = examined[cl.suspects[s.rank - 1].0];
-        gallery_suspects.push(GalleryItem {
-            rank: s.rank,
-            id: s.id.clone(),
-            split: s.split.clone(),
-            group: s.group.clone(),
-            label: s.label.clone(),
-            predicted: s.suggested.clone(),
-            p_positive: it.probs[0],
-            confidence: s.p_suggested,
-            truth: s.truth.clone(),
-            sources: s.sources.clone(),
-            thumbnail: rel,
-        });
-    }
-    let gallery = GallerySummary {
-        errors: gallery_errors.len(),
-        suspects: gallery_suspects.len(),
-        index: GALLERY_INDEX.to_string(),
-    };
-    write_json(
-        &tmp.join(GALLERY_INDEX),
-        &GalleryIndex {
-            format_version: FORMAT_VERSION,
-            threshold,
-            positive_class: classes[0].clone(),
-            errors: gallery_errors,
-            suspects: gallery_suspects,
-        },
-    )?;
-
-    // predictions.jsonl, sorted by (split, group, id).
-    let mut order: Vec<&Item> = items.iter().collect();
-    let split_rank = |s: Split| SPLIT_ORDER.iter().position(|x| *x == s).unwrap_or(9);
-    order.sort_by(|a, b| {
-        split_rank(a.row.split)
-            .cmp(&split_rank(b.row.split))
-            .then(a.row.group.cmp(&b.row.group))
-            .then(a.row.id.cmp(&b.row.id))
-    });
-    let mut lines = String::new();
-    for it in order {
-        let p = Prediction {
-            id: it.row.id.to_string(),
-            split: it.row.split.to_string(),
-            group: it.row.group.to_string(),
-            label: classes[it.label].clone(),
-            p_positive: it.probs[0],
-            predicted: classes[it.predicted].clone(),
-            correct: it.predicted == it.label,
-            truth: truth_of(&it.row.id),
-            sources: sources_of(&it.row.id),
-        };
-        lines += &serde_json::to_string(&p).expect("serialisable");
-        lines.push('\n');
-    }
-    write_file(&tmp.join(PREDICTIONS_JSONL), lines.as_bytes())?;
-    let mut lines = String::new();
-    for s in &suspects {
-        lines += &serde_json::to_string(s).expect("serialisable");
-        lines.push('\n');
-    }
-    write_file(&tmp.join(SUSPECTS_JSONL), lines.as_bytes())?;
-
-    let n_scored = items.len();
-    let metrics = EvalMetrics {
-        format_version: FORMAT_VERSION,
-        run: RunInfo {
-            name: rec.name.clone(),
-            snapshot: rec.snapshot.clone(),
-            model: rec.model.clone(),
-            strategy: rec.strategy.clone(),
-            seed: rec.seed,
-            classes: classes.clone(),
-            positive_class: classes[0].clone(),
-            threshold,
-            threshold_source: threshold_source.into(),
-            threshold_metric: rec
-                .result
-                .as_ref()
-                .map(|r| r.threshold_metric.as_str().to_string()),
-        },
-        snapshot: snapshot.id().to_string(),
-        scored,
-        failed,
-        truth: truth_summary,
-        test,
-        val,
-        groups,
-        eval_sets,
-        suspects: SuspectSummary {
-            splits: vec!["train".into(), "val".into()],
-            images: examined.len(),
-            thresholds: cl.thresholds.clone(),
-            confident_joint: ConfusionMatrix {
-                classes: classes.clone(),
-                rows: cl.joint.clone(),
-            },
-            suspects: suspects.len(),
-            by_split,
-            truth: suspect_truth,
-        },
-        gallery,
-        timing: Timing {
-            total_secs: load_secs + started.elapsed().as_secs_f64(),
-            load_secs,
-            score_secs,
-            images: n_scored,
-            images_per_sec: if score_secs > 0.0 {
-                rows.len() as f64 / score_secs
-            } else {
-                0.0
-            },
-            threads: opts.threads,
-            batch_size: opts.batch_size,
-        },
-    };
-    write_json(&tmp.join(METRICS_JSON), &metrics)?;
-
-    // Swap the new folder in.
+/// Swap the new folder in.
+fn swap_in(run_dir: &Path, tmp: &Path, out_dir: &Path) -> Result<()> {
     if out_dir.exists() {
         let old = run_dir.join(format!("{EVAL_DIR}.old"));
         if old.exists() {
             fs::remove_dir_all(&old).map_err(EvalError::io("cannot remove", &old))?;
         }
-        fs::rename(&out_dir, &old).map_err(EvalError::io("cannot move aside", &out_dir))?;
-        fs::rename(&tmp, &out_dir).map_err(EvalError::io("cannot rename into", &out_dir))?;
+        fs::rename(out_dir, &old).map_err(EvalError::io("cannot move aside", out_dir))?;
+        fs::rename(tmp, out_dir).map_err(EvalError::io("cannot rename into", out_dir))?;
         fs::remove_dir_all(&old).map_err(EvalError::io("cannot remove", &old))?;
     } else {
-        fs::rename(&tmp, &out_dir).map_err(EvalError::io("cannot rename into", &out_dir))?;
+        fs::rename(tmp, out_dir).map_err(EvalError::io("cannot rename into", out_dir))?;
     }
-    Ok(EvalOutput {
-        dir: out_dir,
-        metrics,
-    })
+    Ok(())
 }
 
 fn group_scores(
@@ -604,6 +727,16 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
         fs::create_dir_all(d).map_err(EvalError::io("cannot create", d))?;
     }
     fs::write(path, bytes).map_err(EvalError::io("cannot write", path))
+}
+
+/// One JSON line per row.
+fn write_jsonl<T: serde::Serialize>(path: &Path, rows: impl IntoIterator<Item = T>) -> Result<()> {
+    let mut lines = String::new();
+    for r in rows {
+        lines += &serde_json::to_string(&r).expect("serialisable");
+        lines.push('\n');
+    }
+    write_file(path, lines.as_bytes())
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {

@@ -141,117 +141,43 @@ struct TaskCtx {
     retry_failed: bool,
 }
 
+impl TaskCtx {
+    fn of(s: &Scraper) -> Self {
+        Self {
+            store: s.store.clone(),
+            fetcher: s.fetcher.clone(),
+            checkers: s.checkers.clone(),
+            check_jobs: s.check_jobs.clone(),
+            retry_failed: s.retry_failed,
+        }
+    }
+}
+
 pub(crate) async fn work(s: &Scraper, rows: Vec<Query>) -> Result<GroupReport, ScrapeError> {
     let first = &rows[0];
     let wanted = first.wanted as usize;
     let stage = format!("group {}", first.group);
-    let mut report = GroupReport {
-        group: first.group.clone(),
-        label: first.label.clone(),
-        purpose: first.purpose,
-        wanted: first.wanted,
-        got: 0,
-        candidates: 0,
-        new: 0,
-        duplicates: 0,
-        resumed: 0,
-        rejected: Default::default(),
-        failed: Default::default(),
-        query_errors: Vec::new(),
-    };
+    let mut report = empty_report(first);
     s.progress.start(&stage, Some(first.wanted as u64));
     let errors: Arc<Mutex<Vec<QueryError>>> = Arc::new(Mutex::new(Vec::new()));
-    let ctx = TaskCtx {
-        store: s.store.clone(),
-        fetcher: s.fetcher.clone(),
-        checkers: s.checkers.clone(),
-        check_jobs: s.check_jobs.clone(),
-        retry_failed: s.retry_failed,
-    };
+    let ctx = TaskCtx::of(s);
 
-    // Every tier's candidates, in the group's fixed order; a tier's searches start once the
-    // tier before has handed out all its candidates.
-    let max_tier = rows.iter().map(|r| r.tier).max().unwrap_or(0);
-    let tiers: Vec<Vec<&Query>> = (0..=max_tier)
-        .map(|t| rows.iter().filter(|r| r.tier == t).collect())
-        .collect();
-    let stream_errors = errors.clone();
-    let mut candidates = Box::pin(futures::stream::iter(tiers).flat_map(move |tier_rows| {
-        let pagers = tier_rows
-            .into_iter()
-            .map(|q| {
-                (
-                    q,
-                    s.searcher.pager(q.engine, &q.text, q.id.clone(), u32::MAX),
-                )
-            })
-            .collect();
-        candidate_stream(pagers, stream_errors.clone())
-    }));
+    let mut candidates = Box::pin(group_candidates(s, &rows, errors.clone()));
     let mut candidates_done = false;
 
     let max_window = s.config.scrape.prefetch_per_group.max(1) as usize;
-    // The window: entry k is the candidate at position `base + k` of the group's order. Every
-    // candidate before `base` is settled and counted; `held` is what they came to.
-    let mut window: VecDeque<Entry<'_>> = VecDeque::new();
-    let mut base: usize = 0;
-    let mut held: HashSet<ContentId> = HashSet::new();
-    let mut pending_count = 0usize;
-    let mut ready_count = 0usize;
-    // Entries resolved ahead of the frontier to an image the group may not hold yet.
-    let mut ahead = 0usize;
-    let mut tasks: JoinSet<(usize, Resolved, OwnedSemaphorePermit)> = JoinSet::new();
-    // Journal acknowledgements still to come. Durability is awaited in batches and before the
-    // group reports, so fsync latency never serialises the group. A crash loses only
-    // unacknowledged records, whose URLs a rerun fetches again in the same order.
-    let mut acks: VecDeque<Ack> = VecDeque::new();
-
-    while held.len() < wanted && !s.stop.load(Ordering::SeqCst) {
+    let mut p = Pipeline::new(wanted);
+    while p.held.len() < wanted && !s.stop.load(Ordering::SeqCst) {
         // Store what is safe to store, then move the frontier over what is stored.
-        if ready_count > 0 {
-            ready_count -= commit_safe(s, &mut window, &held, wanted, &mut acks)?;
-        }
-        while let Some(Entry {
-            slot: Slot::Done(_),
-            ..
-        }) = window.front()
-        {
-            let entry = window.pop_front().expect("front exists");
-            base += 1;
-            if entry.ahead {
-                ahead -= 1;
-            }
-            if entry.resumed {
-                report.resumed += 1;
-            }
-            let Slot::Done(settled) = entry.slot else {
-                unreachable!()
-            };
-            account(s, &stage, &mut report, &mut held, settled);
-            if held.len() >= wanted {
-                break;
-            }
-        }
-        if held.len() >= wanted {
+        p.advance(s, &stage, &mut report)?;
+        if p.held.len() >= wanted {
             break;
         }
-        while acks.len() > MAX_PENDING_ACKS {
-            for ack in acks.drain(..MAX_PENDING_ACKS / 2) {
-                ack.await?;
-            }
-        }
+        p.await_oldest_acks().await?;
 
-        // Dispatch more while the group may need them: at most twice what it still lacks,
-        // counting the images resolved ahead of the frontier as had.
-        let needed = wanted.saturating_sub(held.len() + ahead);
-        let allowed = if needed > 0 {
-            2 * needed + DISPATCH_SLACK
-        } else {
-            0
-        };
-        let dispatch = !candidates_done && window.len() < max_window && pending_count < allowed;
-        if !dispatch && tasks.is_empty() {
-            if window.is_empty() {
+        let dispatch = !candidates_done && p.may_dispatch(max_window);
+        if !dispatch && p.tasks.is_empty() {
+            if p.window.is_empty() {
                 // Out of candidates.
                 break;
             }
@@ -269,71 +195,259 @@ pub(crate) async fn work(s: &Scraper, rows: Vec<Query>) -> Result<GroupReport, S
         };
         tokio::select! {
             biased;
-            joined = tasks.join_next(), if !tasks.is_empty() => {
+            joined = p.tasks.join_next(), if !p.tasks.is_empty() => {
                 let (k, resolved, permit) = joined
                     .expect("tasks not empty")
                     .map_err(|e| ScrapeError::Task(e.to_string()))?;
-                pending_count -= 1;
-                let entry = &mut window[k - base];
-                entry.resumed = matches!(resolved, Resolved::Known(_));
-                if resolved.accepted_id().is_some_and(|id| !held.contains(&id)) {
-                    entry.ahead = true;
-                    ahead += 1;
-                }
-                if held.len() + (k - base) < wanted {
-                    // Even if every candidate before it adds an image, the group still lacks
-                    // this one: store it now (see `commit_safe`).
-                    entry.slot = Slot::Done(store(s, entry.query, &entry.candidate, resolved, &mut acks)?);
-                    drop(permit);
-                } else {
-                    entry.slot = Slot::Ready(resolved, permit);
-                    ready_count += 1;
-                }
+                p.resolved(s, k, resolved, permit)?;
             }
             (next, permit) = next_candidate, if dispatch => match next {
-                Some((query, candidate)) => {
-                    let k = base + window.len();
-                    let url = candidate.image_url.clone();
-                    let thumbnail = candidate
-                        .thumbnail_url
-                        .clone()
-                        .filter(|t| query.accept_thumbnails && *t != url);
-                    let query_id = query.id.clone();
-                    let ctx = ctx.clone();
-                    tasks.spawn(async move {
-                        let mut resolved = resolve(&ctx, &query_id, url).await;
-                        if let Some(thumb) = thumbnail.filter(|_| resolved.is_refusal()) {
-                            let inner = resolve(&ctx, &query_id, thumb.clone()).await;
-                            resolved = Resolved::Thumbnail {
-                                original: resolved.into_fresh_record(),
-                                url: thumb,
-                                inner: Box::new(inner),
-                            };
-                        }
-                        (k, resolved, permit)
-                    });
-                    window.push_back(Entry { query, candidate, slot: Slot::Pending, ahead: false, resumed: false });
-                    pending_count += 1;
-                }
+                Some((query, candidate)) => p.dispatch(&ctx, query, candidate, permit),
                 None => candidates_done = true,
             },
         }
     }
-    // Downloads beyond the group's last image are not needed: stop them.
-    tasks.abort_all();
-    // Wait for them to end, so that none holds the store once the group reports.
-    while tasks.join_next().await.is_some() {}
-    // Dispatched past the group's last counted candidate: fetched (or cancelled) for nothing.
-    let unused = window.len();
-    drop(window);
-    for ack in acks {
-        ack.await?;
-    }
-    report.got = held.len() as u32;
+    let (got, unused) = p.finish().await?;
+    report.got = got as u32;
     report.query_errors = std::mem::take(&mut *errors.lock().expect("errors poisoned"));
     s.progress.finish(&stage);
     tracing::info!(group = %report.group, wanted = report.wanted, got = report.got, candidates = report.candidates, unused, "group done");
     Ok(report)
+}
+
+/// The report of `first`'s group before it looks at any candidate.
+fn empty_report(first: &Query) -> GroupReport {
+    GroupReport {
+        group: first.group.clone(),
+        label: first.label.clone(),
+        purpose: first.purpose,
+        wanted: first.wanted,
+        got: 0,
+        candidates: 0,
+        new: 0,
+        duplicates: 0,
+        resumed: 0,
+        rejected: Default::default(),
+        failed: Default::default(),
+        query_errors: Vec::new(),
+    }
+}
+
+/// Every tier's candidates, in the group's fixed order; a tier's searches start once the tier
+/// before has handed out all its candidates.
+fn group_candidates<'a>(
+    s: &'a Scraper,
+    rows: &'a [Query],
+    errors: Arc<Mutex<Vec<QueryError>>>,
+) -> impl futures::Stream<Item = (&'a Query, Candidate)> + 'a {
+    let max_tier = rows.iter().map(|r| r.tier).max().unwrap_or(0);
+    let tiers: Vec<Vec<&Query>> = (0..=max_tier)
+        .map(|t| rows.iter().filter(|r| r.tier == t).collect())
+        .collect();
+    futures::stream::iter(tiers).flat_map(move |tier_rows| {
+        let pagers = tier_rows
+            .into_iter()
+            .map(|q| {
+                (
+                    q,
+                    s.searcher.pager(q.engine, &q.text, q.id.clone(), u32::MAX),
+                )
+            })
+            .collect();
+        candidate_stream(pagers, errors.clone())
+    })
+}
+
+/// A group's candidates from their dispatch until the frontier passes them, their downloads
+/// and the journal acknowledgements still to come. (Fields drop in declaration order, on an
+/// early return too: the acknowledgements, then the downloads, then the window.)
+struct Pipeline<'a> {
+    /// Journal acknowledgements still to come. Durability is awaited in batches and before the
+    /// group reports, so fsync latency never serialises the group. A crash loses only
+    /// unacknowledged records, whose URLs a rerun fetches again in the same order.
+    acks: VecDeque<Ack>,
+    tasks: JoinSet<(usize, Resolved, OwnedSemaphorePermit)>,
+    /// Entries resolved ahead of the frontier to an image the group may not hold yet.
+    ahead: usize,
+    ready_count: usize,
+    pending_count: usize,
+    held: HashSet<ContentId>,
+    base: usize,
+    /// The window: entry k is the candidate at position `base + k` of the group's order. Every
+    /// candidate before `base` is settled and counted; `held` is what they came to.
+    window: VecDeque<Entry<'a>>,
+    wanted: usize,
+}
+
+impl<'a> Pipeline<'a> {
+    fn new(wanted: usize) -> Self {
+        Self {
+            acks: VecDeque::new(),
+            tasks: JoinSet::new(),
+            ahead: 0,
+            ready_count: 0,
+            pending_count: 0,
+            held: HashSet::new(),
+            base: 0,
+            window: VecDeque::new(),
+            wanted,
+        }
+    }
+
+    /// Stores what is safe to store, then moves the frontier over what is stored, counting it
+    /// in `report`, until the group holds what it wants.
+    fn advance(
+        &mut self,
+        s: &Scraper,
+        stage: &str,
+        report: &mut GroupReport,
+    ) -> Result<(), ScrapeError> {
+        if self.ready_count > 0 {
+            self.ready_count -=
+                commit_safe(s, &mut self.window, &self.held, self.wanted, &mut self.acks)?;
+        }
+        while let Some(Entry {
+            slot: Slot::Done(_),
+            ..
+        }) = self.window.front()
+        {
+            let entry = self.window.pop_front().expect("front exists");
+            self.base += 1;
+            if entry.ahead {
+                self.ahead -= 1;
+            }
+            if entry.resumed {
+                report.resumed += 1;
+            }
+            let Slot::Done(settled) = entry.slot else {
+                unreachable!()
+            };
+            account(s, stage, report, &mut self.held, settled);
+            if self.held.len() >= self.wanted {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Awaits the oldest acknowledgements while more than [`MAX_PENDING_ACKS`] are outstanding.
+    async fn await_oldest_acks(&mut self) -> Result<(), ScrapeError> {
+        while self.acks.len() > MAX_PENDING_ACKS {
+            for ack in self.acks.drain(..MAX_PENDING_ACKS / 2) {
+                ack.await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn may_dispatch(&self, max_window: usize) -> bool {
+        // Dispatch more while the group may need them: at most twice what it still lacks,
+        // counting the images resolved ahead of the frontier as had.
+        let needed = self.wanted.saturating_sub(self.held.len() + self.ahead);
+        let allowed = if needed > 0 {
+            2 * needed + DISPATCH_SLACK
+        } else {
+            0
+        };
+        self.window.len() < max_window && self.pending_count < allowed
+    }
+
+    /// Starts resolving `candidate`, the next in the group's order, and puts it in the window.
+    fn dispatch(
+        &mut self,
+        ctx: &TaskCtx,
+        query: &'a Query,
+        candidate: Candidate,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let k = self.base + self.window.len();
+        let url = candidate.image_url.clone();
+        let thumbnail = candidate
+            .thumbnail_url
+            .clone()
+            .filter(|t| query.accept_thumbnails && *t != url);
+        let query_id = query.id.clone();
+        let ctx = ctx.clone();
+        self.tasks.spawn(async move {
+            let mut resolved = resolve(&ctx, &query_id, url).await;
+            if let Some(thumb) = thumbnail.filter(|_| resolved.is_refusal()) {
+                let inner = resolve(&ctx, &query_id, thumb.clone()).await;
+                resolved = Resolved::Thumbnail {
+                    original: resolved.into_fresh_record(),
+                    url: thumb,
+                    inner: Box::new(inner),
+                };
+            }
+            (k, resolved, permit)
+        });
+        self.window.push_back(Entry {
+            query,
+            candidate,
+            slot: Slot::Pending,
+            ahead: false,
+            resumed: false,
+        });
+        self.pending_count += 1;
+    }
+
+    /// Takes in what a task resolved the candidate at position `k` to.
+    fn resolved(
+        &mut self,
+        s: &Scraper,
+        k: usize,
+        resolved: Resolved,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<(), ScrapeError> {
+        self.pending_count -= 1;
+        let entry = &mut self.window[k - self.base];
+        entry.resumed = matches!(resolved, Resolved::Known(_));
+        if resolved
+            .accepted_id()
+            .is_some_and(|id| !self.held.contains(&id))
+        {
+            entry.ahead = true;
+            self.ahead += 1;
+        }
+        if self.held.len() + (k - self.base) < self.wanted {
+            // Even if every candidate before it adds an image, the group still lacks
+            // this one: store it now (see `commit_safe`).
+            entry.slot = Slot::Done(store(
+                s,
+                entry.query,
+                &entry.candidate,
+                resolved,
+                &mut self.acks,
+            )?);
+            drop(permit);
+        } else {
+            entry.slot = Slot::Ready(resolved, permit);
+            self.ready_count += 1;
+        }
+        Ok(())
+    }
+
+    /// Stops what the group no longer needs and waits for its records to be durable. Returns
+    /// the images it holds and the candidates dispatched past its last counted one.
+    async fn finish(self) -> Result<(usize, usize), ScrapeError> {
+        let Pipeline {
+            acks,
+            mut tasks,
+            held,
+            window,
+            ..
+        } = self;
+        // Downloads beyond the group's last image are not needed: stop them.
+        tasks.abort_all();
+        // Wait for them to end, so that none holds the store once the group reports.
+        while tasks.join_next().await.is_some() {}
+        // Dispatched past the group's last counted candidate: fetched (or cancelled) for nothing.
+        let unused = window.len();
+        drop(window);
+        for ack in acks {
+            ack.await?;
+        }
+        Ok((held.len(), unused))
+    }
 }
 
 /// Stores every resolved candidate of the window that is sure to be within the group's part of

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use lennonnet_core::{EngineKind, Group, Label, Purpose};
+use lennonnet_core::{Animated, EngineKind, Group, Label, Purpose};
 pub use lennonnet_records::{AugmentOptions, Balance, Strategy, ThresholdMetric, TrainSettings};
 use serde::{Deserialize, Deserializer};
 
@@ -375,16 +375,6 @@ impl Default for ScrapeConfig {
     }
 }
 
-/// What to do with animated images (GIF, WebP, APNG).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AnimatedPolicy {
-    /// Keep the image; its first frame is what is hashed and trained on.
-    FirstFrame,
-    /// Refuse it with a recorded reason.
-    Reject,
-}
-
 /// `[image]`: which downloaded images are accepted.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -394,7 +384,7 @@ pub struct ImageConfig {
     /// Images with more pixels than this are refused before decoding: the decompression-bomb guard.
     pub max_pixels: u64,
     /// `first_frame` (default) or `reject`.
-    pub animated: AnimatedPolicy,
+    pub animated: Animated,
 }
 
 impl Default for ImageConfig {
@@ -402,7 +392,7 @@ impl Default for ImageConfig {
         Self {
             min_side_px: 64,
             max_pixels: 40_000_000,
-            animated: AnimatedPolicy::FirstFrame,
+            animated: Animated::FirstFrame,
         }
     }
 }

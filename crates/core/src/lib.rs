@@ -7,6 +7,7 @@
 pub mod bench;
 mod failure;
 mod id;
+mod image;
 mod manifest;
 mod name;
 mod progress;
@@ -14,6 +15,7 @@ mod query;
 
 pub use failure::FailureReason;
 pub use id::{ContentId, KeyedHasher, ParseContentIdError, keyed_hash};
+pub use image::Animated;
 pub use manifest::{ManifestRow, Split, UnknownSplit};
 pub use name::{Group, Label, NameError, validate_name};
 pub use progress::{NoProgress, Progress};

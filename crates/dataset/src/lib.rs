@@ -24,10 +24,10 @@ pub mod sources;
 use std::path::{Path, PathBuf};
 
 use image::DynamicImage;
-use lennonnet_config::{AnimatedPolicy, Config};
+use lennonnet_config::Config;
 use lennonnet_core::ContentId;
 use lennonnet_split::Snapshot;
-use lennonnet_store::{Animated, OpenReport, Rules, Store};
+use lennonnet_store::{OpenReport, Rules, Store};
 
 pub use error::{DatasetError, Result};
 pub use lennonnet_store::objects::object_path;
@@ -152,9 +152,6 @@ pub fn rules(config: &Config) -> Rules {
     Rules {
         min_side_px: config.image.min_side_px,
         max_pixels: config.image.max_pixels,
-        animated: match config.image.animated {
-            AnimatedPolicy::FirstFrame => Animated::FirstFrame,
-            AnimatedPolicy::Reject => Animated::Reject,
-        },
+        animated: config.image.animated,
     }
 }

@@ -17,12 +17,7 @@ use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Li
 use crate::hash::{HASH_VERSION, hash_image};
 use crate::record::{Format, ImageMeta, RejectReason};
 
-/// What to do with animations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Animated {
-    FirstFrame,
-    Reject,
-}
+pub use lennonnet_core::Animated;
 
 /// The acceptance rules, from the config's `[image]` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,7 @@
 mod error;
 use lennonnet_records::eval as metrics;
 pub mod evaluate;
+pub mod noise;
 pub mod score;
 pub mod stats;
 pub mod table;

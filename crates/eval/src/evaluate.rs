@@ -11,7 +11,7 @@ use lennonnet_split::snapshot::Snapshot;
 
 use crate::error::{EvalError, Result};
 use crate::metrics::*;
-use crate::score::{ItemResult, Scorer};
+use crate::score::{FeatureResult, Scorer};
 use crate::stats::{self, Scored};
 
 /// How to evaluate.
@@ -61,6 +61,8 @@ pub struct Annotations {
 struct Item<'a> {
     row: &'a ManifestRow,
     probs: Vec<f32>,
+    /// The pooled features the head saw.
+    features: Vec<f32>,
     label: usize,
     predicted: usize,
     /// The true class index, when known and one of the run's classes.
@@ -119,6 +121,7 @@ pub fn evaluate(
     let groups = cx.per_group(&items);
     let eval_sets = cx.eval_sets(&items);
     let mut found = cx.suspects(&items);
+    crate::noise::log_ranking(&items_view(&items));
 
     // Write into a fresh folder, then swap it in.
     let out_dir = run_dir.join(EVAL_DIR);
@@ -202,14 +205,14 @@ fn score(
     objects: &Path,
     opts: &EvalOptions,
     progress: &dyn Progress,
-) -> Result<(Vec<ItemResult>, f64)> {
+) -> Result<(Vec<FeatureResult>, f64)> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads.max(1))
         .build()
         .map_err(EvalError::model)?;
     let t_score = Instant::now();
     progress.start("eval: score", Some(rows.len() as u64));
-    let results = scorer.score_all(
+    let results = scorer.score_all_with_features(
         rows.len(),
         |i| {
             let p = lennonnet_dataset::object_path(objects, &rows[i].id);
@@ -243,13 +246,13 @@ impl Ctx<'_> {
     fn items<'r>(
         &self,
         rows: &'r [ManifestRow],
-        results: Vec<ItemResult>,
+        results: Vec<FeatureResult>,
     ) -> Result<(Vec<Item<'r>>, Vec<FailedImage>)> {
         let mut items = Vec::with_capacity(rows.len());
         let mut failed = Vec::new();
         for (row, r) in rows.iter().zip(results) {
             match r {
-                Ok(probs) => {
+                Ok((probs, features)) => {
                     let truth = self
                         .ann
                         .truth
@@ -260,6 +263,7 @@ impl Ctx<'_> {
                         predicted: stats::decide(&probs, self.threshold),
                         label: class_index(self.rec, row.label.as_str(), &row.id)?,
                         probs,
+                        features,
                         truth,
                     });
                 }
@@ -743,4 +747,18 @@ fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
     let mut s = serde_json::to_string_pretty(v).expect("serialisable");
     s.push('\n');
     write_file(path, s.as_bytes())
+}
+
+/// The scored images as the label-noise ranking sees them.
+fn items_view(items: &[Item<'_>]) -> Vec<crate::noise::Scored> {
+    items
+        .iter()
+        .map(|it| crate::noise::Scored {
+            id: it.row.id,
+            split: it.row.split,
+            label: it.label,
+            truth: it.truth,
+            features: it.features.clone(),
+        })
+        .collect()
 }

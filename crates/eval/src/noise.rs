@@ -282,6 +282,87 @@ pub fn disagreement(neighbours: &[(usize, f32)], labels: &[usize], label: usize)
     if all > 0.0 { other / all } else { 0.0 }
 }
 
+/// A scored image as the ranking sees it.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub id: ContentId,
+    pub split: lennonnet_core::Split,
+    pub label: usize,
+    pub truth: Option<usize>,
+    pub features: Vec<f32>,
+}
+
+/// Logs how many of the wrong labels the truth knows of each ranking puts in its top 50, 100
+/// and 200 (train, val and test; the eval sets apart).
+pub fn log_ranking(items: &[Scored]) {
+    use lennonnet_core::Split;
+    if items.is_empty() || items[0].features.is_empty() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let dim = items[0].features.len();
+    let x = Features::normalised(dim, items.iter().flat_map(|i| i.features.clone()).collect());
+    let ids: Vec<ContentId> = items.iter().map(|i| i.id).collect();
+    let labels: Vec<usize> = items.iter().map(|i| i.label).collect();
+    let classes = labels.iter().max().map_or(1, |m| m + 1).max(2);
+    let labelled: Vec<bool> = items
+        .iter()
+        .map(|i| matches!(i.split, Split::Train | Split::Val))
+        .collect();
+    let oof = out_of_fold(&x, &ids, &labels, classes, &labelled, OofOptions::default());
+    let t_oof = started.elapsed().as_secs_f64();
+    let nn = neighbours(&x, 10);
+    let secs = started.elapsed().as_secs_f64();
+    let scores: Vec<(f32, f32)> = (0..items.len())
+        .map(|i| {
+            (
+                1.0 - oof[i][labels[i]],
+                disagreement(&nn[i], &labels, labels[i]),
+            )
+        })
+        .collect();
+    for (name, split_set) in [
+        (
+            "train+val+test",
+            &[Split::Train, Split::Val, Split::Test][..],
+        ),
+        ("eval", &[Split::Eval][..]),
+    ] {
+        let pool: Vec<usize> = (0..items.len())
+            .filter(|&i| split_set.contains(&items[i].split))
+            .collect();
+        let wrong: Vec<usize> = pool
+            .iter()
+            .copied()
+            .filter(|&i| items[i].truth.is_some_and(|t| t != items[i].label))
+            .collect();
+        for (rank_name, f) in [
+            ("oof", (|s: (f32, f32)| s.0) as fn((f32, f32)) -> f32),
+            ("knn", |s| s.1),
+            ("both", |s| 0.5 * s.0 + 0.5 * s.1),
+        ] {
+            let mut order = pool.clone();
+            order.sort_by(|&a, &b| {
+                f(scores[b])
+                    .total_cmp(&f(scores[a]))
+                    .then(ids[a].cmp(&ids[b]))
+            });
+            let found = |k: usize| order.iter().take(k).filter(|i| wrong.contains(i)).count();
+            tracing::info!(
+                pool = name,
+                ranking = rank_name,
+                wrong = wrong.len(),
+                top50 = found(50),
+                top100 = found(100),
+                top200 = found(200),
+                oof_secs = format!("{t_oof:.1}"),
+                secs = format!("{secs:.1}"),
+                "label-noise ranking against the truth"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::mpsc;
 
 use lennonnet_dataset::decode_upright;
-use lennonnet_models::candle_core::{Device, Tensor};
+use lennonnet_models::candle_core::{DType, Device, Tensor};
 use lennonnet_models::scoring::{load_best, preprocess_cfg, probabilities};
 use lennonnet_models::{Classifier, PretrainedCfg, preprocess};
 use lennonnet_records::run::RunRecord;
@@ -23,6 +23,9 @@ pub struct Scorer {
 
 /// Why one input could not be scored (the others still are).
 pub type ItemResult = std::result::Result<Vec<f32>, String>;
+
+/// One input's probabilities and pooled features, or why it could not be scored.
+pub type FeatureResult = std::result::Result<(Vec<f32>, Vec<f32>), String>;
 
 impl Scorer {
     /// Loads `<run_dir>/best.safetensors` and the run's preprocessing.
@@ -52,12 +55,36 @@ impl Scorer {
 
     /// Class probabilities for a batch of prepared inputs.
     pub fn forward(&self, inputs: &[Tensor]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.forward_features(inputs, false)?.0)
+    }
+
+    /// Class probabilities and, when asked, the pooled features the head saw, for a batch of
+    /// prepared inputs. The probabilities are the same numbers either way.
+    fn forward_features(
+        &self,
+        inputs: &[Tensor],
+        keep_features: bool,
+    ) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
         if inputs.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let x = Tensor::stack(inputs, 0).map_err(EvalError::model)?;
-        let logits = self.model.forward_t(&x, false).map_err(EvalError::model)?;
-        probabilities(&logits).map_err(EvalError::model)
+        let features = self.model.features_t(&x, false).map_err(EvalError::model)?;
+        let logits = self
+            .model
+            .head_t(&features, false)
+            .map_err(EvalError::model)?;
+        let probs = probabilities(&logits).map_err(EvalError::model)?;
+        let rows = if keep_features {
+            features
+                .to_dtype(DType::F32)
+                .and_then(|f| f.to_device(&Device::Cpu))
+                .and_then(|f| f.to_vec2::<f32>())
+                .map_err(EvalError::model)?
+        } else {
+            Vec::new()
+        };
+        Ok((probs, rows))
     }
 
     /// Scores `n` inputs whose bytes `load(i)` returns, `batch` at a time, preparing on `pool`
@@ -74,8 +101,40 @@ impl Scorer {
     where
         L: Fn(usize) -> std::result::Result<Vec<u8>, String> + Sync,
     {
+        let scored = self.run(n, load, batch, pool, done, false)?;
+        Ok(scored.into_iter().map(|r| r.map(|(p, _)| p)).collect())
+    }
+
+    /// As [`Scorer::score_all`], with each scored input's pooled features beside its
+    /// probabilities.
+    pub fn score_all_with_features<L>(
+        &self,
+        n: usize,
+        load: L,
+        batch: usize,
+        pool: &rayon::ThreadPool,
+        done: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<FeatureResult>>
+    where
+        L: Fn(usize) -> std::result::Result<Vec<u8>, String> + Sync,
+    {
+        self.run(n, load, batch, pool, done, true)
+    }
+
+    fn run<L>(
+        &self,
+        n: usize,
+        load: L,
+        batch: usize,
+        pool: &rayon::ThreadPool,
+        done: &(dyn Fn(usize) + Sync),
+        keep_features: bool,
+    ) -> Result<Vec<FeatureResult>>
+    where
+        L: Fn(usize) -> std::result::Result<Vec<u8>, String> + Sync,
+    {
         let batch = batch.max(1);
-        let mut out: Vec<ItemResult> = Vec::with_capacity(n);
+        let mut out: Vec<FeatureResult> = Vec::with_capacity(n);
         let starts: Vec<usize> = (0..n).step_by(batch).collect();
         std::thread::scope(|s| -> Result<()> {
             let (tx, rx) = mpsc::sync_channel::<Vec<std::result::Result<Tensor, String>>>(1);
@@ -100,10 +159,15 @@ impl Scorer {
                     .iter()
                     .filter_map(|r| r.as_ref().ok().cloned())
                     .collect();
-                let mut probs = self.forward(&ok)?.into_iter();
+                let (probs, features) = self.forward_features(&ok, keep_features)?;
+                let mut probs = probs.into_iter();
+                let mut features = features.into_iter();
                 for r in prepared {
                     out.push(match r {
-                        Ok(_) => Ok(probs.next().expect("one row per input")),
+                        Ok(_) => Ok((
+                            probs.next().expect("one row per input"),
+                            features.next().unwrap_or_default(),
+                        )),
                         Err(e) => Err(e),
                     });
                 }

@@ -24,6 +24,9 @@ pub struct Scorer {
 /// Why one input could not be scored (the others still are).
 pub type ItemResult = std::result::Result<Vec<f32>, String>;
 
+/// One row of numbers per input.
+type Rows = Vec<Vec<f32>>;
+
 /// One input's probabilities and pooled features, or why it could not be scored.
 pub type FeatureResult = std::result::Result<(Vec<f32>, Vec<f32>), String>;
 
@@ -60,11 +63,7 @@ impl Scorer {
 
     /// Class probabilities and, when asked, the pooled features the head saw, for a batch of
     /// prepared inputs. The probabilities are the same numbers either way.
-    fn forward_features(
-        &self,
-        inputs: &[Tensor],
-        keep_features: bool,
-    ) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    fn forward_features(&self, inputs: &[Tensor], keep_features: bool) -> Result<(Rows, Rows)> {
         if inputs.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }

@@ -755,6 +755,7 @@ fn items_view(items: &[Item<'_>]) -> Vec<crate::noise::Scored> {
         .iter()
         .map(|it| crate::noise::Scored {
             id: it.row.id,
+            cluster: it.row.cluster,
             split: it.row.split,
             label: it.label,
             truth: it.truth,

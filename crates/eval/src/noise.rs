@@ -205,8 +205,9 @@ impl Default for OofOptions {
 }
 
 /// Out-of-fold class probabilities of every image. The rows in `labelled` (train and val) are
-/// split into folds by [`folds`]; each is scored by a head trained on the other folds. Every
-/// other row (test, eval) is scored by the mean of the heads, none of which saw it.
+/// split into folds by [`folds`] of `keys` (each image's near-duplicate cluster, so that copies
+/// stay in one fold); each is scored by a head trained on the other folds. Every other row
+/// (test, eval) is scored by the mean of the heads, none of which saw it.
 pub fn out_of_fold(
     x: &Features,
     ids: &[ContentId],
@@ -244,8 +245,10 @@ pub fn out_of_fold(
 }
 
 /// Each row's `k` nearest other rows by cosine similarity (rows are unit length, so the dot
-/// product), most similar first, ties by index. Exact: every pair is compared.
-pub fn neighbours(x: &Features, k: usize) -> Vec<Vec<(usize, f32)>> {
+/// product), most similar first, ties by index, leaving out the rows of its own group (`group`:
+/// its near-duplicate cluster; copies would vouch for each other's label). Exact: every pair is
+/// compared.
+pub fn neighbours(x: &Features, group: &[ContentId], k: usize) -> Vec<Vec<(usize, f32)>> {
     let n = x.len();
     (0..n)
         .into_par_iter()
@@ -253,7 +256,7 @@ pub fn neighbours(x: &Features, k: usize) -> Vec<Vec<(usize, f32)>> {
             let a = x.row(i);
             let mut best: Vec<(usize, f32)> = Vec::with_capacity(k + 1);
             for j in 0..n {
-                if j == i {
+                if j == i || group[j] == group[i] {
                     continue;
                 }
                 let s: f32 = a.iter().zip(x.row(j)).map(|(p, q)| p * q).sum();
@@ -286,6 +289,8 @@ pub fn disagreement(neighbours: &[(usize, f32)], labels: &[usize], label: usize)
 #[derive(Debug, Clone)]
 pub struct Scored {
     pub id: ContentId,
+    /// Its near-duplicate cluster.
+    pub cluster: ContentId,
     pub split: lennonnet_core::Split,
     pub label: usize,
     pub truth: Option<usize>,
@@ -303,15 +308,23 @@ pub fn log_ranking(items: &[Scored]) {
     let dim = items[0].features.len();
     let x = Features::normalised(dim, items.iter().flat_map(|i| i.features.clone()).collect());
     let ids: Vec<ContentId> = items.iter().map(|i| i.id).collect();
+    let clusters: Vec<ContentId> = items.iter().map(|i| i.cluster).collect();
     let labels: Vec<usize> = items.iter().map(|i| i.label).collect();
     let classes = labels.iter().max().map_or(1, |m| m + 1).max(2);
     let labelled: Vec<bool> = items
         .iter()
         .map(|i| matches!(i.split, Split::Train | Split::Val))
         .collect();
-    let oof = out_of_fold(&x, &ids, &labels, classes, &labelled, OofOptions::default());
+    let oof = out_of_fold(
+        &x,
+        &clusters,
+        &labels,
+        classes,
+        &labelled,
+        OofOptions::default(),
+    );
     let t_oof = started.elapsed().as_secs_f64();
-    let nn = neighbours(&x, 10);
+    let nn = neighbours(&x, &clusters, 10);
     let secs = started.elapsed().as_secs_f64();
     let scores: Vec<(f32, f32)> = (0..items.len())
         .map(|i| {
@@ -476,8 +489,8 @@ mod tests {
 
     #[test]
     fn neighbours_are_exact_and_their_labels_point_at_the_flips() {
-        let (x, _, labels, truth) = world(400);
-        let nn = neighbours(&x, 10);
+        let (x, ids, labels, truth) = world(400);
+        let nn = neighbours(&x, &ids, 10);
         // Brute force for one row.
         let mut all: Vec<(usize, f32)> = (1..400)
             .map(|j| (j, x.row(0).iter().zip(x.row(j)).map(|(a, b)| a * b).sum()))

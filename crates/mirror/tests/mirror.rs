@@ -552,9 +552,11 @@ async fn observe(addr: SocketAddr, url: &str, c: &WorldConfig) -> &'static str {
     if !mime_ok {
         return "wrong_content_type";
     }
-    // Time a second request, served from the cache: rendering is not slowness.
+    // Time a second request, served from the cache: rendering is not slowness. A slow first
+    // byte is timed once more: a slow link is slow every time, a loaded machine only now and then.
+    let slow = Duration::from_millis(c.timing.slow_first_byte_ms);
     let r = get_url(addr, &url).await;
-    if r.first_byte >= Duration::from_millis(c.timing.slow_first_byte_ms) {
+    if r.first_byte >= slow && get_url(addr, &url).await.first_byte >= slow {
         return "slow_first_byte";
     }
     // Rendering happens before the headers; only a trickle makes the body itself slow.

@@ -558,11 +558,15 @@ async fn requests_are_paced_per_engine() {
     let mut times: Vec<Instant> = log.lock().unwrap().iter().map(|s| s.at).collect();
     times.sort();
     assert_eq!(times.len(), 4);
+    // 50 ms apart as sent; the server sees them with the jitter of accepting connections on a
+    // loaded machine, so each gap is checked against half the interval (unpaced requests arrive
+    // within a millisecond of each other) and the whole span against three intervals less 30 ms.
     for pair in times.windows(2) {
         let gap = pair[1] - pair[0];
-        // 50 ms apart, less the jitter of accepting connections.
-        assert!(gap >= Duration::from_millis(40), "gap {gap:?}");
+        assert!(gap >= Duration::from_millis(25), "gap {gap:?}");
     }
+    let span = times[3] - times[0];
+    assert!(span >= Duration::from_millis(120), "span {span:?}");
 }
 
 #[tokio::test]

@@ -23,7 +23,6 @@ pub mod sources;
 
 use std::path::{Path, PathBuf};
 
-use image::DynamicImage;
 use lennonnet_config::Config;
 use lennonnet_core::ContentId;
 use lennonnet_split::Snapshot;
@@ -90,14 +89,6 @@ impl Dataset {
     /// Where the store keeps the bytes of `id`.
     pub fn object_path(&self, id: &ContentId) -> PathBuf {
         object_path(&self.objects_dir(), id)
-    }
-
-    /// The bytes of `id`, decoded and turned upright as the store validated them.
-    pub fn decode_object(&self, id: &ContentId) -> std::result::Result<DynamicImage, String> {
-        let path = self.object_path(id);
-        let bytes =
-            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        decode_upright(&bytes)
     }
 
     pub fn snapshots_dir(&self) -> PathBuf {

@@ -2,7 +2,6 @@ use std::path::{Path, PathBuf};
 
 use lennonnet_config::Config;
 use lennonnet_records::eval::EVAL_DIR;
-use lennonnet_records::run::{BEST, METRICS, RUN_JSON};
 
 const CACHE: &str = "cache";
 const LATEST: &str = "latest";
@@ -16,15 +15,6 @@ pub struct Runs {
 }
 
 impl Runs {
-    /// The runs folder at `dir`, its caches in `dir/cache`.
-    pub fn at(dir: impl Into<PathBuf>) -> Self {
-        let dir = dir.into();
-        Self {
-            cache: dir.join(CACHE),
-            dir,
-        }
-    }
-
     /// The config's runs folder and caches, relative to the config file (`config_path`);
     /// `runs_dir` (a flag, relative to the working directory) replaces the config's.
     pub fn of_config(config: &Config, config_path: &Path, runs_dir: Option<&Path>) -> Self {
@@ -93,18 +83,6 @@ impl RunPaths {
 
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    pub fn record(&self) -> PathBuf {
-        self.dir.join(RUN_JSON)
-    }
-
-    pub fn metrics(&self) -> PathBuf {
-        self.dir.join(METRICS)
-    }
-
-    pub fn best(&self) -> PathBuf {
-        self.dir.join(BEST)
     }
 
     /// `<run>/eval/`, what `lennonnet eval` writes.

@@ -109,7 +109,9 @@ pub fn evaluate(
         objects: dataset.objects_dir(),
     };
 
-    let (results, score_secs) = score(scorer, &rows, &cx.objects, opts, progress)?;
+    // Features only for the label-noise measurement, which needs a mirror world's truth.
+    let measure_noise = !ann.truth.is_empty();
+    let (results, score_secs) = score(scorer, &rows, &cx.objects, opts, progress, measure_noise)?;
     let (items, failed) = cx.items(&rows, results)?;
     let mut scored = BTreeMap::new();
     for s in Split::ALL {
@@ -121,7 +123,9 @@ pub fn evaluate(
     let groups = cx.per_group(&items);
     let eval_sets = cx.eval_sets(&items);
     let mut found = cx.suspects(&items);
-    crate::noise::log_ranking(&items_view(&items));
+    if measure_noise {
+        crate::noise::log_ranking(&items_view(&items), rec.classes.len(), score_secs);
+    }
 
     // Write into a fresh folder, then swap it in.
     let out_dir = run_dir.join(EVAL_DIR);
@@ -205,6 +209,7 @@ fn score(
     objects: &Path,
     opts: &EvalOptions,
     progress: &dyn Progress,
+    keep_features: bool,
 ) -> Result<(Vec<FeatureResult>, f64)> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads.max(1))
@@ -221,6 +226,7 @@ fn score(
         opts.batch_size,
         &pool,
         &|k| progress.advance("eval: score", k as u64),
+        keep_features,
     )?;
     progress.finish("eval: score");
     Ok((results, t_score.elapsed().as_secs_f64()))
@@ -750,7 +756,7 @@ fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
 }
 
 /// The scored images as the label-noise ranking sees them.
-fn items_view(items: &[Item<'_>]) -> Vec<crate::noise::Scored> {
+fn items_view<'i>(items: &'i [Item<'_>]) -> Vec<crate::noise::Scored<'i>> {
     items
         .iter()
         .map(|it| crate::noise::Scored {
@@ -759,7 +765,7 @@ fn items_view(items: &[Item<'_>]) -> Vec<crate::noise::Scored> {
             split: it.row.split,
             label: it.label,
             truth: it.truth,
-            features: it.features.clone(),
+            features: &it.features,
         })
         .collect()
 }

@@ -100,27 +100,13 @@ impl Scorer {
     where
         L: Fn(usize) -> std::result::Result<Vec<u8>, String> + Sync,
     {
-        let scored = self.run(n, load, batch, pool, done, false)?;
+        let scored = self.score_all_with_features(n, load, batch, pool, done, false)?;
         Ok(scored.into_iter().map(|r| r.map(|(p, _)| p)).collect())
     }
 
-    /// As [`Scorer::score_all`], with each scored input's pooled features beside its
-    /// probabilities.
+    /// As [`Scorer::score_all`], and with `keep_features` each scored input's pooled features
+    /// beside its probabilities (empty otherwise).
     pub fn score_all_with_features<L>(
-        &self,
-        n: usize,
-        load: L,
-        batch: usize,
-        pool: &rayon::ThreadPool,
-        done: &(dyn Fn(usize) + Sync),
-    ) -> Result<Vec<FeatureResult>>
-    where
-        L: Fn(usize) -> std::result::Result<Vec<u8>, String> + Sync,
-    {
-        self.run(n, load, batch, pool, done, true)
-    }
-
-    fn run<L>(
         &self,
         n: usize,
         load: L,

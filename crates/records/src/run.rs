@@ -32,6 +32,10 @@ use crate::settings::{ThresholdMetric, TrainSettings};
 /// Version of the run folder layout and of run.json.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The candle release the workspace builds with, recorded in run.json (checked against
+/// Cargo.lock by a test in lennonnet-train).
+pub const CANDLE_VERSION: &str = "0.11.1";
+
 pub const RUN_JSON: &str = "run.json";
 pub const METRICS: &str = "metrics.jsonl";
 pub const BEST: &str = "best.safetensors";

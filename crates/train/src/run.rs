@@ -10,8 +10,6 @@ pub(crate) use lennonnet_records::run::*;
 
 use crate::train_error::{TrainError, TrainResult};
 
-/// The candle release this crate is built with (checked against Cargo.lock by a test).
-pub const CANDLE_VERSION: &str = "0.11.1";
 const RESUME_KEY: &str = "lennonnet.resume";
 
 /// The versions of this build, for run.json.

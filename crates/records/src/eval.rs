@@ -9,7 +9,10 @@
 //!                       suspect-label summary; pretty JSON, key order fixed, deterministic apart
 //!                       from the `timing` object
 //!   predictions.jsonl   one Prediction per scored image, sorted by (split, group, id)
-//!   suspects.jsonl      one Suspect per line, most suspect first
+//!   suspects.jsonl      one Suspect per line, most suspect first (every split)
+//!   features.safetensors  `features`: the pooled features of every scored image (n × dim f32,
+//!                       unit length), row order in the metadata key `ids` (a JSON array of
+//!                       content ids); `lennonnet review` finds neighbours in it
 //!   gallery/index.json  GalleryIndex: the worst errors and the top suspects, with thumbnails
 //!   gallery/errors/<rank>-<id 16 hex>.jpg, gallery/suspects/<rank>-<id 16 hex>.jpg
 //! ```
@@ -28,6 +31,7 @@ pub const EVAL_DIR: &str = "eval";
 pub const METRICS_JSON: &str = "metrics.json";
 pub const PREDICTIONS_JSONL: &str = "predictions.jsonl";
 pub const SUSPECTS_JSONL: &str = "suspects.jsonl";
+pub const FEATURES: &str = "features.safetensors";
 pub const GALLERY_DIR: &str = "gallery";
 /// Relative to the `eval/` folder.
 pub const GALLERY_INDEX: &str = "gallery/index.json";
@@ -344,7 +348,8 @@ pub struct Prediction {
     pub sources: Vec<Source>,
 }
 
-/// One line of `suspects.jsonl`: an image whose label the model confidently disagrees with.
+/// One line of `suspects.jsonl`: an image whose label the evidence disagrees with, in every
+/// split (train, val, test, eval), most suspect first by [`Suspect::score`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Suspect {
     /// 1 = most suspect.
@@ -353,18 +358,64 @@ pub struct Suspect {
     pub split: String,
     pub group: String,
     pub label: String,
-    /// The class the confident joint puts it in.
+    /// The class the evidence puts it in.
     pub suggested: String,
-    /// P(label | image).
+    /// P(label | image): out of fold when known (`oof_p_label`), else the run's model.
     pub p_label: f32,
-    /// P(suggested | image).
+    /// P(suggested | image), from the same model as `p_label`.
     pub p_suggested: f32,
-    /// `p_suggested − p_label`: the ranking key (larger first, then id).
+    /// `p_suggested − p_label`.
     pub margin: f32,
+    /// The combined suspicion in [0, 1], the ranking key (larger first, then id): the mean of
+    /// the signals known for the image (1 − `oof_p_label`, `neighbour_disagreement`, and for
+    /// training images the training-dynamics signal from `training_margin`).
+    #[serde(default)]
+    pub score: f32,
+    /// The signals that flagged it: `out_of_fold`, `neighbours`, `training_dynamics`,
+    /// `confident_learning`.
+    #[serde(default)]
+    pub signals: Vec<String>,
+    /// P(label | image) from linear heads trained on the pooled features of the other folds
+    /// (train and val), or from the mean of those heads (test and eval): never a model that saw
+    /// the image's label.
+    #[serde(default)]
+    pub oof_p_label: Option<f32>,
+    /// The run's own model's P(label | image) (it trained on train images).
+    #[serde(default)]
+    pub model_p_label: Option<f32>,
+    /// Of its nearest neighbours, the similarity-weighted share that carries another label.
+    #[serde(default)]
+    pub neighbour_disagreement: Option<f32>,
+    /// Its nearest neighbours (cosine of the pooled features) outside its own near-duplicate
+    /// cluster, most similar first: the evidence.
+    #[serde(default)]
+    pub neighbours: Vec<Neighbour>,
+    /// Training images only: the mean over epochs of the margin of its label (logit of the
+    /// label minus the largest other logit) while the run trained; negative means the model
+    /// mostly disagreed with the label until it memorised it.
+    #[serde(default)]
+    pub training_margin: Option<f32>,
+    /// Its near-duplicate cluster (the representative's content id) and the cluster's size in
+    /// the snapshot.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    #[serde(default)]
+    pub cluster_size: Option<usize>,
     pub truth: Option<Truth>,
     pub sources: Vec<Source>,
     /// The thumbnail, relative to `eval/`, when in the gallery.
     pub thumbnail: Option<String>,
+}
+
+/// One neighbour of a suspect in feature space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Neighbour {
+    pub id: String,
+    pub split: String,
+    pub group: String,
+    pub label: String,
+    /// Cosine similarity of the pooled features, in [−1, 1].
+    pub similarity: f32,
 }
 
 /// `gallery/index.json`.

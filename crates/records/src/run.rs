@@ -216,6 +216,13 @@ pub struct ResumeState {
     pub metrics_bytes: u64,
     /// Set once the epochs are over.
     pub done: Option<StopReason>,
+    /// The training dynamics so far, per training image in the trainer's order: the sum of
+    /// its label's margins (f64 bits) and how many steps saw it ([`DynamicsRow`]). Empty in a
+    /// checkpoint written before they were kept.
+    #[serde(default)]
+    pub margin_sums: Vec<u64>,
+    #[serde(default)]
+    pub margin_counts: Vec<u32>,
 }
 
 impl ResumeState {
@@ -230,6 +237,8 @@ impl ResumeState {
             epochs_since_best: 0,
             metrics_bytes: 0,
             done: None,
+            margin_sums: Vec::new(),
+            margin_counts: Vec::new(),
         }
     }
 }
@@ -328,6 +337,26 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRecord>> {
         .collect()
 }
 
+/// The training dynamics of the run in `dir` (`dynamics.jsonl`), if it wrote them.
+pub fn read_dynamics(dir: &Path) -> Result<Option<Vec<DynamicsRow>>> {
+    let path = dir.join(DYNAMICS_JSONL);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(RecordError::io("read", &path)(e)),
+    };
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line).map_err(|e| RecordError::Corrupt {
+                path: path.clone(),
+                reason: format!("line {}: {e}", i + 1),
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
 /// A metrics.jsonl line without its `time` object: what two runs with the same seed share.
 pub fn without_time(line: &str) -> Option<serde_json::Value> {
     let mut v: serde_json::Value = serde_json::from_str(line).ok()?;
@@ -335,4 +364,21 @@ pub fn without_time(line: &str) -> Option<serde_json::Value> {
         obj.remove("time");
     }
     Some(v)
+}
+
+/// `dynamics.jsonl` in a finished run: one [`DynamicsRow`] per training image, sorted by id.
+pub const DYNAMICS_JSONL: &str = "dynamics.jsonl";
+
+/// How the model saw one training image while it trained (the area under the margin, Pleiss
+/// et al. 2020): a wrong label is learned late, by memorising, so its margin stays low or
+/// negative for most of the run while a right one's grows early.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DynamicsRow {
+    pub id: String,
+    pub label: String,
+    /// The mean over the steps that saw it of (logit of its label − the largest other logit),
+    /// as computed in the training forward pass (augmented view, dropout on).
+    pub margin: f32,
+    /// Steps that saw it (one per epoch, or none with a balancing sampler that left it out).
+    pub seen: u32,
 }

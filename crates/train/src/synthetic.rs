@@ -27,6 +27,9 @@ pub struct SyntheticSpec {
     pub seed: u64,
     /// Train images of class `b` whose object holds bytes that are not an image.
     pub corrupt: usize,
+    /// Train images labelled `b` that show a picture of class `a` (wrong labels), after the
+    /// corrupt ones; their group is `group_b_flipped`.
+    pub flipped: usize,
     /// Write JPEGs of this quality instead of PNGs (as photos from the web mostly are).
     pub jpeg_quality: Option<u8>,
 }
@@ -40,6 +43,7 @@ impl Default for SyntheticSpec {
             height: 80,
             seed: 1,
             corrupt: 0,
+            flipped: 0,
             jpeg_quality: None,
         }
     }
@@ -99,10 +103,14 @@ pub fn write_dataset(dataset_dir: &Path, spec: &SyntheticSpec) -> TrainResult<Sn
                     &[split.holdout_rank() as u64, class as u64, i as u64],
                 );
                 let corrupt = split == Split::Train && class == 1 && i < spec.corrupt;
+                let flipped = split == Split::Train
+                    && class == 1
+                    && (spec.corrupt..spec.corrupt + spec.flipped).contains(&i);
                 let (bytes, format) = if corrupt {
                     (format!("not an image {i}").into_bytes(), "png")
                 } else {
-                    let img = picture(class, spec.width, spec.height, &mut r);
+                    let drawn = if flipped { 0 } else { class };
+                    let img = picture(drawn, spec.width, spec.height, &mut r);
                     let mut out = std::io::Cursor::new(Vec::new());
                     let written = match spec.jpeg_quality {
                         Some(q) => JpegEncoder::new_with_quality(&mut out, q)
@@ -125,7 +133,13 @@ pub fn write_dataset(dataset_dir: &Path, spec: &SyntheticSpec) -> TrainResult<Sn
                 rows.push(ManifestRow {
                     id,
                     label: Label::new(label).expect("a valid name"),
-                    group: Group::new(format!("group_{label}")).expect("a valid name"),
+                    // The wrong labels have a group of their own, so that tests can find them.
+                    group: Group::new(if flipped {
+                        format!("group_{label}_flipped")
+                    } else {
+                        format!("group_{label}")
+                    })
+                    .expect("a valid name"),
                     split,
                     cluster: id,
                     bytes: bytes.len() as u64,

@@ -25,16 +25,16 @@ struct Fixture {
 }
 
 fn fixture(corrupt: usize) -> Fixture {
+    fixture_with(SyntheticSpec {
+        corrupt,
+        ..Default::default()
+    })
+}
+
+fn fixture_with(spec: SyntheticSpec) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
-    let snapshot = write_dataset(
-        &root.join("data"),
-        &SyntheticSpec {
-            corrupt,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let snapshot = write_dataset(&root.join("data"), &spec).unwrap();
     Fixture {
         _tmp: tmp,
         root,
@@ -117,7 +117,12 @@ fn best_and_baseline(out: &TrainOutcome) -> (f64, f64) {
 
 #[test]
 fn full_training_learns_and_fills_the_run_folder() {
-    let f = fixture(2);
+    // Two corrupt objects, and three pictures of class `a` labelled `b`.
+    let f = fixture_with(SyntheticSpec {
+        corrupt: 2,
+        flipped: 3,
+        ..Default::default()
+    });
     let mut s = settings(Strategy::Full, 6);
     s.balance = Balance::WeightedLoss;
     let out = run(&options(&f, "full", s), &f.snapshot);
@@ -164,6 +169,39 @@ fn full_training_learns_and_fills_the_run_folder() {
         run::RUN_JSON,
     ] {
         assert!(out.run_dir.join(file).is_file(), "{file}");
+    }
+    // The training dynamics: one row per training image, sorted by id; the wrong labels are
+    // the ones the model agreed with least while it trained.
+    let dynamics = run::read_dynamics(&out.run_dir)
+        .unwrap()
+        .expect("dynamics.jsonl");
+    assert_eq!(dynamics.len(), 58);
+    assert!(dynamics.windows(2).all(|w| w[0].id < w[1].id));
+    assert!(dynamics.iter().all(|d| (1..=6).contains(&d.seen)));
+    let rows = f.snapshot.rows().unwrap();
+    let flipped: Vec<String> = rows
+        .iter()
+        .filter(|r| r.group.as_str() == "group_b_flipped")
+        .map(|r| r.id.to_string())
+        .collect();
+    assert_eq!(flipped.len(), 3);
+    let mut by_margin = dynamics.clone();
+    by_margin.sort_by(|a, b| a.margin.total_cmp(&b.margin));
+    let lowest: Vec<&str> = by_margin[..5].iter().map(|d| d.id.as_str()).collect();
+    eprintln!(
+        "margins: flipped {:?}, lowest {:?}",
+        dynamics
+            .iter()
+            .filter(|d| flipped.contains(&d.id))
+            .map(|d| d.margin)
+            .collect::<Vec<_>>(),
+        by_margin[..5].iter().map(|d| d.margin).collect::<Vec<_>>()
+    );
+    for id in &flipped {
+        assert!(
+            lowest.contains(&id.as_str()),
+            "{id} not among the 5 lowest margins"
+        );
     }
     // metrics.jsonl: steps, one epoch record per epoch, then one end record.
     let records = run::read_metrics(&out.run_dir.join(run::METRICS)).unwrap();
@@ -315,6 +353,10 @@ fn a_stopped_run_resumes_to_the_same_end_as_an_uninterrupted_one() {
     );
     assert_eq!(whole.record.result, resumed.record.result);
     assert_eq!(whole.record.threshold, resumed.record.threshold);
+    assert_eq!(
+        run::read_dynamics(&whole.run_dir).unwrap(),
+        run::read_dynamics(&resumed.run_dir).unwrap()
+    );
     for file in [run::BEST, run::LAST] {
         assert!(
             same_tensors(&whole.run_dir.join(file), &resumed.run_dir.join(file)),
@@ -488,6 +530,10 @@ fn partial_on_a_cached_boundary_is_reproducible_and_resumes_exactly() {
     let resumed = run(&cut, &f.snapshot);
     assert_eq!(m, metrics_without_time(&resumed.run_dir));
     assert_eq!(whole.record.threshold, resumed.record.threshold);
+    assert_eq!(
+        run::read_dynamics(&whole.run_dir).unwrap(),
+        run::read_dynamics(&resumed.run_dir).unwrap()
+    );
     for file in [run::BEST, run::LAST] {
         assert!(
             same_tensors(&whole.run_dir.join(file), &resumed.run_dir.join(file)),

@@ -311,6 +311,7 @@ pub fn train(
         norm,
         pixels,
         train,
+        train_ids,
         val,
         ..
     } = prepared;
@@ -336,6 +337,8 @@ pub fn train(
         input_px,
         norm,
         train,
+        train_ids,
+        classes: data.classes.clone(),
         val,
         inputs,
         run,

@@ -2,6 +2,8 @@
 //! the end of the run.
 
 use super::*;
+use crate::run::{DYNAMICS_JSONL, DynamicsRow};
+use lennonnet_core::ContentId;
 
 /// The inputs the steps are made of.
 pub(super) enum Inputs {
@@ -36,6 +38,10 @@ pub(super) struct Trainer<'a> {
     pub(super) input_px: usize,
     pub(super) norm: Normalise,
     pub(super) train: Vec<Item>,
+    /// The content ids of `train`, in its order.
+    pub(super) train_ids: Vec<ContentId>,
+    /// Class names, in the model's output order.
+    pub(super) classes: Vec<String>,
     pub(super) val: Vec<Item>,
     pub(super) inputs: Inputs,
     pub(super) run: RunDir,
@@ -86,7 +92,10 @@ impl Trainer<'_> {
                     let x = self.feature_batch(&set, epoch, i, batch)?;
                     let labels: Vec<u32> =
                         batch.iter().map(|&p| self.train[p].class as u32).collect();
-                    if self.step(epoch, i, batches.len(), &x, &labels)?.is_break() {
+                    if self
+                        .step(epoch, i, batches.len(), &x, batch, &labels)?
+                        .is_break()
+                    {
                         stopped = true;
                         break;
                     }
@@ -106,7 +115,10 @@ impl Trainer<'_> {
                     let x = set.train_rows(&rows, self.model.dtype(), &self.device)?;
                     let labels: Vec<u32> =
                         batch.iter().map(|&p| self.train[p].class as u32).collect();
-                    if self.step(epoch, i, batches.len(), &x, &labels)?.is_break() {
+                    if self
+                        .step(epoch, i, batches.len(), &x, batch, &labels)?
+                        .is_break()
+                    {
                         stopped = true;
                         break;
                     }
@@ -143,7 +155,7 @@ impl Trainer<'_> {
                     },
                     |i, (images, labels)| {
                         let x = Tensor::from_vec(images, (labels.len(), 3, px, px), &self.device)?;
-                        let flow = self.step(epoch, i, batches.len(), &x, &labels)?;
+                        let flow = self.step(epoch, i, batches.len(), &x, &batches[i], &labels)?;
                         stopped = flow.is_break();
                         Ok(flow)
                     },
@@ -191,6 +203,7 @@ impl Trainer<'_> {
         index: usize,
         epoch_steps: usize,
         x: &Tensor,
+        positions: &[usize],
         labels: &[u32],
     ) -> TrainResult<ControlFlow<()>> {
         let step_started = Instant::now();
@@ -210,6 +223,7 @@ impl Trainer<'_> {
             .clip_grad_norm(&mut grads, self.s.grad_clip_norm)?;
         self.optimizer.step(&grads, lr)?;
         let loss = loss.to_scalar::<f32>()? as f64;
+        self.record_margins(&logits, positions, labels)?;
         let correct = probabilities(&logits)?
             .iter()
             .zip(labels)
@@ -250,6 +264,67 @@ impl Trainer<'_> {
             return Ok(ControlFlow::Break(()));
         }
         Ok(ControlFlow::Continue(()))
+    }
+
+    /// Adds each image's margin (logit of its label − the largest other logit) to the training
+    /// dynamics.
+    fn record_margins(
+        &mut self,
+        logits: &Tensor,
+        positions: &[usize],
+        labels: &[u32],
+    ) -> TrainResult<()> {
+        let n = self.train.len();
+        let state = &mut self.state;
+        if state.margin_sums.len() != n {
+            state.margin_sums = vec![0f64.to_bits(); n];
+            state.margin_counts = vec![0; n];
+        }
+        let rows: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
+        for ((row, &p), &y) in rows.iter().zip(positions).zip(labels) {
+            let own = row[y as usize];
+            let other = row
+                .iter()
+                .enumerate()
+                .filter(|&(c, _)| c != y as usize)
+                .map(|(_, &v)| v)
+                .fold(f32::NEG_INFINITY, f32::max);
+            let sum = f64::from_bits(state.margin_sums[p]) + f64::from(own - other);
+            state.margin_sums[p] = sum.to_bits();
+            state.margin_counts[p] += 1;
+        }
+        Ok(())
+    }
+
+    /// `dynamics.jsonl`: the mean margin of each training image, sorted by id.
+    fn write_dynamics(&self) -> TrainResult<()> {
+        let mut rows: Vec<DynamicsRow> = (0..self.train.len())
+            .map(|p| {
+                let seen = self.state.margin_counts.get(p).copied().unwrap_or(0);
+                let sum = self
+                    .state
+                    .margin_sums
+                    .get(p)
+                    .map_or(0.0, |&b| f64::from_bits(b));
+                DynamicsRow {
+                    id: self.train_ids[p].to_string(),
+                    label: self.classes[self.train[p].class].clone(),
+                    margin: if seen > 0 {
+                        (sum / f64::from(seen)) as f32
+                    } else {
+                        0.0
+                    },
+                    seen,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut out = Vec::new();
+        for r in &rows {
+            serde_json::to_writer(&mut out, r).expect("a dynamics row serialises");
+            out.push(b'\n');
+        }
+        crate::run::write_atomic(&self.run.path(DYNAMICS_JSONL), &out)
     }
 
     /// Writes last.safetensors and the resume checkpoint at the current position.
@@ -423,6 +498,7 @@ impl Trainer<'_> {
             },
         }))?;
         self.log.sync()?;
+        self.write_dynamics()?;
         record.threshold = val_at_threshold.map(|s| s.threshold);
         record.result = Some(result);
         record.status = RunStatus::Finished;

@@ -276,8 +276,33 @@ loader_threads = 1
         !suspects.is_empty(),
         "a weak model disagrees with some labels"
     );
-    assert!(suspects.windows(2).all(|w| w[0].margin >= w[1].margin));
-    let top = &suspects[0];
+    assert!(suspects.windows(2).all(|w| w[0].score >= w[1].score));
+    for (i, s) in suspects.iter().enumerate() {
+        assert_eq!(s.rank, i + 1);
+        assert!(!s.signals.is_empty(), "{s:?}");
+        assert!(
+            !s.neighbours.is_empty() && s.neighbours.len() <= 10,
+            "{s:?}"
+        );
+        assert!(s.neighbours.iter().all(|n| n.id != s.id), "{s:?}");
+        assert!(s.oof_p_label.is_some() && s.neighbour_disagreement.is_some());
+        // Training dynamics only for training images.
+        assert_eq!(s.training_margin.is_some(), s.split == "train", "{s:?}");
+    }
+    assert_eq!(m.suspects.suspects, suspects.len());
+    assert_eq!(m.suspects.splits, ["train", "val", "test", "eval"]);
+    assert!(m.suspects.method.as_ref().unwrap().training_dynamics);
+    // Every scored image's features, in a file the review page reads.
+    let st = std::fs::read(out.join("features.safetensors")).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&st).unwrap();
+    let ids: Vec<String> =
+        serde_json::from_str(meta.metadata().as_ref().unwrap().get("ids").unwrap()).unwrap();
+    assert_eq!(ids.len(), m.scored.values().sum::<usize>());
+    // A training suspect, reviewed and quarantined (a test one would leave the frozen holdout).
+    let top = suspects
+        .iter()
+        .find(|s| s.split == "train")
+        .expect("a training suspect");
     let dry = ok(&[
         "curate",
         "--config",
@@ -295,8 +320,8 @@ loader_threads = 1
         config,
         "--from-run",
         run_s,
-        "--top",
-        "1",
+        "--id",
+        &top.id,
     ]);
     assert!(done.contains("quarantined"), "{done}");
     ok(&["-q", "curate", "--config", config]);

@@ -109,9 +109,8 @@ pub fn evaluate(
         objects: dataset.objects_dir(),
     };
 
-    // Features only for the label-noise measurement, which needs a mirror world's truth.
-    let measure_noise = !ann.truth.is_empty();
-    let (results, score_secs) = score(scorer, &rows, &cx.objects, opts, progress, measure_noise)?;
+    // The pooled features: the suspects' out-of-fold heads and neighbours, features.safetensors.
+    let (results, score_secs) = score(scorer, &rows, &cx.objects, opts, progress, true)?;
     let (items, failed) = cx.items(&rows, results)?;
     let mut scored = BTreeMap::new();
     for s in Split::ALL {
@@ -122,17 +121,17 @@ pub fn evaluate(
     let val = cx.split_scores(&items, Split::Val);
     let groups = cx.per_group(&items);
     let eval_sets = cx.eval_sets(&items);
-    let mut found = cx.suspects(&items);
-    if measure_noise {
-        crate::noise::log_ranking(&items_view(&items), rec.classes.len(), score_secs);
-    }
+    let dynamics = lennonnet_records::run::read_dynamics(run_dir)
+        .map_err(|e| EvalError::model(e.to_string()))?;
+    let mut found = cx.suspects(&items, dynamics.as_deref());
 
     // Write into a fresh folder, then swap it in.
     let out_dir = run_dir.join(EVAL_DIR);
     let tmp = fresh_dir(run_dir)?;
     let gallery = cx.write_gallery(&tmp, &items, &mut found)?;
-    cx.write_predictions(&tmp, &items)?;
+    cx.write_predictions(&tmp, &items, &found)?;
     write_jsonl(&tmp.join(SUSPECTS_JSONL), &found.suspects)?;
+    write_features(&tmp.join(FEATURES), &items)?;
 
     let metrics = EvalMetrics {
         format_version: FORMAT_VERSION,
@@ -145,7 +144,7 @@ pub fn evaluate(
         val,
         groups,
         eval_sets,
-        suspects: cx.suspect_summary(&found),
+        suspects: cx.suspect_summary(&items, &found),
         gallery,
         timing: Timing {
             total_secs: load_secs + started.elapsed().as_secs_f64(),
@@ -180,13 +179,15 @@ struct Ctx<'a> {
     objects: PathBuf,
 }
 
-/// What confident learning over train and val found.
-struct Findings<'a> {
-    /// The images examined, in manifest order.
-    examined: Vec<&'a Item<'a>>,
-    cl: stats::ConfidentLearning,
+/// The evidence about every scored image's label, and the suspects.
+struct Findings {
+    /// Per item, in `items` order.
+    ev: crate::suspects::Evidence,
+    /// The suspects' items, in rank order.
+    order: Vec<usize>,
     /// In rank order; the gallery sets the thumbnails of the first.
     suspects: Vec<Suspect>,
+    training_dynamics: bool,
 }
 
 /// The index of `label` among the run's classes.
@@ -417,68 +418,116 @@ impl Ctx<'_> {
         eval_sets
     }
 
-    /// Confident learning over train and val.
-    fn suspects<'a>(&self, items: &'a [Item<'a>]) -> Findings<'a> {
-        let classes = self.classes;
-        let examined: Vec<&Item> = items
+    /// The evidence about every image's label, and the suspects it flags, most suspect first.
+    fn suspects(
+        &self,
+        items: &[Item],
+        dynamics: Option<&[lennonnet_records::run::DynamicsRow]>,
+    ) -> Findings {
+        use crate::suspects::{Input, gather, margins, ranking};
+        let margin_of = margins(dynamics.unwrap_or_default());
+        let inputs: Vec<Input> = items
             .iter()
-            .filter(|i| matches!(i.row.split, Split::Train | Split::Val))
-            .collect();
-        let probs: Vec<&[f32]> = examined.iter().map(|i| i.probs.as_slice()).collect();
-        let labels: Vec<usize> = examined.iter().map(|i| i.label).collect();
-        let cl = stats::confident_learning(&probs, &labels, classes);
-        let suspects: Vec<Suspect> = cl
-            .suspects
-            .iter()
-            .enumerate()
-            .map(|(k, &(i, c, margin))| {
-                let it = examined[i];
-                Suspect {
-                    rank: k + 1,
-                    id: it.row.id.to_string(),
-                    split: it.row.split.to_string(),
-                    group: it.row.group.to_string(),
-                    label: classes[it.label].clone(),
-                    suggested: classes[c].clone(),
-                    p_label: it.probs[it.label],
-                    p_suggested: it.probs[c],
-                    margin,
-                    score: 1.0 - it.probs[it.label],
-                    signals: vec!["confident_learning".into()],
-                    oof_p_label: None,
-                    model_p_label: Some(it.probs[it.label]),
-                    neighbour_disagreement: None,
-                    neighbours: Vec::new(),
-                    training_margin: None,
-                    cluster: Some(it.row.cluster.to_string()),
-                    cluster_size: None,
-                    truth: self.ann.truth_of(&it.row.id),
-                    sources: self.ann.sources_of(&it.row.id),
-                    thumbnail: None,
-                }
+            .map(|it| Input {
+                id: it.row.id,
+                cluster: it.row.cluster,
+                split: it.row.split,
+                label: it.label,
+                features: &it.features,
+                training_margin: (it.row.split == Split::Train)
+                    .then(|| margin_of.get(&it.row.id).copied())
+                    .flatten(),
             })
             .collect();
+        let opts = crate::noise::OofOptions {
+            seed: self.rec.seed,
+            ..Default::default()
+        };
+        let ev = gather(&inputs, self.classes, opts);
+        let order = ranking(&inputs, &ev);
+        let mut cluster_size: BTreeMap<ContentId, usize> = BTreeMap::new();
+        for it in items {
+            *cluster_size.entry(it.row.cluster).or_default() += 1;
+        }
+        let suspects = order
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| self.suspect(k + 1, items, i, &ev, &cluster_size))
+            .collect();
         Findings {
-            examined,
-            cl,
+            ev,
+            order,
             suspects,
+            training_dynamics: dynamics.is_some(),
         }
     }
 
-    fn suspect_summary(&self, found: &Findings) -> SuspectSummary {
-        let (examined, cl) = (&found.examined, &found.cl);
+    /// The suspects.jsonl row of item `i`, ranked `rank`.
+    fn suspect(
+        &self,
+        rank: usize,
+        items: &[Item],
+        i: usize,
+        ev: &crate::suspects::Evidence,
+        cluster_size: &BTreeMap<ContentId, usize>,
+    ) -> Suspect {
+        let classes = self.classes;
+        let (it, e) = (&items[i], &ev.images[i]);
+        let (pl, ps) = (e.oof[it.label], e.oof[e.suggested]);
+        Suspect {
+            rank,
+            id: it.row.id.to_string(),
+            split: it.row.split.to_string(),
+            group: it.row.group.to_string(),
+            label: classes[it.label].clone(),
+            suggested: classes[e.suggested].clone(),
+            p_label: pl,
+            p_suggested: ps,
+            margin: ps - pl,
+            score: e.score,
+            signals: e.signals.iter().map(|s| s.to_string()).collect(),
+            oof_p_label: Some(pl),
+            model_p_label: Some(it.probs[it.label]),
+            neighbour_disagreement: Some(e.disagreement),
+            neighbours: e
+                .neighbours
+                .iter()
+                .map(|&(j, sim)| Neighbour {
+                    id: items[j].row.id.to_string(),
+                    split: items[j].row.split.to_string(),
+                    group: items[j].row.group.to_string(),
+                    label: classes[items[j].label].clone(),
+                    similarity: sim,
+                })
+                .collect(),
+            training_margin: e.training_margin,
+            cluster: Some(it.row.cluster.to_string()),
+            cluster_size: cluster_size.get(&it.row.cluster).copied(),
+            truth: self.ann.truth_of(&it.row.id),
+            sources: self.ann.sources_of(&it.row.id),
+            thumbnail: None,
+        }
+    }
+
+    fn suspect_summary(&self, items: &[Item], found: &Findings) -> SuspectSummary {
+        let ev = &found.ev;
         let mut by_split = BTreeMap::new();
+        let mut by_signal = BTreeMap::new();
         for s in &found.suspects {
             *by_split.entry(s.split.clone()).or_insert(0) += 1;
+            for g in &s.signals {
+                *by_signal.entry(g.clone()).or_insert(0) += 1;
+            }
         }
-        let suspect_truth = examined.iter().any(|i| i.truth.is_some()).then(|| {
-            let flagged: BTreeSet<usize> = cl.suspects.iter().map(|s| s.0).collect();
+        let known = items.iter().any(|i| i.truth.is_some());
+        let flagged: BTreeSet<usize> = found.order.iter().copied().collect();
+        let suspect_truth = known.then(|| {
             let mut st = SuspectTruth {
                 known: 0,
                 label_wrong: 0,
                 missed: 0,
             };
-            for (i, it) in examined.iter().enumerate() {
+            for (i, it) in items.iter().enumerate() {
                 let Some(t) = it.truth else { continue };
                 if flagged.contains(&i) {
                     st.known += 1;
@@ -489,17 +538,34 @@ impl Ctx<'_> {
             }
             st
         });
+        let recall = if known {
+            suspect_recall(items, &found.order)
+        } else {
+            Vec::new()
+        };
         SuspectSummary {
-            splits: vec!["train".into(), "val".into()],
-            images: examined.len(),
-            thresholds: cl.thresholds.clone(),
+            splits: Split::ALL.iter().map(|s| s.to_string()).collect(),
+            images: items.len(),
+            thresholds: ev.cl.thresholds.clone(),
             confident_joint: ConfusionMatrix {
                 classes: self.classes.to_vec(),
-                rows: cl.joint.clone(),
+                rows: ev.cl.joint.clone(),
             },
             suspects: found.suspects.len(),
             by_split,
+            by_signal,
             truth: suspect_truth,
+            recall,
+            method: Some(SuspectMethod {
+                folds: crate::noise::OofOptions::default().folds,
+                seed: self.rec.seed,
+                neighbours: crate::suspects::NEIGHBOURS,
+                search: "exact".into(),
+                training_dynamics: found.training_dynamics,
+                oof_secs: ev.oof_secs,
+                neighbour_secs: ev.neighbour_secs,
+                secs: ev.secs,
+            }),
         }
     }
 
@@ -511,7 +577,7 @@ impl Ctx<'_> {
         found: &mut Findings,
     ) -> Result<GallerySummary> {
         let gallery_errors = self.gallery_errors(tmp, items)?;
-        let gallery_suspects = self.gallery_suspects(tmp, found)?;
+        let gallery_suspects = self.gallery_suspects(tmp, items, found)?;
         let gallery = GallerySummary {
             errors: gallery_errors.len(),
             suspects: gallery_suspects.len(),
@@ -573,14 +639,19 @@ impl Ctx<'_> {
     }
 
     /// The top suspects' gallery items; sets their thumbnails.
-    fn gallery_suspects(&self, tmp: &Path, found: &mut Findings) -> Result<Vec<GalleryItem>> {
+    fn gallery_suspects(
+        &self,
+        tmp: &Path,
+        items: &[Item],
+        found: &mut Findings,
+    ) -> Result<Vec<GalleryItem>> {
         let mut gallery_suspects = Vec::new();
         for s in found.suspects.iter_mut().take(self.opts.gallery_suspects) {
             let id: ContentId = s.id.parse().map_err(EvalError::model)?;
             let rel = format!("{GALLERY_DIR}/suspects/{:03}-{}.jpg", s.rank, short(&id));
             thumbnail(&self.objects, &id, &tmp.join(&rel), self.opts.thumb_px)?;
             s.thumbnail = Some(rel.clone());
-            let it = found.examined[found.cl.suspects[s.rank - 1].0];
+            let it = &items[found.order[s.rank - 1]];
             gallery_suspects.push(GalleryItem {
                 rank: s.rank,
                 id: s.id.clone(),
@@ -599,11 +670,12 @@ impl Ctx<'_> {
     }
 
     /// predictions.jsonl, sorted by (split, group, id).
-    fn write_predictions(&self, tmp: &Path, items: &[Item]) -> Result<()> {
+    fn write_predictions(&self, tmp: &Path, items: &[Item], found: &Findings) -> Result<()> {
         let classes = self.classes;
-        let mut order: Vec<&Item> = items.iter().collect();
+        let mut order: Vec<(&Item, &crate::suspects::ImageEvidence)> =
+            items.iter().zip(&found.ev.images).collect();
         let split_rank = |s: Split| SPLIT_ORDER.iter().position(|x| *x == s).unwrap_or(9);
-        order.sort_by(|a, b| {
+        order.sort_by(|(a, _), (b, _)| {
             split_rank(a.row.split)
                 .cmp(&split_rank(b.row.split))
                 .then(a.row.group.cmp(&b.row.group))
@@ -611,7 +683,7 @@ impl Ctx<'_> {
         });
         write_jsonl(
             &tmp.join(PREDICTIONS_JSONL),
-            order.into_iter().map(|it| Prediction {
+            order.into_iter().map(|(it, e)| Prediction {
                 id: it.row.id.to_string(),
                 split: it.row.split.to_string(),
                 group: it.row.group.to_string(),
@@ -619,6 +691,10 @@ impl Ctx<'_> {
                 p_positive: it.probs[0],
                 predicted: classes[it.predicted].clone(),
                 correct: it.predicted == it.label,
+                suspicion: Some(e.score),
+                oof_p_label: Some(e.oof[it.label]),
+                neighbour_disagreement: Some(e.disagreement),
+                training_margin: e.training_margin,
                 truth: self.ann.truth_of(&it.row.id),
                 sources: self.ann.sources_of(&it.row.id),
             }),
@@ -764,17 +840,58 @@ fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
     write_file(path, s.as_bytes())
 }
 
-/// The scored images as the label-noise ranking sees them.
-fn items_view<'i>(items: &'i [Item<'_>]) -> Vec<crate::noise::Scored<'i>> {
-    items
-        .iter()
-        .map(|it| crate::noise::Scored {
-            id: it.row.id,
-            cluster: it.row.cluster,
-            split: it.row.split,
-            label: it.label,
-            truth: it.truth,
-            features: &it.features,
-        })
-        .collect()
+/// The wrong labels (known truth) that the top 50, 100 and 200 suspects hold, per pool: train,
+/// val and test together (what a reviewer of the training data sees), and the eval sets.
+fn suspect_recall(items: &[Item], order: &[usize]) -> Vec<SuspectRecall> {
+    let pools: [(&str, &[Split]); 2] = [
+        ("train+val+test", &[Split::Train, Split::Val, Split::Test]),
+        ("eval", &[Split::Eval]),
+    ];
+    let wrong = |i: usize| items[i].truth.is_some_and(|t| t != items[i].label);
+    let mut out = Vec::new();
+    for (pool, splits) in pools {
+        let in_pool = |i: &usize| splits.contains(&items[*i].row.split);
+        let total = (0..items.len())
+            .filter(in_pool)
+            .filter(|&i| wrong(i))
+            .count();
+        let ranked: Vec<usize> = order.iter().copied().filter(in_pool).collect();
+        for k in [50, 100, 200] {
+            out.push(SuspectRecall {
+                pool: pool.into(),
+                k,
+                wrong: total,
+                found: ranked.iter().take(k).filter(|&&i| wrong(i)).count(),
+            });
+        }
+    }
+    out
+}
+
+/// features.safetensors: every scored image's pooled features, unit length, with the ids in
+/// the metadata.
+fn write_features(path: &Path, items: &[Item]) -> Result<()> {
+    let dim = items.first().map_or(0, |i| i.features.len());
+    let mut bytes = Vec::with_capacity(items.len() * dim * 4);
+    for it in items {
+        let norm = it.features.iter().map(|v| v * v).sum::<f32>().sqrt();
+        for v in &it.features {
+            let v = if norm > 0.0 { v / norm } else { 0.0 };
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let ids: Vec<String> = items.iter().map(|i| i.row.id.to_string()).collect();
+    let view = safetensors::tensor::TensorView::new(
+        safetensors::Dtype::F32,
+        vec![items.len(), dim],
+        &bytes,
+    )
+    .map_err(|e| EvalError::model(e.to_string()))?;
+    let metadata = std::collections::HashMap::from([(
+        "ids".to_string(),
+        serde_json::to_string(&ids).expect("ids serialise"),
+    )]);
+    let out = safetensors::serialize([("features", view)], Some(metadata))
+        .map_err(|e| EvalError::model(e.to_string()))?;
+    write_file(path, &out)
 }

@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod noise;
 pub mod score;
 pub mod stats;
+pub mod suspects;
 pub mod table;
 
 pub use error::{EvalError, Result};

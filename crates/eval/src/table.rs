@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::metrics::{EvalMetrics, Histogram, Scores};
+use crate::metrics::{EvalMetrics, Histogram, Scores, SuspectSummary};
 
 /// The stdout summary of an evaluation.
 pub fn render(m: &EvalMetrics) -> String {
@@ -121,20 +121,7 @@ pub fn render(m: &EvalMetrics) -> String {
         }
         t.push('\n');
     }
-    let s = &m.suspects;
-    let _ = write!(
-        t,
-        "suspect labels (confident learning on train and val): {} of {} images",
-        s.suspects, s.images
-    );
-    if let Some(st) = &s.truth {
-        let _ = write!(
-            t,
-            "; truth: {} of {} suspects are mislabelled, {} mislabelled images not flagged",
-            st.label_wrong, st.known, st.missed
-        );
-    }
-    t.push('\n');
+    suspect_lines(&mut t, &m.suspects);
     let _ = writeln!(
         t,
         "gallery: {} errors, {} suspects ({})",
@@ -206,4 +193,46 @@ pub fn spark(h: &Histogram) -> String {
             }
         })
         .collect()
+}
+
+/// The suspect labels: how many, flagged by what, and (on a mirror world) how many wrong labels
+/// the top of the ranking holds.
+fn suspect_lines(t: &mut String, s: &SuspectSummary) {
+    let signals: Vec<String> = s
+        .by_signal
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let _ = write!(
+        t,
+        "suspect labels (every split; out-of-fold heads, neighbours, training dynamics): {} of {} images",
+        s.suspects, s.images
+    );
+    if !signals.is_empty() {
+        let _ = write!(t, " ({})", signals.join(", "));
+    }
+    t.push('\n');
+    if let Some(st) = &s.truth {
+        let _ = writeln!(
+            t,
+            "  against the mirror's simulated truth: {} of {} suspects are mislabelled, {} mislabelled images not flagged",
+            st.label_wrong, st.known, st.missed
+        );
+    }
+    for pool in ["train+val+test", "eval"] {
+        let at: Vec<String> = s
+            .recall
+            .iter()
+            .filter(|r| r.pool == pool)
+            .map(|r| format!("top {}: {}", r.k, r.found))
+            .collect();
+        if let Some(r) = s.recall.iter().find(|r| r.pool == pool) {
+            let _ = writeln!(
+                t,
+                "  {pool}: {} wrong labels (mirror's simulated truth); the ranking's {}",
+                r.wrong,
+                at.join(", ")
+            );
+        }
+    }
 }

@@ -252,25 +252,68 @@ pub struct Histogram {
     pub counts: Vec<usize>,
 }
 
-/// Confident learning (Northcutt et al.; cleanlab's `find_label_issues` with
-/// `filter_by = "confident_learning"`, ranked by margin) over the train and val splits.
+/// The suspect labels of every split: out-of-fold scores, feature-space neighbours and the
+/// training dynamics, with confident learning (Northcutt et al.; cleanlab's
+/// `find_label_issues` with `filter_by = "confident_learning"`) on the out-of-fold scores of
+/// the train and val splits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuspectSummary {
     /// Splits examined.
     pub splits: Vec<String>,
     pub images: usize,
-    /// Per class: the mean self-confidence P(class | image) over images labelled with it.
+    /// Per class: the mean out-of-fold self-confidence P(class | image) over the train and val
+    /// images labelled with it.
     pub thresholds: Vec<ClassThreshold>,
-    /// `rows[given label][confident class]`: images counted where some class's probability
-    /// reaches its threshold (the argmax among those that do); the rest are not counted.
+    /// `rows[given label][confident class]` over train and val: images counted where some
+    /// class's out-of-fold probability reaches its threshold (the argmax among those that do);
+    /// the rest are not counted.
     pub confident_joint: ConfusionMatrix,
-    /// Off-diagonal images of the confident joint: the suspects (suspects.jsonl).
+    /// Images flagged by at least one signal: the rows of suspects.jsonl.
     pub suspects: usize,
     /// Suspects per split.
     pub by_split: BTreeMap<String, usize>,
+    /// Suspects per signal that flagged them (one suspect may count under several).
+    #[serde(default)]
+    pub by_signal: BTreeMap<String, usize>,
     /// When the truth is known: suspects whose label is really wrong, and the label errors in
     /// the examined splits that were not flagged.
     pub truth: Option<SuspectTruth>,
+    /// When the truth is known: of the wrong labels, how many the top K of the ranking hold
+    /// (train, val and test together; the eval sets apart).
+    #[serde(default)]
+    pub recall: Vec<SuspectRecall>,
+    /// How the evidence was gathered.
+    #[serde(default)]
+    pub method: Option<SuspectMethod>,
+}
+
+/// The wrong labels among the top `k` suspects of a pool of splits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuspectRecall {
+    /// `train+val+test` or `eval`.
+    pub pool: String,
+    pub k: usize,
+    /// Wrong labels in the pool (known truth).
+    pub wrong: usize,
+    /// Of them, in the pool's top `k` suspects.
+    pub found: usize,
+}
+
+/// The settings of the suspect search and the time it took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuspectMethod {
+    /// Out-of-fold folds (keyed by near-duplicate cluster) and the seed of their membership.
+    pub folds: usize,
+    pub seed: u64,
+    /// Neighbours per image, and `exact` (every pair compared).
+    pub neighbours: usize,
+    pub search: String,
+    /// Whether the run's training dynamics (dynamics.jsonl) were found.
+    pub training_dynamics: bool,
+    /// Seconds for the out-of-fold heads, the neighbours, and all of it.
+    pub oof_secs: f64,
+    pub neighbour_secs: f64,
+    pub secs: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -343,6 +386,17 @@ pub struct Prediction {
     pub predicted: String,
     /// `predicted == label`.
     pub correct: bool,
+    /// The evidence about its label ([`Suspect`] has the same fields): the combined suspicion
+    /// score, P(label) out of fold, the neighbours' disagreement and, for training images, the
+    /// training margin. Every image has them, flagged or not.
+    #[serde(default)]
+    pub suspicion: Option<f32>,
+    #[serde(default)]
+    pub oof_p_label: Option<f32>,
+    #[serde(default)]
+    pub neighbour_disagreement: Option<f32>,
+    #[serde(default)]
+    pub training_margin: Option<f32>,
     pub truth: Option<Truth>,
     /// Every search result that led to these bytes, sorted (first: the one shown in galleries).
     pub sources: Vec<Source>,

@@ -100,6 +100,10 @@ mod tests {
             p_positive: p,
             predicted: if p >= 0.5 { "john" } else { "not_john" }.into(),
             correct: true,
+            suspicion: None,
+            oof_p_label: None,
+            neighbour_disagreement: None,
+            training_margin: None,
             truth: None,
             sources: Vec::new(),
         }

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use lennonnet_core::ContentId;
-use lennonnet_store::{Decision, ImageMeta, Provenance, Rejection, Store, UrlState};
+use lennonnet_store::{Decision, ImageMeta, LabelReview, Provenance, Rejection, Store, UrlState};
 use serde::Serialize;
 
 use crate::CurateError;
@@ -26,6 +26,9 @@ pub struct Explanation {
     pub history: Vec<Decision>,
     /// The other members of its cluster.
     pub cluster: Vec<ClusterMember>,
+    /// Every label review of the image (clears included), oldest first; the latest is in force
+    /// unless it is a clear.
+    pub reviews: Vec<LabelReview>,
 }
 
 /// A cluster member, and how far its hashes are from the explained image's.
@@ -85,6 +88,7 @@ pub fn explain(store: &Store, id: &ContentId) -> Result<Explanation, CurateError
             });
         }
     }
+    let reviews = store.label_review_history(id)?;
     let path = store.object_path(id);
     Ok(Explanation {
         id: *id,
@@ -97,6 +101,7 @@ pub fn explain(store: &Store, id: &ContentId) -> Result<Explanation, CurateError
         decision,
         history,
         cluster,
+        reviews,
     })
 }
 
@@ -113,7 +118,39 @@ impl Explanation {
             }
             Some(d) => self.render_decision(&mut s, d),
         }
+        self.render_reviews(&mut s);
         s
+    }
+
+    /// Who reviewed the image's label, when, and what they decided.
+    fn render_reviews(&self, s: &mut String) {
+        let Some(latest) = self.reviews.last() else {
+            return;
+        };
+        let in_force = if latest.in_force() {
+            format!("in force: {}", latest.action)
+        } else {
+            "none in force".to_string()
+        };
+        let _ = writeln!(
+            s,
+            "\nlabel reviews: {} ({in_force}), oldest first",
+            self.reviews.len()
+        );
+        for r in &self.reviews {
+            let _ = writeln!(
+                s,
+                "  {}  {}: {} (label was {}){}",
+                r.at,
+                r.reviewer,
+                r.action,
+                r.old_label,
+                r.run
+                    .as_ref()
+                    .map(|run| format!(", suspects of run {run}"))
+                    .unwrap_or_default()
+            );
+        }
     }
 
     /// The object, and what ingesting it found.

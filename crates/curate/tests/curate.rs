@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use lennonnet_core::{ContentId, Group, Label, NoProgress, Purpose};
 use lennonnet_curate::{Conflict, Policy, curate, explain};
-use lennonnet_store::{CurationStatus, DecisionCode, Provenance, Rules, Store, Timestamp};
+use lennonnet_store::{
+    CurationStatus, DecisionCode, LabelReview, Provenance, ReviewAction, Rules, Store, Timestamp,
+};
 
 fn g(s: &str) -> Group {
     Group::new(s).unwrap()
@@ -228,6 +230,47 @@ fn explain_tells_the_story_of_one_image() {
     ] {
         assert!(text.contains(needle), "{needle:?} not in\n{text}");
     }
+    // Label reviews come after the decisions: who, when, what, and which is in force.
+    assert!(!text.contains("label reviews"), "no review yet:\n{text}");
+    let review = |at, action| LabelReview {
+        id: w.ids["a_small"],
+        at: Timestamp(at),
+        old_label: l("john"),
+        action,
+        reviewer: "ada".into(),
+        run: Some("r1".into()),
+    };
+    w.store
+        .record_label_reviews(vec![
+            review(
+                1_000,
+                ReviewAction::Relabel {
+                    label: l("not_john"),
+                },
+            ),
+            review(2_000, ReviewAction::Clear),
+        ])
+        .wait()
+        .unwrap();
+    let text = explain(&w.store, &w.ids["a_small"]).unwrap().render();
+    let reviews = text.find("label reviews: 2 (none in force)").expect(&text);
+    assert!(reviews > text.find("curation: train as john").unwrap());
+    for needle in [
+        "  1970-01-01T00:00:01.000Z  ada: relabel as not_john (label was john), suspects of run r1",
+        "  1970-01-01T00:00:02.000Z  ada: clear (label was john), suspects of run r1",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in\n{text}");
+    }
+    // Curating again keeps the reviews (they are records of their own).
+    curate(&w.store, &policy(Conflict::Prefer(l("john"))), &NoProgress).unwrap();
+    assert_eq!(
+        w.store
+            .label_review_history(&w.ids["a_small"])
+            .unwrap()
+            .len(),
+        2
+    );
+
     // An unknown id explains itself as never ingested.
     let unknown = explain(&w.store, &ContentId::of(b"nothing")).unwrap();
     assert!(unknown.render().contains("never ingested"));

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use lennonnet_config::Config;
-use lennonnet_core::{Group, Purpose};
-use lennonnet_split::{Item, Policy};
-use lennonnet_store::{CurationStatus, DecisionCode, Store};
+use lennonnet_core::{ContentId, Group, Purpose};
+use lennonnet_split::{Item, Policy, reasons};
+use lennonnet_store::{CurationStatus, DecisionCode, LabelReview, ReviewAction, Store};
 
 use crate::error::{DatasetError, Result};
 
@@ -19,7 +19,7 @@ pub fn policy(config: &Config) -> Policy {
 }
 
 /// The splitter's view of the curated store: one item per accepted image, from its current
-/// curation decision.
+/// curation decision and the label reviews in force ([`apply_reviews`]).
 pub fn items(config: &Config, store: &Store) -> Result<Vec<Item>> {
     let purpose_of: BTreeMap<&str, Purpose> = config
         .groups
@@ -87,6 +87,7 @@ pub fn items(config: &Config, store: &Store) -> Result<Vec<Item>> {
             bytes: meta.bytes,
             format: meta.format.as_str().to_string(),
             excluded,
+            relabelled: None,
         });
     }
     if no_provenance > 0 {
@@ -98,5 +99,76 @@ pub fn items(config: &Config, store: &Store) -> Result<Vec<Item>> {
     if uncurated > 0 {
         return Err(DatasetError::Uncurated { uncurated });
     }
+    let reviews = store
+        .label_reviews()
+        .collect::<lennonnet_store::Result<Vec<_>>>()?;
+    apply_reviews(&mut items, &reviews);
     Ok(items)
 }
+
+/// Applies the label reviews in force to the items, per near-duplicate cluster: a review of any
+/// member applies to the whole cluster, and the latest review among its members (by time, then
+/// content id) wins. `relabel` gives every member the review's label (noting the review in
+/// [`Item::relabelled`] where the label changes), `exclude` leaves them out with reason
+/// `label_review`, `confirm` changes nothing. An image curation already leaves out (quarantined,
+/// excluded) stays out with curation's reason: only `curate --release` lifts a quarantine.
+/// Depends only on the items and the reviews, never on their order.
+pub fn apply_reviews(items: &mut [Item], reviews: &[LabelReview]) {
+    let by_id: BTreeMap<ContentId, &LabelReview> = reviews
+        .iter()
+        .filter(|r| r.in_force())
+        .map(|r| (r.id, r))
+        .collect();
+    let mut by_cluster: BTreeMap<ContentId, &LabelReview> = BTreeMap::new();
+    for item in items.iter() {
+        let Some(&r) = by_id.get(&item.id) else {
+            continue;
+        };
+        let latest = by_cluster.entry(item.cluster).or_insert(r);
+        if (r.at, r.id) > (latest.at, latest.id) {
+            *latest = r;
+        }
+    }
+    for item in items.iter_mut() {
+        let Some(r) = by_cluster.get(&item.cluster) else {
+            continue;
+        };
+        if item.excluded.is_some() {
+            continue;
+        }
+        match &r.action {
+            ReviewAction::Relabel { label } if *label != item.label => {
+                item.label = label.clone();
+                item.relabelled = Some(review_note(r, &item.id));
+            }
+            ReviewAction::Exclude => item.excluded = Some(reasons::LABEL_REVIEW.to_string()),
+            ReviewAction::Relabel { .. } | ReviewAction::Confirm | ReviewAction::Clear => {}
+        }
+    }
+}
+
+/// A review in words, for `moved.jsonl`: `label_review by ada at 2025-…Z (run r1)`, naming the
+/// reviewed image when it is another member of the item's cluster.
+fn review_note(r: &LabelReview, item: &ContentId) -> String {
+    let mut s = format!("{} by {} at {}", reasons::LABEL_REVIEW, r.reviewer, r.at);
+    if let Some(run) = &r.run {
+        s += &format!(" (run {run})");
+    }
+    if r.id != *item {
+        s += &format!(" of near-duplicate {}", r.id);
+    }
+    s
+}
+
+/// How many items the label reviews relabelled and excluded (for the snapshot's summary).
+pub fn reviewed(items: &[Item]) -> (u64, u64) {
+    let relabelled = items.iter().filter(|i| i.relabelled.is_some()).count();
+    let excluded = items
+        .iter()
+        .filter(|i| i.excluded.as_deref() == Some(reasons::LABEL_REVIEW))
+        .count();
+    (relabelled as u64, excluded as u64)
+}
+
+#[cfg(test)]
+mod tests;

@@ -40,6 +40,7 @@ fn main() {
                 bytes: 50_000 + i % 1000,
                 format: "jpg".into(),
                 excluded: None,
+                relabelled: None,
             }
         })
         .collect();

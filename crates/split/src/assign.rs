@@ -32,6 +32,10 @@ pub struct Item {
     pub format: String,
     /// Set when curation excluded or quarantined the image: the reason.
     pub excluded: Option<String>,
+    /// Set when a label review gave the image its label: the review in words, starting with
+    /// [`reasons::LABEL_REVIEW`] (who and when). With a parent whose label for the image
+    /// differs, `moved.jsonl` gives it as the reason of the change.
+    pub relabelled: Option<String>,
 }
 
 /// An image kept out of the snapshot, and why.
@@ -41,13 +45,20 @@ pub struct Exclusion {
     pub reason: String,
 }
 
-/// An image of the parent snapshot whose split changed, and why.
+/// An image of the parent snapshot whose split or label changed, and why. A relabelled image
+/// keeps its split (`from` = `to`) unless its cluster moved too.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Moved {
     pub id: ContentId,
     pub from: Split,
     pub to: Split,
     pub reason: String,
+    /// The parent's label for the image, when a label review changed it (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_label: Option<Label>,
+    /// The label it carries now, when a label review changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_label: Option<Label>,
 }
 
 /// What [`assign`] decided.
@@ -73,6 +84,9 @@ pub mod reasons {
     pub const HOLDOUT_FROZEN: &str = "holdout_frozen";
     /// A parent image whose cluster now spans splits: it goes to the strictest one.
     pub const CLUSTER_MERGED: &str = "cluster_merged";
+    /// A person's label review: a relabelled parent image (in `moved.jsonl`), or an image the
+    /// reviewer excluded (in `excluded.jsonl`).
+    pub const LABEL_REVIEW: &str = "label_review";
 }
 
 /// A cluster of the items to split, with its split key.
@@ -85,8 +99,9 @@ struct Cluster<'a> {
 }
 
 /// Splits `items` by `policy`. With a `parent` manifest, every image already in the parent keeps
-/// its split (and the test holdout is frozen); only new images are assigned, and holdout
-/// shortfalls filled.
+/// its split (and the test holdout is frozen, its labels corrected by label reviews); only new
+/// images are assigned, and holdout shortfalls filled. Parent images that a review relabelled
+/// are listed in `moved` with both labels, whether or not their split changed.
 pub fn assign(items: &[Item], policy: &Policy, parent: Option<&[ManifestRow]>) -> Assignment {
     let test_hasher = KeyedHasher::new(TEST_CONTEXT, policy.key.as_bytes());
     let val_hasher = KeyedHasher::new(VAL_CONTEXT, policy.key.as_bytes());
@@ -111,6 +126,9 @@ pub fn assign(items: &[Item], policy: &Policy, parent: Option<&[ManifestRow]>) -
         &val_hasher,
         &mut ledger,
     );
+    if let Some(parent) = parent {
+        note_relabels(items, parent, &mut ledger);
+    }
 
     let Ledger {
         mut rows,
@@ -223,6 +241,8 @@ fn place_frozen<'c, 'a>(
                         from: was,
                         to: split,
                         reason: reasons::CLUSTER_MERGED.to_string(),
+                        from_label: None,
+                        to_label: None,
                     });
                 }
                 Some(_) => {}
@@ -309,6 +329,43 @@ fn place_open(
         };
         for item in &c.members {
             ledger.rows.push(row(item, split));
+        }
+    }
+}
+
+/// Lists in `moved` every parent image whose label a review changed since the parent: with the
+/// split it had and has (a frozen holdout keeps its images), the parent's label and the new one.
+fn note_relabels(items: &[Item], parent: &[ManifestRow], ledger: &mut Ledger) {
+    let relabelled: HashMap<ContentId, &str> = items
+        .iter()
+        .filter_map(|i| Some((i.id, i.relabelled.as_deref()?)))
+        .collect();
+    if relabelled.is_empty() {
+        return;
+    }
+    let parent: HashMap<ContentId, &ManifestRow> = parent.iter().map(|r| (r.id, r)).collect();
+    for row in &ledger.rows {
+        let (Some(why), Some(was)) = (relabelled.get(&row.id), parent.get(&row.id)) else {
+            continue;
+        };
+        if was.label == row.label {
+            continue;
+        }
+        let (from_label, to_label) = (Some(was.label.clone()), Some(row.label.clone()));
+        match ledger.moved.iter_mut().find(|m| m.id == row.id) {
+            Some(m) => {
+                m.reason = format!("{}; {why}", m.reason);
+                m.from_label = from_label;
+                m.to_label = to_label;
+            }
+            None => ledger.moved.push(Moved {
+                id: row.id,
+                from: was.split,
+                to: row.split,
+                reason: why.to_string(),
+                from_label,
+                to_label,
+            }),
         }
     }
 }

@@ -9,5 +9,5 @@ mod assign;
 pub mod export;
 pub mod snapshot;
 
-pub use assign::{Assignment, Exclusion, Item, Moved, Policy, assign};
+pub use assign::{Assignment, Exclusion, Item, Moved, Policy, assign, reasons};
 pub use snapshot::{Meta, Snapshot, SnapshotError, SnapshotId};

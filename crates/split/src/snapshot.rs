@@ -6,7 +6,7 @@
 //!     manifest.jsonl      one ManifestRow per image, sorted by content id, compact JSON, '\n' after each
 //!     meta.json           Meta: policy, counts, parent, config hash, tool version (format_version 1)
 //!     excluded.jsonl      images kept out, with their reasons, sorted by content id
-//!     moved.jsonl         parent images whose split changed, with their reasons
+//!     moved.jsonl         parent images whose split or (by a label review) label changed, with their reasons
 //!   latest                the id of the last snapshot created (a convenience pointer, not part of any snapshot)
 //! ```
 //!

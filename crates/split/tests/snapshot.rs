@@ -28,6 +28,7 @@ fn world(root: &Path, n: u64) -> Vec<Item> {
                 bytes: bytes.len() as u64,
                 format: "jpg".into(),
                 excluded: None,
+                relabelled: None,
             }
         })
         .collect()

@@ -13,6 +13,8 @@
 //! | `decision` | content id | latest curation [`Decision`] |
 //! | `decision_log` | content id ++ journal position | every [`Decision`], oldest first |
 //! | `cluster` | representative id ++ member id | empty |
+//! | `review` | content id | the [`LabelReview`] in force (absent when none, or the latest is `clear`) |
+//! | `review_log` | content id ++ journal position | every [`LabelReview`], oldest first |
 //! | `info` | `version`, `clean`, `end` | index version, clean-shutdown flag, journal position applied |
 
 use std::path::{Path, PathBuf};
@@ -23,7 +25,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::error::{Result, StoreError};
 use crate::journal::Position;
 use crate::record::{
-    Decision, FetchOutcome, ImageMeta, IngestResult, Provenance, Record, RejectReason,
+    Decision, FetchOutcome, ImageMeta, IngestResult, LabelReview, Provenance, Record, RejectReason,
 };
 use crate::time::Timestamp;
 
@@ -31,9 +33,11 @@ use crate::time::Timestamp;
 pub type IndexRow = (String, Vec<u8>, Vec<u8>);
 
 /// Bump when the index's trees or values change shape: an index of another version is rebuilt.
+/// (Adding the `review` trees needed no bump: a journal that an index of version 1 reflects
+/// holds no `label_review` record, so their empty trees are right.)
 pub const INDEX_VERSION: u32 = 1;
 
-const TREES: [&str; 8] = [
+const TREES: [&str; 10] = [
     "meta",
     "rejected",
     "prov",
@@ -42,6 +46,8 @@ const TREES: [&str; 8] = [
     "decision",
     "decision_log",
     "cluster",
+    "review",
+    "review_log",
 ];
 
 /// Why some bytes were refused, and when.
@@ -81,6 +87,8 @@ pub struct Index {
     pub(crate) decision: sled::Tree,
     pub(crate) decision_log: sled::Tree,
     pub(crate) cluster: sled::Tree,
+    pub(crate) review: sled::Tree,
+    pub(crate) review_log: sled::Tree,
     info: sled::Tree,
 }
 
@@ -156,6 +164,8 @@ impl Index {
             decision: t(TREES[5])?,
             decision_log: t(TREES[6])?,
             cluster: t(TREES[7])?,
+            review: t(TREES[8])?,
+            review_log: t(TREES[9])?,
             info: t("info")?,
             db,
         })
@@ -260,6 +270,18 @@ impl Index {
                         .insert(cat(id.as_bytes(), &pos.to_bytes()), v)
                         .map_err(&e)?;
                 }
+                Record::LabelReview { review, .. } => {
+                    let id = review.id;
+                    let v = json(review);
+                    if review.in_force() {
+                        self.review.insert(id.as_bytes(), v.clone()).map_err(&e)?;
+                    } else {
+                        self.review.remove(id.as_bytes()).map_err(&e)?;
+                    }
+                    self.review_log
+                        .insert(cat(id.as_bytes(), &pos.to_bytes()), v)
+                        .map_err(&e)?;
+                }
             }
         }
         Ok(())
@@ -275,6 +297,15 @@ impl Index {
 
     pub fn decision(&self, id: &ContentId) -> Result<Option<Decision>> {
         self.get(&self.decision, id.as_bytes(), "decision")
+    }
+
+    /// The label review in force for `id`.
+    pub fn label_review(&self, id: &ContentId) -> Result<Option<LabelReview>> {
+        self.get(&self.review, id.as_bytes(), "review")
+    }
+
+    pub fn review_log(&self, id: &ContentId) -> Result<Vec<(Position, LabelReview)>> {
+        self.by_prefix(&self.review_log, id, "review_log")
     }
 
     pub fn url_state(&self, url: &str) -> Result<Option<UrlState>> {
@@ -353,7 +384,7 @@ impl Index {
         Ok(out)
     }
 
-    fn trees(&self) -> [&sled::Tree; 8] {
+    fn trees(&self) -> [&sled::Tree; 10] {
         [
             &self.meta,
             &self.rejected,
@@ -363,6 +394,8 @@ impl Index {
             &self.decision,
             &self.decision_log,
             &self.cluster,
+            &self.review,
+            &self.review_log,
         ]
     }
 

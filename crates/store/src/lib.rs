@@ -5,7 +5,7 @@
 //! - **objects**: the original bytes of every accepted image, named by their blake3 hash
 //!   ([`lennonnet_core::ContentId`]) and written temp → fsync → rename → fsync of the folder;
 //! - **the journal**: append-only JSON Lines, the source of truth ([`record`] lists its record
-//!   types): provenance, fetch outcomes, ingest outcomes and curation decisions. Appends use
+//!   types): provenance, fetch outcomes, ingest outcomes, curation decisions and label reviews. Appends use
 //!   group commit, and nothing is acknowledged before it is durable;
 //! - **the index**: a sled database derived from the journal ([`index`] lists its trees), which
 //!   can be deleted at any time and rebuilt with [`Store::open_with`] (`store reindex`).
@@ -31,7 +31,7 @@ pub use index::{Rejection, UrlIngest, UrlState};
 pub use journal::Ack;
 pub use record::{
     CurationStatus, Decision, DecisionCode, DecisionReason, FetchOutcome, Format, Hash64, Hash256,
-    ImageMeta, IngestResult, Provenance, Record, RejectReason,
+    ImageMeta, IngestResult, LabelReview, Provenance, Record, RejectReason, ReviewAction,
 };
 pub use repair::{RepairReport, repair};
 pub use store::{

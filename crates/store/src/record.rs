@@ -6,6 +6,7 @@
 //! | `provenance` | bytes arrived from a search result or a local file | content id, [`Provenance`] |
 //! | `fetch` | the downloader finished with a URL | [`FetchOutcome`] |
 //! | `decision` | curation decided about an image | [`Decision`] |
+//! | `label_review` | a person reviewed an image's label (relabel, exclude, confirm, or undo) | [`LabelReview`] |
 //!
 //! Every record type is at version 1 ([`RECORD_VERSION`]). A reader refuses a record whose `v`
 //! it does not know, so an old binary never half-reads a newer journal.
@@ -48,6 +49,9 @@ pub enum Record {
     Fetch { v: u32, fetch: FetchOutcome },
     /// A curation decision about one image; the latest one for an id is in force.
     Decision { v: u32, decision: Decision },
+    /// A person's review of one image's label; the latest one for an id is in force. Kept apart
+    /// from curation's decisions, so curating again never undoes a review.
+    LabelReview { v: u32, review: LabelReview },
 }
 
 impl Record {
@@ -56,7 +60,8 @@ impl Record {
             Record::Ingest { v, .. }
             | Record::Provenance { v, .. }
             | Record::Fetch { v, .. }
-            | Record::Decision { v, .. } => *v,
+            | Record::Decision { v, .. }
+            | Record::LabelReview { v, .. } => *v,
         }
     }
 
@@ -66,6 +71,7 @@ impl Record {
             Record::Provenance { .. } => "provenance",
             Record::Fetch { .. } => "fetch",
             Record::Decision { .. } => "decision",
+            Record::LabelReview { .. } => "label_review",
         }
     }
 }
@@ -467,6 +473,67 @@ impl Decision {
     }
 }
 
+/// A person's decision about one image's label, after looking at it (usually because a run
+/// flagged it as a suspect). The latest review for an id is in force; older ones stay in the
+/// journal as its history. A review of one member applies to its whole near-duplicate cluster
+/// when a snapshot is made (the latest review among the members wins).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelReview {
+    pub id: ContentId,
+    pub at: Timestamp,
+    /// The label the image carried when it was reviewed.
+    pub old_label: Label,
+    /// What the reviewer decided: `{"action":"relabel","label":"john"}`, `{"action":"exclude"}`, ...
+    #[serde(flatten)]
+    pub action: ReviewAction,
+    /// Who reviewed (a person's name, or `simulated` for the offline demo's reviewer).
+    pub reviewer: String,
+    /// The run whose suspects were reviewed (its folder name), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+}
+
+impl LabelReview {
+    /// Whether the review is in force: anything but [`ReviewAction::Clear`].
+    pub fn in_force(&self) -> bool {
+        self.action != ReviewAction::Clear
+    }
+}
+
+/// What a reviewer decided about an image's label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ReviewAction {
+    /// The label is wrong: the image belongs to `label`.
+    Relabel { label: Label },
+    /// The image belongs to no class (or cannot be told): leave it out of snapshots.
+    Exclude,
+    /// The label is right: nothing changes, and the image need not be reviewed again.
+    Confirm,
+    /// No review in force: what undoing a review writes when the image had none before.
+    Clear,
+}
+
+impl ReviewAction {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReviewAction::Relabel { .. } => "relabel",
+            ReviewAction::Exclude => "exclude",
+            ReviewAction::Confirm => "confirm",
+            ReviewAction::Clear => "clear",
+        }
+    }
+}
+
+impl fmt::Display for ReviewAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReviewAction::Relabel { label } => write!(f, "relabel as {label}"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
 macro_rules! hex_hash {
     ($(#[$doc:meta])* $ty:ident, $n:expr) => {
         $(#[$doc])*
@@ -602,6 +669,54 @@ mod tests {
                 format!("\"{}\"", reason.as_str())
             );
         }
+    }
+
+    #[test]
+    fn label_reviews_have_a_stable_shape() {
+        let id = ContentId::of(b"x");
+        let check = |action: ReviewAction, run: Option<&str>, tail: &str| {
+            let r = Record::LabelReview {
+                v: 1,
+                review: LabelReview {
+                    id,
+                    at: Timestamp(0),
+                    old_label: Label::new("not_john").unwrap(),
+                    action,
+                    reviewer: "ada".into(),
+                    run: run.map(String::from),
+                },
+            };
+            let line = serde_json::to_string(&r).unwrap();
+            assert_eq!(
+                line,
+                format!(
+                    r#"{{"type":"label_review","v":1,"review":{{"id":"{id}","at":"1970-01-01T00:00:00.000Z","old_label":"not_john",{tail}}}}}"#
+                )
+            );
+            assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
+            assert_eq!(r.kind(), "label_review");
+        };
+        let john = Label::new("john").unwrap();
+        check(
+            ReviewAction::Relabel { label: john },
+            Some("run-1"),
+            r#""action":"relabel","label":"john","reviewer":"ada","run":"run-1""#,
+        );
+        check(
+            ReviewAction::Exclude,
+            None,
+            r#""action":"exclude","reviewer":"ada""#,
+        );
+        check(
+            ReviewAction::Confirm,
+            None,
+            r#""action":"confirm","reviewer":"ada""#,
+        );
+        check(
+            ReviewAction::Clear,
+            None,
+            r#""action":"clear","reviewer":"ada""#,
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `lennonnet snapshot create|list|show|diff|verify|export`: curated store → immutable splits.
 
 use lennonnet_dataset::Dataset;
-use lennonnet_dataset::items::{items, policy};
+use lennonnet_dataset::items::{items, policy, reviewed};
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 
@@ -42,7 +42,16 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<()> {
             for s in &snap.meta.shortfalls {
                 tracing::warn!(class = %s.class, wanted = s.wanted, got = s.got, "test holdout could not be filled exactly");
             }
-            crate::eprint_quiet!("{}", render_counts(&snap));
+            let (relabelled, excluded) = reviewed(&items);
+            let mut summary = render_counts(&snap);
+            if relabelled + excluded > 0 {
+                summary += &format!(
+                    "label reviews: {} relabelled, {} excluded\n",
+                    thousands(relabelled),
+                    thousands(excluded)
+                );
+            }
+            crate::eprint_quiet!("{}", summary);
             format!("{}\n", snap.id())
         }
         SnapshotCommand::List => {

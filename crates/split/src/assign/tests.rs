@@ -23,6 +23,7 @@ fn items(range: std::ops::Range<u64>) -> Vec<Item> {
                 bytes: 1000 + n,
                 format: "jpg".into(),
                 excluded: None,
+                relabelled: None,
             }
         })
         .collect()
@@ -271,4 +272,78 @@ fn too_few_images_is_a_reported_shortfall() {
         "{:?}",
         a.shortfalls
     );
+}
+
+/// Relabels every member of `cluster` in `list` to `label`, as a label review does.
+fn relabel(list: &mut [Item], cluster: ContentId, label: &str) {
+    for i in list.iter_mut().filter(|i| i.cluster == cluster) {
+        i.label = Label::new(label).unwrap();
+        i.relabelled = Some(format!("{} by ada at t", reasons::LABEL_REVIEW));
+    }
+}
+
+#[test]
+fn relabelled_parent_images_keep_their_split_and_are_listed_with_both_labels() {
+    let base = assign(&items(0..2_000), &policy(), None);
+    let pick = |split: Split, label: &str| {
+        base.rows
+            .iter()
+            .find(|r| r.split == split && r.label.as_str() == label)
+            .unwrap()
+            .clone()
+    };
+    // A john test image that is not John, and a not_john train image that is.
+    let (in_test, in_train) = (pick(Split::Test, "john"), pick(Split::Train, "not_john"));
+    let mut list = items(0..2_000);
+    relabel(&mut list, in_test.cluster, "not_john");
+    relabel(&mut list, in_train.cluster, "john");
+    let next = assign(&list, &policy(), Some(&base.rows));
+
+    // Nothing is excluded, and every parent image keeps its split: the frozen test holdout
+    // keeps its membership, its labels corrected.
+    assert!(next.excluded.is_empty(), "{:?}", next.excluded);
+    let after: HashMap<ContentId, &ManifestRow> = next.rows.iter().map(|r| (r.id, r)).collect();
+    for r in &base.rows {
+        assert_eq!(after[&r.id].split, r.split, "{} moved", r.id);
+    }
+    for (was, label) in [(&in_test, "not_john"), (&in_train, "john")] {
+        assert_eq!(after[&was.id].label.as_str(), label);
+    }
+    // moved.jsonl lists each relabelled image, its split unchanged, with both labels.
+    let mut want: Vec<Moved> = base
+        .rows
+        .iter()
+        .filter(|r| r.cluster == in_test.cluster || r.cluster == in_train.cluster)
+        .map(|r| Moved {
+            id: r.id,
+            from: r.split,
+            to: r.split,
+            reason: "label_review by ada at t".into(),
+            from_label: Some(r.label.clone()),
+            to_label: Some(after[&r.id].label.clone()),
+        })
+        .collect();
+    want.sort_by_key(|m| m.id);
+    assert_eq!(next.moved, want);
+    // The john holdout lost an image to not_john: new john clusters fill it back, and nothing
+    // is taken out of the frozen holdout, so not_john's now has one cluster more.
+    let test_before: Vec<ContentId> = base
+        .rows
+        .iter()
+        .filter(|r| r.split == Split::Test)
+        .map(|r| r.id)
+        .collect();
+    assert!(test_before.iter().all(|id| after[id].split == Split::Test));
+
+    // Without a parent the relabelled images simply carry their new label.
+    let fresh = assign(&list, &policy(), None);
+    assert!(fresh.moved.is_empty());
+    let row = fresh.rows.iter().find(|r| r.id == in_train.id).unwrap();
+    assert_eq!(row.label.as_str(), "john");
+
+    // An older moved.jsonl row (no labels) still reads, and a row without labels writes none.
+    let old = r#"{"id":"0000000000000000000000000000000000000000000000000000000000000000","from":"train","to":"test","reason":"cluster_merged"}"#;
+    let m: Moved = serde_json::from_str(old).unwrap();
+    assert_eq!((&m.from_label, &m.to_label), (&None, &None));
+    assert_eq!(serde_json::to_string(&m).unwrap(), old);
 }

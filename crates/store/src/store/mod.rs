@@ -20,6 +20,7 @@ use crate::time::Timestamp;
 use crate::validate::{Rejected, Rules, validate};
 
 mod open;
+mod reviews;
 
 /// The on-disk layout version this build writes, kept in `layout.json`.
 pub const LAYOUT_VERSION: u32 = 1;

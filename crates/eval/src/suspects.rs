@@ -30,6 +30,11 @@ const W_OUT_OF_FOLD: f32 = 1.0;
 const W_NEIGHBOURS: f32 = 1.0;
 const W_TRAINING_DYNAMICS: f32 = 2.0;
 
+/// A training image is flagged by its dynamics when its margin is negative or among the lowest
+/// this share of its label's training margins (the wrong labels of the demo's world sit there:
+/// docs/eval.md, "Suspect labels").
+pub const DYNAMICS_QUANTILE: f64 = 0.05;
+
 /// One image as the evidence sees it.
 #[derive(Debug, Clone)]
 pub struct Input<'a> {
@@ -113,6 +118,7 @@ pub fn gather(inputs: &[Input<'_>], classes: &[String], opts: OofOptions) -> Evi
         in_cl[examined[e]] = true;
     }
 
+    let low_margin = margin_thresholds(inputs, k);
     let images = oof
         .into_iter()
         .zip(nn)
@@ -132,7 +138,7 @@ pub fn gather(inputs: &[Input<'_>], classes: &[String], opts: OofOptions) -> Evi
             if disagreement > 0.5 {
                 signals.push(signal::NEIGHBOURS);
             }
-            if margin.is_some_and(|m| m < 0.0) {
+            if margin.is_some_and(|m| m < 0.0 || m < low_margin[label]) {
                 signals.push(signal::TRAINING_DYNAMICS);
             }
             ImageEvidence {
@@ -154,6 +160,25 @@ pub fn gather(inputs: &[Input<'_>], classes: &[String], opts: OofOptions) -> Evi
         neighbour_secs,
         secs: started.elapsed().as_secs_f64(),
     }
+}
+
+/// Per class: the [`DYNAMICS_QUANTILE`] quantile of the training margins of the images with
+/// that label (−∞ when none has one).
+fn margin_thresholds(inputs: &[Input<'_>], k: usize) -> Vec<f32> {
+    (0..k)
+        .map(|c| {
+            let mut m: Vec<f32> = inputs
+                .iter()
+                .filter(|i| i.label == c)
+                .filter_map(|i| i.training_margin)
+                .collect();
+            if m.is_empty() {
+                return f32::NEG_INFINITY;
+            }
+            m.sort_by(f32::total_cmp);
+            m[((m.len() as f64 * DYNAMICS_QUANTILE) as usize).min(m.len() - 1)]
+        })
+        .collect()
 }
 
 /// The combined suspicion: the weighted mean of 1 − P(label) out of fold, the neighbours'

@@ -190,6 +190,14 @@ pub struct CurateArgs {
     /// With --from-run: print what would be quarantined, write nothing.
     #[arg(long, requires = "from_run")]
     pub dry_run: bool,
+    /// With --from-run, on a mirror world only: instead of quarantining, a simulated reviewer
+    /// decides each chosen suspect from the mirror's truth recorded in suspects.jsonl (it reads
+    /// the truth of those images only): relabel to the true class, or confirm the label. Its
+    /// decisions are `label_review` journal records by `simulated-reviewer (mirror truth)`,
+    /// which the next `snapshot create` applies. For the demo and for measuring the suspect
+    /// ranking; a person reviews with `lennonnet review`.
+    #[arg(long, requires = "from_run")]
+    pub simulated_reviewer: bool,
     /// Lift the review quarantine of these images (content ids or unique prefixes) and their
     /// near-duplicates, then curate as usual.
     #[arg(long, value_name = "ID", num_args = 1.., conflicts_with = "explain")]

@@ -120,6 +120,9 @@ fn from_run(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if args.simulated_reviewer {
+        return simulated_review(store, &run_name, &chosen, args, out);
+    }
     let mut picks = Vec::new();
     for s in &chosen {
         picks.push(ReviewPick {
@@ -165,5 +168,75 @@ fn from_run(
     if !args.dry_run && !r.quarantined.is_empty() {
         t += "the next `lennonnet snapshot create` leaves them out (reason suspect_label); undo with `lennonnet curate --release ID...`\n";
     }
+    out.write_all(t.as_bytes()).map_err(stdout_error)
+}
+
+/// The reviewer name of `curate --from-run --simulated-reviewer`.
+pub const SIMULATED_REVIEWER: &str = "simulated-reviewer (mirror truth)";
+
+/// `curate --from-run DIR --simulated-reviewer`: each chosen suspect relabelled to its true
+/// class, or its label confirmed, from the mirror's truth in suspects.jsonl.
+fn simulated_review(
+    store: &lennonnet_store::Store,
+    run_name: &str,
+    chosen: &[&lennonnet_records::eval::Suspect],
+    args: &CurateArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use lennonnet_core::Label;
+    use lennonnet_store::{LabelReview, ReviewAction, Timestamp};
+    let at = Timestamp::now();
+    let mut reviews = Vec::with_capacity(chosen.len());
+    for s in chosen {
+        let truth = s.truth.as_ref().with_context(|| {
+            format!(
+                "suspect #{} ({}) has no truth: the simulated reviewer reads a mirror world's truth, which eval records only for datasets scraped from the mirror",
+                s.rank, s.id
+            )
+        })?;
+        let action = if truth.class == s.label {
+            ReviewAction::Confirm
+        } else {
+            ReviewAction::Relabel {
+                label: Label::new(&truth.class)
+                    .with_context(|| format!("suspect {}: truth class {:?}", s.id, truth.class))?,
+            }
+        };
+        reviews.push(LabelReview {
+            id: s
+                .id
+                .parse()
+                .with_context(|| format!("bad suspect id {}", s.id))?,
+            at,
+            old_label: Label::new(&s.label)
+                .with_context(|| format!("suspect {}: label {:?}", s.id, s.label))?,
+            action,
+            reviewer: SIMULATED_REVIEWER.into(),
+            run: Some(run_name.to_string()),
+        });
+    }
+    let relabelled = reviews
+        .iter()
+        .filter(|r| matches!(r.action, ReviewAction::Relabel { .. }))
+        .count();
+    let n = reviews.len();
+    if !args.dry_run {
+        store.record_label_reviews(reviews).wait()?;
+    }
+    let t = format!(
+        "simulated reviewer (reads the mirror's truth of the {n} suspects it reviews, nothing else): {} {relabelled} relabelled, {} confirmed\n{}",
+        if args.dry_run {
+            "would journal"
+        } else {
+            "journaled"
+        },
+        n - relabelled,
+        if args.dry_run {
+            ""
+        } else {
+            "the next `lennonnet snapshot create` applies them (with --parent, the test holdout keeps its membership)\n"
+        }
+    );
     out.write_all(t.as_bytes()).map_err(stdout_error)
 }

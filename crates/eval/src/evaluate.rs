@@ -158,6 +158,9 @@ pub fn evaluate(
             },
             threads: opts.threads,
             batch_size: opts.batch_size,
+            suspects_oof_secs: found.ev.oof_secs,
+            suspects_neighbour_secs: found.ev.neighbour_secs,
+            suspects_secs: found.ev.secs,
         },
     };
     write_json(&tmp.join(METRICS_JSON), &metrics)?;
@@ -562,9 +565,6 @@ impl Ctx<'_> {
                 neighbours: crate::suspects::NEIGHBOURS,
                 search: "exact".into(),
                 training_dynamics: found.training_dynamics,
-                oof_secs: ev.oof_secs,
-                neighbour_secs: ev.neighbour_secs,
-                secs: ev.secs,
             }),
         }
     }

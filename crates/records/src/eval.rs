@@ -299,7 +299,7 @@ pub struct SuspectRecall {
     pub found: usize,
 }
 
-/// The settings of the suspect search and the time it took.
+/// The settings of the suspect search (its time is in [`Timing`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuspectMethod {
     /// Out-of-fold folds (keyed by near-duplicate cluster) and the seed of their membership.
@@ -310,10 +310,6 @@ pub struct SuspectMethod {
     pub search: String,
     /// Whether the run's training dynamics (dynamics.jsonl) were found.
     pub training_dynamics: bool,
-    /// Seconds for the out-of-fold heads, the neighbours, and all of it.
-    pub oof_secs: f64,
-    pub neighbour_secs: f64,
-    pub secs: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -355,6 +351,14 @@ pub struct Timing {
     pub images_per_sec: f64,
     pub threads: usize,
     pub batch_size: usize,
+    /// The suspect search once the features are scored: the out-of-fold heads, the neighbours,
+    /// and all of it.
+    #[serde(default)]
+    pub suspects_oof_secs: f64,
+    #[serde(default)]
+    pub suspects_neighbour_secs: f64,
+    #[serde(default)]
+    pub suspects_secs: f64,
 }
 
 /// Where an image came from: one search result that led to it (the store keeps every one).

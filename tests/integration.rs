@@ -10,6 +10,7 @@ mod integration {
     pub mod hostile;
     pub mod plan;
     pub mod report;
+    pub mod review;
     pub mod scrape;
     pub mod snapshot;
     pub mod store;

@@ -185,6 +185,12 @@ fn every_command_survives_hostile_arguments_without_panic_or_hang() {
             out.clone(),
         ]));
         cases.push(vec![s("predict"), s("--run"), h.clone(), h.clone()]);
+        cases.push(with_c(vec![
+            s("review"),
+            s("--run"),
+            h.clone(),
+            s("--no-open"),
+        ]));
         cases.push(vec![
             s("engines"),
             s("parse"),

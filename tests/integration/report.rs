@@ -64,7 +64,7 @@ val_fraction = 0.25
 }
 
 /// Chromium, or a failure that says how to install it: this test is never skipped.
-fn chromium() -> PathBuf {
+pub fn chromium() -> PathBuf {
     let path = std::env::var_os("LENNONNET_CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(CHROMIUM));

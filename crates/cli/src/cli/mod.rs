@@ -108,6 +108,20 @@ pub enum Command {
     /// object per input with `--json`. An input that cannot be read, fetched or decoded gets its
     /// error on its own row and the rest go on; the exit code is then 1.
     Predict(PredictArgs),
+    /// Review a run's suspect labels on a local page: relabel, exclude or confirm each image.
+    ///
+    /// Serves a page on 127.0.0.1 (`--bind`, default a free port) and prints its address, with a
+    /// random token that every request must carry; runs until Ctrl-C. The page shows the
+    /// suspects of `lennonnet eval --run DIR` (eval/suspects.jsonl), most suspect first, as a
+    /// grid of thumbnails, with each one's evidence (label, suggested class, score, P values,
+    /// signals, training margin, cluster, neighbours, where it came from, and on a mirror world
+    /// its simulated truth). Keys: arrows or j/k move, 1..n set class n, x excludes, c confirms
+    /// the label, u undoes, ? shows help. Every action is journaled in the dataset's store at
+    /// once (a `label_review` record naming $USER and the run); reviews already in force show
+    /// when the page loads. The "try it" tab scores a dropped picture or a URL (fetched with the
+    /// scraper's guarded downloader) with the run's best model and shows the nearest training
+    /// pictures (eval/features.safetensors). See docs/commands.md.
+    Review(ReviewArgs),
     /// Search one engine for one query and print its candidates, one JSON object per line.
     ///
     /// Each line is a candidate: image_url, thumbnail_url, page_url, title, width, height,

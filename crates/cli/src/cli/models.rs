@@ -236,3 +236,22 @@ pub struct PredictArgs {
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
 }
+
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// The config whose dataset holds the run's store: reviews are journaled there.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The run folder, evaluated with `lennonnet eval --run DIR` first (eval/suspects.jsonl).
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// The address to listen on: 127.0.0.1 only; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "127.0.0.1:PORT")]
+    pub bind: std::net::SocketAddr,
+    /// Print the page's address without opening a browser.
+    #[arg(long)]
+    pub no_open: bool,
+    /// Where the "try it" tab runs the model: `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+}

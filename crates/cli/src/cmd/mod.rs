@@ -11,6 +11,7 @@ mod model;
 mod plan;
 mod predict;
 mod report;
+mod review;
 mod scrape;
 mod search;
 mod sheet;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report::run(args),
         Command::Eval(args) => eval::run(args, quiet),
         Command::Predict(args) => predict::run(args),
+        Command::Review(args) => review::run(args),
         Command::Search(args) => search::run(args),
         Command::Engines(args) => engines::run(args),
         Command::Store(args) => store::run(args),

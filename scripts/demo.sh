@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The offline demo (`make demo`): build, weights, the mirror on loopback, then plan, scrape,
-# curate, snapshot, verify, train, eval and report on config/demo.toml. Each step prints its wall
+# curate, snapshot, verify, train, eval and report on config/demo.toml; then the review loop: a
+# simulated reviewer (reading the mirror's truth of the top suspects only), a snapshot of the
+# reviewed labels, and the same training, eval and report on it. Each step prints its wall
 # and CPU time; a failure names the step and the fix. The mirror is stopped on exit, failure or
 # Ctrl-C. Rerunning continues where a run stopped (scrape and train resume; snapshot and eval
 # give the same results for the same store).
@@ -55,8 +57,14 @@ step curate "see the messages above; 'lennonnet store verify --config $CONFIG' c
 
 SNAP_FILE=datasets/demo-snapshot.id
 # (Functions run as a step's command are in an `||` context, where `set -e` is off: chain with &&.)
+# The first snapshot carries the labels as scraped. A rerun keeps it: the label reviews of the
+# loop below are in the store by then, and a new snapshot would carry them.
 snapshot() {
-  "$BIN" -q snapshot --config "$CONFIG" create > "$SNAP_FILE" &&
+  if [ -s "$SNAP_FILE" ] && [ -d "datasets/demo/snapshots/$(cat "$SNAP_FILE")" ]; then
+    echo "the labels as scraped: snapshot $(cat "$SNAP_FILE") (kept from the first run)" >&2
+  else
+    "$BIN" -q snapshot --config "$CONFIG" create > "$SNAP_FILE"
+  fi &&
     "$BIN" snapshot --config "$CONFIG" show "$(cat "$SNAP_FILE")"
 }
 step snapshot "see the messages above" snapshot
@@ -93,10 +101,67 @@ report() {
 }
 step report "see the messages above ('lennonnet report --help')" report
 
+# The review loop: the suspects of every split, most suspect first (runs/$RUN/eval/suspects.jsonl,
+# what `lennonnet review` shows a person), reviewed by a SIMULATED reviewer that reads the
+# mirror's truth of the top REVIEW_TOP suspects and nothing else; the reviewed labels go in a
+# snapshot with the first as --parent (the test holdout keeps its membership, its labels are
+# corrected), and the same recipe trains on it.
+REVIEW_TOP=${REVIEW_TOP:-100}
+review() {
+  "$BIN" curate --config "$CONFIG" --from-run "runs/$RUN" --top "$REVIEW_TOP" --simulated-reviewer
+}
+step review "see the messages above ('lennonnet curate --help', --from-run)" review
+
+SNAP2_FILE=datasets/demo-snapshot-reviewed.id
+snapshot2() {
+  "$BIN" -q snapshot --config "$CONFIG" create --parent "$SNAP" > "$SNAP2_FILE" &&
+    "$BIN" snapshot --config "$CONFIG" show "$(cat "$SNAP2_FILE")"
+}
+step snapshot2 "see the messages above" snapshot2
+SNAP2=$(cat "$SNAP2_FILE")
+
+RUN2=demo-${SNAP2:0:8}
+train2() {
+  local resume=()
+  [ -f "runs/$RUN2/run.json" ] && resume=(--resume)
+  "$BIN" train --config "$CONFIG" --snapshot "$SNAP2" --run "$RUN2" "${resume[@]}"
+}
+step train2 "see the messages above; 'make demo' again resumes the run (runs/$RUN2)" train2
+
+RESULTS2=runs/$RUN2/demo-results.txt
+evaluate2() {
+  "$BIN" eval --config "$CONFIG" --run "runs/$RUN2" > "$RESULTS2.tmp" &&
+    mv "$RESULTS2.tmp" "$RESULTS2" && cat "$RESULTS2"
+}
+step eval2 "see the messages above; the run is in runs/$RUN2" evaluate2
+
+REPORT2_OUT=runs/$RUN2/demo-report.txt
+report2() {
+  "$BIN" report --config "$CONFIG" --run "runs/$RUN2" > "$REPORT2_OUT.tmp" &&
+    mv "$REPORT2_OUT.tmp" "$REPORT2_OUT" && cat "$REPORT2_OUT"
+}
+step report2 "see the messages above ('lennonnet report --help')" report2
+
 print_times
+# The founding table (test split, per class) of an eval's results against `labels` or `the
+# mirror's truth`.
+founding() {
+  sed -n "/^test split, against $2/,/^ *accuracy/p" "$1" | sed -e '$d' -e 's/^/  /'
+}
 echo
 echo "== results (runs/$RUN/eval)"
 cat "$RESULTS"
 echo
+echo "== the founding table three times (test split; the review is SIMULATED from the mirror's truth)"
+echo "1. the first model (runs/$RUN), against the labels as scraped:"
+founding "$RESULTS" "the labels"
+echo "2. retrained on the reviewed labels (runs/$RUN2), against the reviewed labels:"
+founding "$RESULTS2" "the labels"
+echo "3. the same model, against the mirror's truth:"
+founding "$RESULTS2" "the mirror's truth"
+echo "the suspect ranking of the first model, against the mirror's truth:"
+sed -n '/^  train+val+test: /p; /^  eval: .*wrong labels/p' "$RESULTS"
+echo
 echo "report: $(awk '$1 == "report" { print $2 }' "$REPORT_OUT")"
-echo "dataset datasets/demo, snapshot $SNAP, run runs/$RUN" >&2
+echo "report of the retrained model: $(awk '$1 == "report" { print $2 }' "$REPORT2_OUT")"
+echo "dataset datasets/demo, snapshots $SNAP (as scraped) and $SNAP2 (reviewed), runs runs/$RUN and runs/$RUN2" >&2

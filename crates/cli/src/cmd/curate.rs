@@ -188,6 +188,7 @@ fn simulated_review(
     use lennonnet_store::{LabelReview, ReviewAction, Timestamp};
     let at = Timestamp::now();
     let mut reviews = Vec::with_capacity(chosen.len());
+    let mut already = 0usize;
     for s in chosen {
         let truth = s.truth.as_ref().with_context(|| {
             format!(
@@ -203,11 +204,16 @@ fn simulated_review(
                     .with_context(|| format!("suspect {}: truth class {:?}", s.id, truth.class))?,
             }
         };
+        let id =
+            s.id.parse()
+                .with_context(|| format!("bad suspect id {}", s.id))?;
+        // Already decided so (a rerun): nothing to journal.
+        if store.label_review(&id)?.is_some_and(|r| r.action == action) {
+            already += 1;
+            continue;
+        }
         reviews.push(LabelReview {
-            id: s
-                .id
-                .parse()
-                .with_context(|| format!("bad suspect id {}", s.id))?,
+            id,
             at,
             old_label: Label::new(&s.label)
                 .with_context(|| format!("suspect {}: label {:?}", s.id, s.label))?,
@@ -221,11 +227,12 @@ fn simulated_review(
         .filter(|r| matches!(r.action, ReviewAction::Relabel { .. }))
         .count();
     let n = reviews.len();
-    if !args.dry_run {
+    if !args.dry_run && n > 0 {
         store.record_label_reviews(reviews).wait()?;
     }
     let t = format!(
-        "simulated reviewer (reads the mirror's truth of the {n} suspects it reviews, nothing else): {} {relabelled} relabelled, {} confirmed\n{}",
+        "simulated reviewer (reads the mirror's truth of the {} suspects it reviews, nothing else): {} {relabelled} relabelled, {} confirmed; {already} already reviewed so\n{}",
+        chosen.len(),
         if args.dry_run {
             "would journal"
         } else {

@@ -103,12 +103,14 @@ step report "see the messages above ('lennonnet report --help')" report
 
 # The review loop: the suspects of every split, most suspect first (runs/$RUN/eval/suspects.jsonl,
 # what `lennonnet review` shows a person), reviewed by a SIMULATED reviewer that reads the
-# mirror's truth of the top REVIEW_TOP suspects and nothing else; the reviewed labels go in a
+# mirror's truth of the top REVIEW_TOP suspects of the training data (train, val and test) and
+# nothing else; the reviewed labels go in a
 # snapshot with the first as --parent (the test holdout keeps its membership, its labels are
 # corrected), and the same recipe trains on it.
 REVIEW_TOP=${REVIEW_TOP:-100}
 review() {
-  "$BIN" curate --config "$CONFIG" --from-run "runs/$RUN" --top "$REVIEW_TOP" --simulated-reviewer
+  "$BIN" curate --config "$CONFIG" --from-run "runs/$RUN" --split train,val,test --top "$REVIEW_TOP" \
+    --simulated-reviewer
 }
 step review "see the messages above ('lennonnet curate --help', --from-run)" review
 

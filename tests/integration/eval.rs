@@ -376,6 +376,89 @@ loader_threads = 1
         lines(&dataset.join("snapshots").join(&back).join("manifest.jsonl"));
     assert!(back_rows.iter().any(|r| r["id"] == top.id.as_str()));
 
+    // The simulated reviewer (mirror worlds only): the top suspects of the training data,
+    // relabelled to their truth or confirmed, as label_review records; a rerun journals nothing
+    // new; the next snapshot with --parent applies them, the test holdout keeps its members.
+    let sim_args = [
+        "curate",
+        "--config",
+        config,
+        "--from-run",
+        run_s,
+        "--split",
+        "train,val,test",
+        "--top",
+        "100",
+        "--simulated-reviewer",
+    ];
+    let chosen: Vec<&Suspect> = suspects
+        .iter()
+        .filter(|s| s.split != "eval")
+        .take(100)
+        .collect();
+    let relabel: Vec<&Suspect> = chosen
+        .iter()
+        .filter(|s| s.truth.as_ref().unwrap().class != s.label)
+        .copied()
+        .collect();
+    assert!(!relabel.is_empty(), "the top suspects hold a wrong label");
+    let sim = ok(&sim_args);
+    assert!(
+        sim.contains(&format!(
+            "simulated reviewer (reads the mirror's truth of the {} suspects it reviews, nothing else): journaled {} relabelled",
+            chosen.len(),
+            relabel.len()
+        )),
+        "{sim}"
+    );
+    let again = ok(&sim_args);
+    assert!(
+        again.contains(&format!("{} already reviewed so", chosen.len())),
+        "{again}"
+    );
+    let explained = ok(&["curate", "--config", config, "--explain", &relabel[0].id]);
+    assert!(
+        explained.contains("simulated-reviewer (mirror truth)"),
+        "{explained}"
+    );
+    let reviewed = ok(&[
+        "-q", "snapshot", "--config", config, "create", "--parent", &snap,
+    ])
+    .trim()
+    .to_string();
+    let rows: Vec<serde_json::Value> = lines(
+        &dataset
+            .join("snapshots")
+            .join(&reviewed)
+            .join("manifest.jsonl"),
+    );
+    for s in &relabel {
+        let row = rows
+            .iter()
+            .find(|r| r["id"] == s.id.as_str())
+            .unwrap_or_else(|| panic!("{} stays in the snapshot", s.id));
+        assert_eq!(row["label"], s.truth.as_ref().unwrap().class.as_str());
+        assert_eq!(row["split"], s.split.as_str(), "its split is kept");
+    }
+    assert_eq!(test_of(&reviewed), test_of(&snap));
+    let moved: Vec<serde_json::Value> = lines(
+        &dataset
+            .join("snapshots")
+            .join(&reviewed)
+            .join("moved.jsonl"),
+    );
+    for s in &relabel {
+        let m = moved
+            .iter()
+            .find(|m| m["id"] == s.id.as_str())
+            .unwrap_or_else(|| panic!("{} in moved.jsonl", s.id));
+        assert_eq!(m["to_label"], s.truth.as_ref().unwrap().class.as_str());
+        assert!(
+            m["reason"].as_str().unwrap().starts_with("label_review"),
+            "{m}"
+        );
+    }
+
     // A contact sheet of the snapshot's test john images.
     let sheet = dir.path().join("sheet.png");
     let s = ok(&[

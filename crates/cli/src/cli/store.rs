@@ -184,6 +184,15 @@ pub struct CurateArgs {
     /// With --from-run: the N most suspect.
     #[arg(long, default_value_t = 20, value_name = "N", requires = "from_run")]
     pub top: usize,
+    /// With --from-run: only suspects of these splits (train, val, test, eval; comma-separated
+    /// or repeated), e.g. `--split train,val,test` to review the training data first.
+    #[arg(
+        long = "split",
+        value_name = "SPLIT",
+        value_delimiter = ',',
+        requires = "from_run"
+    )]
+    pub splits: Vec<lennonnet_core::Split>,
     /// With --from-run: only these suspects (content ids or unique prefixes), instead of --top.
     #[arg(long = "id", value_name = "ID", requires = "from_run")]
     pub ids: Vec<String>,

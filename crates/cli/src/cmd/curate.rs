@@ -102,8 +102,10 @@ fn from_run(
             .with_context(|| format!("{}:{}: not a suspect record", path.display(), i + 1))?;
         suspects.push(s);
     }
+    let wanted =
+        |s: &&Suspect| args.splits.is_empty() || args.splits.iter().any(|x| x.as_str() == s.split);
     let chosen: Vec<&Suspect> = if args.ids.is_empty() {
-        suspects.iter().take(args.top).collect()
+        suspects.iter().filter(wanted).take(args.top).collect()
     } else {
         let mut v = Vec::new();
         for prefix in &args.ids {

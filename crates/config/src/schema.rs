@@ -426,6 +426,8 @@ pub struct CurateConfig {
     /// The label a conflicting cluster gets under `prefer_label`. Default: the first
     /// `[[class]]` (the positive class, `john` in the founding plan).
     pub prefer_label: Option<Label>,
+    /// The name `lennonnet review` writes in its `label_review` records. Default: `$USER`.
+    pub reviewer: Option<String>,
 }
 
 impl Default for CurateConfig {
@@ -436,6 +438,7 @@ impl Default for CurateConfig {
             min_quality: 30,
             conflict_policy: ConflictPolicy::PreferLabel,
             prefer_label: None,
+            reviewer: None,
         }
     }
 }

@@ -117,7 +117,7 @@ pub enum Command {
     /// signals, training margin, cluster, neighbours, where it came from, and on a mirror world
     /// its simulated truth). Keys: arrows or j/k move, 1..n set class n, x excludes, c confirms
     /// the label, u undoes, ? shows help. Every action is journaled in the dataset's store at
-    /// once (a `label_review` record naming $USER and the run); reviews already in force show
+    /// once (a `label_review` record naming the reviewer, `[curate] reviewer` or $USER, and the run); reviews already in force show
     /// when the page loads. The "try it" tab scores a dropped picture or a URL (fetched with the
     /// scraper's guarded downloader) with the run's best model and shows the nearest training
     /// pictures (eval/features.safetensors). See docs/commands.md.

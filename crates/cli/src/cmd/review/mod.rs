@@ -61,7 +61,7 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<()> {
         store,
         record.classes.clone(),
         run_name,
-        state::reviewer(),
+        state::reviewer(config.curate.reviewer.as_deref()),
         &suspects,
     )?;
     let app = Arc::new(api::App {

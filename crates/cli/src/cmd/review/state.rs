@@ -197,10 +197,11 @@ impl ReviewState {
     }
 }
 
-/// The reviewer's name: `$USER`, else "unknown" (the config has no key for it).
-pub fn reviewer() -> String {
-    std::env::var("USER")
-        .ok()
+/// The reviewer's name: the config's `curate.reviewer`, else `$USER`, else "unknown".
+pub fn reviewer(configured: Option<&str>) -> String {
+    configured
+        .map(str::to_string)
+        .or_else(|| std::env::var("USER").ok())
         .map(|u| u.trim().to_string())
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "unknown".into())

@@ -190,6 +190,31 @@ impl PixelCache {
     }
 }
 
+/// The complete pixel caches in `parent` with this side and filter (other snapshots'), by
+/// name. An image's cached pixels depend only on its bytes (its content id), the side and the
+/// filter, so a new cache copies the images they hold instead of decoding them again: a
+/// snapshot of reviewed labels decodes nothing its parent's cache has.
+fn donors(parent: &Path, side: usize, interpolation: &str) -> Vec<PixelCache> {
+    let suffix = format!("-{side}px-{interpolation}-v{FORMAT_VERSION}");
+    let Ok(entries) = fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("pixels-") && n.ends_with(&suffix))
+                && p.join(INDEX).is_file()
+        })
+        .collect();
+    dirs.sort();
+    dirs.iter()
+        .filter_map(|d| PixelCache::open(d).ok())
+        .filter(|c| c.index.side == side && c.index.interpolation == interpolation)
+        .collect()
+}
+
 fn build(
     dir: &Path,
     snapshot: &str,
@@ -218,6 +243,16 @@ fn build(
         .map_err(TrainError::io("size", &pixels_path))?;
 
     let started = std::time::Instant::now();
+    let donors = donors(parent, side, interpolation);
+    let reuse: HashMap<ContentId, (usize, usize)> = ids
+        .iter()
+        .filter_map(|id| {
+            donors
+                .iter()
+                .enumerate()
+                .find_map(|(d, c)| c.slot(id).map(|slot| (*id, (d, slot))))
+        })
+        .collect();
     progress.start("decode", Some(ids.len() as u64));
     let cfg = PretrainedCfg {
         input_size: side,
@@ -230,6 +265,14 @@ fn build(
         .par_iter()
         .enumerate()
         .map(|(slot, id)| {
+            if let Some(&(d, from)) = reuse.get(id) {
+                let mut buf = vec![0u8; n];
+                donors[d].read(from, &mut buf)?;
+                file.write_all_at(&buf, (slot * n) as u64)
+                    .map_err(TrainError::io("write", &pixels_path))?;
+                progress.advance("decode", 1);
+                return Ok(None);
+            }
             let path = object_path(objects_dir, id);
             let failure = match fs::read(&path) {
                 Err(e) => Some(format!("cannot read {}: {e}", path.display())),
@@ -271,6 +314,7 @@ fn build(
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(
         images = ids.len(),
+        copied = reuse.len(),
         failed = index.failed.len(),
         side,
         secs = format!("{secs:.1}"),
@@ -285,5 +329,81 @@ fn build(
             Ok(())
         }
         Err(e) => Err(TrainError::io("rename into place", dir)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageFormat, Rgb, RgbImage};
+
+    /// Writes `n` small pictures as objects; returns their ids.
+    fn objects(dir: &Path, n: usize) -> Vec<ContentId> {
+        (0..n)
+            .map(|i| {
+                let img = RgbImage::from_fn(40 + i as u32, 30, |x, y| {
+                    Rgb([(x * 7 + i as u32 * 31) as u8, (y * 5) as u8, (x ^ y) as u8])
+                });
+                let mut out = std::io::Cursor::new(Vec::new());
+                img.write_to(&mut out, ImageFormat::Png).unwrap();
+                let bytes = out.into_inner();
+                let id = ContentId::of(&bytes);
+                let path = object_path(dir, &id);
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                fs::write(&path, &bytes).unwrap();
+                id
+            })
+            .collect()
+    }
+
+    fn all_pixels(c: &PixelCache) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; c.image_bytes()];
+        for slot in 0..c.len() {
+            c.read(slot, &mut buf).unwrap();
+            out.extend_from_slice(&buf);
+        }
+        out
+    }
+
+    #[test]
+    fn a_new_cache_copies_what_another_snapshots_cache_holds_bit_for_bit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let objects_dir = tmp.path().join("objects");
+        let ids = objects(&objects_dir, 6);
+        let p = &lennonnet_core::NoProgress;
+        let cache = tmp.path().join("cache");
+        let first =
+            PixelCache::open_or_build(&cache, "aaaa", &ids[..4], &objects_dir, 16, "bicubic", p)
+                .unwrap();
+        // Images 2..6: 2 and 3 are copied from the first cache (their objects are gone, so a
+        // decode would fail), 4 and 5 decoded.
+        for id in &ids[2..4] {
+            fs::remove_file(object_path(&objects_dir, id)).unwrap();
+        }
+        let second =
+            PixelCache::open_or_build(&cache, "bbbb", &ids[2..], &objects_dir, 16, "bicubic", p)
+                .unwrap();
+        assert!(second.failed().is_empty(), "{:?}", second.failed());
+        let mut buf = vec![0u8; second.image_bytes()];
+        let mut want = vec![0u8; first.image_bytes()];
+        second
+            .read(second.slot(&ids[2]).unwrap(), &mut buf)
+            .unwrap();
+        first.read(first.slot(&ids[2]).unwrap(), &mut want).unwrap();
+        assert_eq!(buf, want);
+        // The same bytes as a cache built with nothing to copy from.
+        let restored = objects(&objects_dir, 6);
+        assert_eq!(restored, ids);
+        let alone = tmp.path().join("alone");
+        let decoded =
+            PixelCache::open_or_build(&alone, "bbbb", &ids[2..], &objects_dir, 16, "bicubic", p)
+                .unwrap();
+        assert_eq!(all_pixels(&second), all_pixels(&decoded));
+        // Another side is never a donor.
+        let other =
+            PixelCache::open_or_build(&cache, "cccc", &ids[..2], &objects_dir, 20, "bicubic", p)
+                .unwrap();
+        assert_eq!(other.side(), 20);
     }
 }

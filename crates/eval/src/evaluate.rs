@@ -563,7 +563,7 @@ impl Ctx<'_> {
                 folds: crate::noise::OofOptions::default().folds,
                 seed: self.rec.seed,
                 neighbours: crate::suspects::NEIGHBOURS,
-                search: "exact".into(),
+                search: ev.search.name().into(),
                 training_dynamics: found.training_dynamics,
             }),
         }

@@ -244,6 +244,99 @@ pub fn out_of_fold(
         .collect()
 }
 
+/// Above this many images, [`neighbours`] uses an approximate index.
+pub const EXACT_LIMIT: usize = 100_000;
+
+/// How the neighbours are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeighbourSearch {
+    /// Every pair compared.
+    Exact,
+    /// A seeded HNSW index (the `instant-distance` crate), built on one thread so that the same
+    /// features and seed give the same graph, searched in parallel.
+    Hnsw { seed: u64 },
+}
+
+impl NeighbourSearch {
+    /// Exact up to [`EXACT_LIMIT`] images, HNSW above.
+    pub fn for_size(n: usize, seed: u64) -> Self {
+        if n > EXACT_LIMIT {
+            Self::Hnsw { seed }
+        } else {
+            Self::Exact
+        }
+    }
+
+    /// As `metrics.json`'s `suspects.method.search` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Exact => "exact",
+            Self::Hnsw { .. } => "hnsw (instant-distance)",
+        }
+    }
+}
+
+/// Each row's `k` nearest other rows by cosine similarity (rows are unit length, so the dot
+/// product), most similar first, leaving out the rows of its own group (`group`: its
+/// near-duplicate cluster; copies would vouch for each other's label), by `search`.
+pub fn neighbours_by(
+    x: &Features,
+    group: &[ContentId],
+    k: usize,
+    search: NeighbourSearch,
+) -> Vec<Vec<(usize, f32)>> {
+    match search {
+        NeighbourSearch::Exact => neighbours(x, group, k),
+        NeighbourSearch::Hnsw { seed } => approximate_neighbours(x, group, k, seed),
+    }
+}
+
+/// A feature row as the HNSW index sees it: cosine distance, 1 − the dot product.
+#[derive(Clone)]
+struct Row<'a>(&'a [f32]);
+
+impl instant_distance::Point for Row<'_> {
+    fn distance(&self, other: &Self) -> f32 {
+        1.0 - self.0.iter().zip(other.0).map(|(a, b)| a * b).sum::<f32>()
+    }
+}
+
+/// [`neighbours`] from a seeded HNSW index: approximate, for large stores.
+fn approximate_neighbours(
+    x: &Features,
+    group: &[ContentId],
+    k: usize,
+    seed: u64,
+) -> Vec<Vec<(usize, f32)>> {
+    use instant_distance::{Builder, Search};
+    let n = x.len();
+    let points: Vec<Row> = (0..n).map(|i| Row(x.row(i))).collect();
+    let values: Vec<usize> = (0..n).collect();
+    // Parallel insertion would make the graph depend on thread timing.
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a one-thread pool");
+    let map = one.install(|| Builder::default().seed(seed).build(points, values));
+    (0..n)
+        .into_par_iter()
+        .map_init(Search::default, |search, i| {
+            let mut best = Vec::with_capacity(k);
+            for item in map.search(&Row(x.row(i)), search) {
+                let j = *item.value;
+                if j == i || group[j] == group[i] {
+                    continue;
+                }
+                best.push((j, 1.0 - item.distance));
+                if best.len() == k {
+                    break;
+                }
+            }
+            best
+        })
+        .collect()
+}
+
 /// Each row's `k` nearest other rows by cosine similarity (rows are unit length, so the dot
 /// product), most similar first, ties by index, leaving out the rows of its own group (`group`:
 /// its near-duplicate cluster; copies would vouch for each other's label). Exact: every pair is
@@ -394,6 +487,39 @@ mod tests {
         let p = out_of_fold(&x, &ids, &labels, 2, &vec![true; n], opts);
         let right_oof = (0..n).filter(|&i| p[i][labels[i]] > 0.5).count();
         assert!(right_oof <= n * 70 / 100, "out of fold {right_oof} of {n}");
+    }
+
+    #[test]
+    fn the_hnsw_index_finds_nearly_the_exact_neighbours_and_the_same_each_time() {
+        let (x, ids, _, _) = world(600);
+        let exact = neighbours(&x, &ids, 10);
+        let search = NeighbourSearch::Hnsw { seed: 4 };
+        let approx = neighbours_by(&x, &ids, 10, search);
+        assert_eq!(
+            approx,
+            neighbours_by(&x, &ids, 10, search),
+            "seeded: the same"
+        );
+        let found: usize = exact
+            .iter()
+            .zip(&approx)
+            .map(|(e, a)| a.iter().filter(|p| e.iter().any(|q| q.0 == p.0)).count())
+            .sum();
+        assert!(found * 10 >= 600 * 10 * 9, "recall {found} of 6000");
+        assert!(
+            approx
+                .iter()
+                .enumerate()
+                .all(|(i, a)| a.len() == 10 && a.iter().all(|p| p.0 != i))
+        );
+        assert_eq!(
+            NeighbourSearch::for_size(EXACT_LIMIT, 1),
+            NeighbourSearch::Exact
+        );
+        assert_eq!(
+            NeighbourSearch::for_size(EXACT_LIMIT + 1, 1),
+            NeighbourSearch::Hnsw { seed: 1 }
+        );
     }
 
     #[test]

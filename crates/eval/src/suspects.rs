@@ -74,6 +74,7 @@ pub struct Evidence {
     /// Over the train and val images, in input order ([`Evidence::examined`] maps back).
     pub cl: ConfidentLearning,
     pub examined: Vec<usize>,
+    pub search: noise::NeighbourSearch,
     pub oof_secs: f64,
     pub neighbour_secs: f64,
     pub secs: f64,
@@ -102,10 +103,11 @@ pub fn gather(inputs: &[Input<'_>], classes: &[String], opts: OofOptions) -> Evi
         noise::out_of_fold(&x, &clusters, &labels, k, &labelled, opts)
     };
     let oof_secs = started.elapsed().as_secs_f64();
+    let search = noise::NeighbourSearch::for_size(n, opts.seed);
     let nn = if n == 0 {
         Vec::new()
     } else {
-        noise::neighbours(&x, &clusters, NEIGHBOURS)
+        noise::neighbours_by(&x, &clusters, NEIGHBOURS, search)
     };
     let neighbour_secs = started.elapsed().as_secs_f64() - oof_secs;
 
@@ -156,6 +158,7 @@ pub fn gather(inputs: &[Input<'_>], classes: &[String], opts: OofOptions) -> Evi
         images,
         cl,
         examined,
+        search,
         oof_secs,
         neighbour_secs,
         secs: started.elapsed().as_secs_f64(),

@@ -89,19 +89,7 @@ fn from_run(
     let path = lennonnet_dataset::RunPaths::at(run)
         .eval_dir()
         .join(SUSPECTS_JSONL);
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "cannot read {} (run `lennonnet eval --run {}` first)",
-            path.display(),
-            run.display()
-        )
-    })?;
-    let mut suspects = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let s: Suspect = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not a suspect record", path.display(), i + 1))?;
-        suspects.push(s);
-    }
+    let suspects = super::review::read_suspects(run)?;
     let wanted =
         |s: &&Suspect| args.splits.is_empty() || args.splits.iter().any(|x| x.as_str() == s.split);
     let chosen: Vec<&Suspect> = if args.ids.is_empty() {

@@ -145,8 +145,8 @@ fn open_browser(url: &str) {
     }
 }
 
-/// `<run>/eval/suspects.jsonl`, most suspect first.
-fn read_suspects(run: &Path) -> anyhow::Result<Vec<Suspect>> {
+/// `<run>/eval/suspects.jsonl`, most suspect first (also `curate --from-run`'s input).
+pub(crate) fn read_suspects(run: &Path) -> anyhow::Result<Vec<Suspect>> {
     let path = RunPaths::at(run).eval_dir().join(SUSPECTS_JSONL);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(

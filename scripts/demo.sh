@@ -75,38 +75,35 @@ step verify "the store has corrupt or missing objects (listed above): remove dat
 run 'make demo' again" verify
 
 # Training: the ImageNet EfficientNet-Lite0's last stages and a new head, fine-tuned on the
-# boundary cache (config/demo.toml's [train]: partial, cache_boundary). The run is named after the snapshot; a rerun resumes it (or, finished, reprints it).
-RUN=demo-${SNAP:0:8}
-train() {
+# boundary cache (config/demo.toml's [train]: partial, cache_boundary). A run is named after its
+# snapshot; a rerun resumes it (or, finished, reprints it).
+train_on() { # SNAPSHOT RUN
   local resume=()
-  [ -f "runs/$RUN/run.json" ] && resume=(--resume)
-  "$BIN" train --config "$CONFIG" --snapshot "$SNAP" --run "$RUN" "${resume[@]}"
+  [ -f "runs/$2/run.json" ] && resume=(--resume)
+  "$BIN" train --config "$CONFIG" --snapshot "$1" --run "$2" "${resume[@]}"
 }
-step train "see the messages above; 'make demo' again resumes the run (runs/$RUN); to start it \
-over, remove runs/$RUN" train
-
 # Evaluation on the snapshot's test split and the held-out eval groups (truth read off the
 # mirror's URLs), then the report. The results table is kept to print again at the end.
-RESULTS=runs/$RUN/demo-results.txt
-evaluate() {
-  "$BIN" eval --config "$CONFIG" --run "runs/$RUN" > "$RESULTS.tmp" &&
-    mv "$RESULTS.tmp" "$RESULTS" && cat "$RESULTS"
+evaluate() { # RUN
+  local out=runs/$1/demo-results.txt
+  "$BIN" eval --config "$CONFIG" --run "runs/$1" > "$out.tmp" && mv "$out.tmp" "$out" && cat "$out"
 }
-step eval "see the messages above; the run is in runs/$RUN ('lennonnet eval --help')" evaluate
+report() { # RUN
+  local out=runs/$1/demo-report.txt
+  "$BIN" report --config "$CONFIG" --run "runs/$1" > "$out.tmp" && mv "$out.tmp" "$out" && cat "$out"
+}
 
-REPORT_OUT=runs/$RUN/demo-report.txt
-report() {
-  "$BIN" report --config "$CONFIG" --run "runs/$RUN" > "$REPORT_OUT.tmp" &&
-    mv "$REPORT_OUT.tmp" "$REPORT_OUT" && cat "$REPORT_OUT"
-}
-step report "see the messages above ('lennonnet report --help')" report
+RUN=demo-${SNAP:0:8}
+step train "see the messages above; 'make demo' again resumes the run (runs/$RUN); to start it \
+over, remove runs/$RUN" train_on "$SNAP" "$RUN"
+step eval "see the messages above; the run is in runs/$RUN ('lennonnet eval --help')" evaluate "$RUN"
+step report "see the messages above ('lennonnet report --help')" report "$RUN"
 
 # The review loop: the suspects of every split, most suspect first (runs/$RUN/eval/suspects.jsonl,
 # what `lennonnet review` shows a person), reviewed by a SIMULATED reviewer that reads the
 # mirror's truth of the top REVIEW_TOP suspects of the training data (train, val and test) and
-# nothing else; the reviewed labels go in a
-# snapshot with the first as --parent (the test holdout keeps its membership, its labels are
-# corrected), and the same recipe trains on it.
+# nothing else; the reviewed labels go in a snapshot with the first as --parent (the test
+# holdout keeps its membership, its labels are corrected), and the same recipe trains on it.
 REVIEW_TOP=${REVIEW_TOP:-100}
 review() {
   "$BIN" curate --config "$CONFIG" --from-run "runs/$RUN" --split train,val,test --top "$REVIEW_TOP" \
@@ -123,26 +120,12 @@ step snapshot2 "see the messages above" snapshot2
 SNAP2=$(cat "$SNAP2_FILE")
 
 RUN2=demo-${SNAP2:0:8}
-train2() {
-  local resume=()
-  [ -f "runs/$RUN2/run.json" ] && resume=(--resume)
-  "$BIN" train --config "$CONFIG" --snapshot "$SNAP2" --run "$RUN2" "${resume[@]}"
-}
-step train2 "see the messages above; 'make demo' again resumes the run (runs/$RUN2)" train2
-
-RESULTS2=runs/$RUN2/demo-results.txt
-evaluate2() {
-  "$BIN" eval --config "$CONFIG" --run "runs/$RUN2" > "$RESULTS2.tmp" &&
-    mv "$RESULTS2.tmp" "$RESULTS2" && cat "$RESULTS2"
-}
-step eval2 "see the messages above; the run is in runs/$RUN2" evaluate2
-
-REPORT2_OUT=runs/$RUN2/demo-report.txt
-report2() {
-  "$BIN" report --config "$CONFIG" --run "runs/$RUN2" > "$REPORT2_OUT.tmp" &&
-    mv "$REPORT2_OUT.tmp" "$REPORT2_OUT" && cat "$REPORT2_OUT"
-}
-step report2 "see the messages above ('lennonnet report --help')" report2
+step train2 "see the messages above; 'make demo' again resumes the run (runs/$RUN2)" \
+  train_on "$SNAP2" "$RUN2"
+step eval2 "see the messages above; the run is in runs/$RUN2" evaluate "$RUN2"
+step report2 "see the messages above ('lennonnet report --help')" report "$RUN2"
+RESULTS=runs/$RUN/demo-results.txt RESULTS2=runs/$RUN2/demo-results.txt
+REPORT_OUT=runs/$RUN/demo-report.txt REPORT2_OUT=runs/$RUN2/demo-report.txt
 
 print_times
 # The founding table (test split, per class) of an eval's results against `labels` or `the

@@ -565,8 +565,10 @@ fn suspects_section(inputs: &Inputs, positive: &str) -> Markup {
     html! {
         section #suspects {
             h2 { "Suspect labels" }
-            p.sub { "Training and validation images whose label the model confidently disagrees with "
-                "(confident learning, ranked by margin): candidates for label noise to review." }
+            p.sub { "Images of every split whose label the evidence disagrees with: heads that never "
+                "saw the image (out of fold), its nearest neighbours' labels, and for training "
+                "images how late the model learnt the label. Ranked by one combined score; "
+                "review them with " code { "lennonnet review" } "." }
             div.card { dl.facts {
                 div { dt { "images examined" } dd { (thousands(s.images as u64)) span.muted { " · " (s.splits.join(", ")) } } }
                 div { dt { "suspects" } dd { (thousands(s.suspects as u64))
@@ -574,9 +576,17 @@ fn suspects_section(inputs: &Inputs, positive: &str) -> Markup {
                 @for t in &s.thresholds {
                     div { dt { "confidence threshold " (t.class) } dd { (f3(t.threshold)) span.muted { " · " (t.images) " images" } } }
                 }
+                @if !s.by_signal.is_empty() {
+                    div { dt { "flagged by" } dd {
+                        @for (signal, n) in &s.by_signal { span.muted { (signal.replace('_', " ")) " " (n) " · " } } } }
+                }
                 @if let Some(t) = &s.truth {
                     div { dt { "truly mislabelled suspects" } dd { (t.label_wrong) " of " (t.known) " with known truth" } }
                     div { dt { "label errors not flagged" } dd { (t.missed) } }
+                }
+                @for r in s.recall.iter().filter(|r| r.k == 100) {
+                    div { dt { "wrong labels in the top 100, " (r.pool) } dd { (r.found) " of " (r.wrong)
+                        span.muted { " (the mirror's simulated truth)" } } }
                 }
             } }
             @if g.suspects.is_empty() {
@@ -587,8 +597,8 @@ fn suspects_section(inputs: &Inputs, positive: &str) -> Markup {
                         @let sus = by_id.get(item.id.as_str());
                         (tile(inputs, item, positive, html! {
                             @if let Some(x) = sus {
-                                div { span.k { "model says" } " " span.tag.wrong { (x.suggested) }
-                                    span.muted { " margin " (format!("{:.2}", x.margin)) } }
+                                div { span.k { "evidence says" } " " span.tag.wrong { (x.suggested) }
+                                    span.muted { " score " (format!("{:.2}", x.score)) } }
                             } @else {
                                 div { span.k { "model says" } " " span.tag.wrong { (item.predicted) } }
                             }

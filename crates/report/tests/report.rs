@@ -130,6 +130,15 @@ fn the_page_shows_eval_figures_as_eval_wrote_them() {
         "<strong>{}</strong> is taken for john most often",
         worst.group
     )));
+    // The suspect ranking's recall against the truth.
+    let r = &eval.suspects.recall[0];
+    assert!(
+        page.contains(&format!(
+            "wrong labels in the top 100, train+val+test</dt><dd>{} of {}",
+            r.found, r.wrong
+        )),
+        "the suspect recall"
+    );
     assert!(page.contains(&format!("{:.3}", eval.test.labels.roc_auc.unwrap())));
     assert!(page.contains(&format!("{:.3}", eval.test.labels.calibration.ece)));
     // Every gallery item with its provenance.

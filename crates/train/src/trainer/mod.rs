@@ -304,7 +304,7 @@ pub fn train(
             ..Default::default()
         },
     )?;
-    let state = setup::resume_state(&run, opts.resume, &device, &mut model, &mut optimizer)?;
+    let mut state = setup::resume_state(&run, opts.resume, &device, &mut model, &mut optimizer)?;
     let log = MetricsLog::open(&run.path(METRICS), state.metrics_bytes)?;
     let setup::Prepared {
         input_px,
@@ -315,6 +315,12 @@ pub fn train(
         val,
         ..
     } = prepared;
+    // The training dynamics' sums, one per training image (a checkpoint from before they were
+    // kept has none: they start from zero).
+    if state.margin_sums.len() != train.len() {
+        state.margin_sums = vec![0f64.to_bits(); train.len()];
+        state.margin_counts = vec![0; train.len()];
+    }
     let steps_per_epoch = (train.len() / s.batch_size).max(1);
     let total_steps = (s.epochs * steps_per_epoch) as u64;
     let schedule = LrSchedule {

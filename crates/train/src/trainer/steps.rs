@@ -223,11 +223,17 @@ impl Trainer<'_> {
             .clip_grad_norm(&mut grads, self.s.grad_clip_norm)?;
         self.optimizer.step(&grads, lr)?;
         let loss = loss.to_scalar::<f32>()? as f64;
-        self.record_margins(&logits, positions, labels)?;
-        let correct = probabilities(&logits)?
+        // One copy of the logits to the host serves the accuracy and the training dynamics
+        // (the softmax keeps the argmax).
+        let rows: Vec<Vec<f32>> = logits
+            .to_dtype(DType::F32)?
+            .to_device(&Device::Cpu)?
+            .to_vec2()?;
+        self.record_margins(&rows, positions, labels);
+        let correct = rows
             .iter()
             .zip(labels)
-            .filter(|(p, y)| argmax(p) == **y as usize)
+            .filter(|(r, y)| argmax(r) == **y as usize)
             .count() as u64;
         let n = labels.len() as u64;
         self.state.global_step += 1;
@@ -268,20 +274,9 @@ impl Trainer<'_> {
 
     /// Adds each image's margin (logit of its label − the largest other logit) to the training
     /// dynamics.
-    fn record_margins(
-        &mut self,
-        logits: &Tensor,
-        positions: &[usize],
-        labels: &[u32],
-    ) -> TrainResult<()> {
-        let n = self.train.len();
+    fn record_margins(&mut self, logits: &[Vec<f32>], positions: &[usize], labels: &[u32]) {
         let state = &mut self.state;
-        if state.margin_sums.len() != n {
-            state.margin_sums = vec![0f64.to_bits(); n];
-            state.margin_counts = vec![0; n];
-        }
-        let rows: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
-        for ((row, &p), &y) in rows.iter().zip(positions).zip(labels) {
+        for ((row, &p), &y) in logits.iter().zip(positions).zip(labels) {
             let own = row[y as usize];
             let other = row
                 .iter()
@@ -293,7 +288,6 @@ impl Trainer<'_> {
             state.margin_sums[p] = sum.to_bits();
             state.margin_counts[p] += 1;
         }
-        Ok(())
     }
 
     /// `dynamics.jsonl`: the mean margin of each training image, sorted by id.

@@ -12,6 +12,9 @@ pub enum EvalError {
     Model(String),
     #[error("cannot read snapshot: {0}")]
     Snapshot(#[from] lennonnet_split::snapshot::SnapshotError),
+    /// A file of the run (dynamics.jsonl) could not be read.
+    #[error(transparent)]
+    Record(#[from] lennonnet_records::RecordError),
     #[error("run {run}: label `{label}` of image {id} is not one of the run's classes ({classes})")]
     UnknownLabel {
         run: String,

@@ -110,7 +110,7 @@ pub fn evaluate(
     };
 
     // The pooled features: the suspects' out-of-fold heads and neighbours, features.safetensors.
-    let (results, score_secs) = score(scorer, &rows, &cx.objects, opts, progress, true)?;
+    let (results, score_secs) = score(scorer, &rows, &cx.objects, opts, progress)?;
     let (items, failed) = cx.items(&rows, results)?;
     let mut scored = BTreeMap::new();
     for s in Split::ALL {
@@ -121,8 +121,7 @@ pub fn evaluate(
     let val = cx.split_scores(&items, Split::Val);
     let groups = cx.per_group(&items);
     let eval_sets = cx.eval_sets(&items);
-    let dynamics = lennonnet_records::run::read_dynamics(run_dir)
-        .map_err(|e| EvalError::model(e.to_string()))?;
+    let dynamics = lennonnet_records::run::read_dynamics(run_dir)?;
     let mut found = cx.suspects(&items, dynamics.as_deref());
 
     // Write into a fresh folder, then swap it in.
@@ -131,7 +130,7 @@ pub fn evaluate(
     let gallery = cx.write_gallery(&tmp, &items, &mut found)?;
     cx.write_predictions(&tmp, &items, &found)?;
     write_jsonl(&tmp.join(SUSPECTS_JSONL), &found.suspects)?;
-    write_features(&tmp.join(FEATURES), &items)?;
+    write_features(&tmp.join(FEATURES), &items, &found.ev.features)?;
 
     let metrics = EvalMetrics {
         format_version: FORMAT_VERSION,
@@ -206,14 +205,14 @@ fn class_index(rec: &RunRecord, label: &str, id: &ContentId) -> Result<usize> {
         })
 }
 
-/// Scores everything, in manifest order; returns the results and the seconds it took.
+/// Scores everything, in manifest order, keeping each image's pooled features (the suspects'
+/// evidence and features.safetensors); returns the results and the seconds it took.
 fn score(
     scorer: &Scorer,
     rows: &[ManifestRow],
     objects: &Path,
     opts: &EvalOptions,
     progress: &dyn Progress,
-    keep_features: bool,
 ) -> Result<(Vec<FeatureResult>, f64)> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads.max(1))
@@ -230,7 +229,7 @@ fn score(
         opts.batch_size,
         &pool,
         &|k| progress.advance("eval: score", k as u64),
-        keep_features,
+        true,
     )?;
     progress.finish("eval: score");
     Ok((results, t_score.elapsed().as_secs_f64()))
@@ -868,30 +867,25 @@ fn suspect_recall(items: &[Item], order: &[usize]) -> Vec<SuspectRecall> {
     out
 }
 
-/// features.safetensors: every scored image's pooled features, unit length, with the ids in
-/// the metadata.
-fn write_features(path: &Path, items: &[Item]) -> Result<()> {
-    let dim = items.first().map_or(0, |i| i.features.len());
-    let mut bytes = Vec::with_capacity(items.len() * dim * 4);
-    for it in items {
-        let norm = it.features.iter().map(|v| v * v).sum::<f32>().sqrt();
-        for v in &it.features {
-            let v = if norm > 0.0 { v / norm } else { 0.0 };
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-    }
+/// features.safetensors: every scored image's pooled features as the suspect search
+/// normalised them (unit length, in `items` order), with the ids in the metadata.
+fn write_features(path: &Path, items: &[Item], x: &crate::noise::Features) -> Result<()> {
+    let bytes: Vec<u8> = x.rows.iter().flat_map(|v| v.to_le_bytes()).collect();
     let ids: Vec<String> = items.iter().map(|i| i.row.id.to_string()).collect();
+    let bad = |e: safetensors::SafeTensorError| EvalError::Data {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let view = safetensors::tensor::TensorView::new(
         safetensors::Dtype::F32,
-        vec![items.len(), dim],
+        vec![items.len(), x.dim],
         &bytes,
     )
-    .map_err(|e| EvalError::model(e.to_string()))?;
+    .map_err(bad)?;
     let metadata = std::collections::HashMap::from([(
         "ids".to_string(),
         serde_json::to_string(&ids).expect("ids serialise"),
     )]);
-    let out = safetensors::serialize([("features", view)], Some(metadata))
-        .map_err(|e| EvalError::model(e.to_string()))?;
+    let out = safetensors::serialize([("features", view)], Some(metadata)).map_err(bad)?;
     write_file(path, &out)
 }

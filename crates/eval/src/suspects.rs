@@ -74,6 +74,8 @@ pub struct Evidence {
     /// Over the train and val images, in input order ([`Evidence::examined`] maps back).
     pub cl: ConfidentLearning,
     pub examined: Vec<usize>,
+    /// The features the evidence was computed on: each row scaled to unit length.
+    pub features: Features,
     pub search: noise::NeighbourSearch,
     pub oof_secs: f64,
     pub neighbour_secs: f64,
@@ -158,6 +160,7 @@ pub fn gather(inputs: &[Input<'_>], classes: &[String], opts: OofOptions) -> Evi
         images,
         cl,
         examined,
+        features: x,
         search,
         oof_secs,
         neighbour_secs,

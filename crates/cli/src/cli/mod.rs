@@ -117,8 +117,8 @@ pub enum Command {
     /// signals, training margin, cluster, neighbours, where it came from, and on a mirror world
     /// its simulated truth). Keys: arrows or j/k move, 1..n set class n, x excludes, c confirms
     /// the label, u undoes, ? shows help. Every action is journaled in the dataset's store at
-    /// once (a `label_review` record naming the reviewer, `[curate] reviewer` or $USER, and the run); reviews already in force show
-    /// when the page loads. The "try it" tab scores a dropped picture or a URL (fetched with the
+    /// once (a `label_review` record naming the reviewer, `[curate] reviewer` or $USER, and
+    /// the run); reviews already in force show when the page loads. The "try it" tab scores a dropped picture or a URL (fetched with the
     /// scraper's guarded downloader) with the run's best model and shows the nearest training
     /// pictures (eval/features.safetensors). See docs/commands.md.
     Review(ReviewArgs),
@@ -175,10 +175,11 @@ pub enum Command {
     ///
     /// `--explain ID` prints instead the story of one image (a content id or a unique prefix of
     /// at least 4 hex digits): validation, hashes, every provenance, fetch outcomes, cluster
-    /// members with their distances, and every decision with its reasons.
+    /// members with their distances, every decision with its reasons, and its label reviews.
     ///
     /// `--from-run DIR` quarantines reviewed suspect labels of a run evaluated with `lennonnet
-    /// eval` (see docs/eval.md); `--release ID...` lifts such quarantines.
+    /// eval` (see docs/eval.md), or with `--simulated-reviewer` (mirror worlds only) journals a
+    /// simulated review of them from the mirror's truth; `--release ID...` lifts quarantines.
     Curate(CurateArgs),
     /// The model zoo: list the architectures, show one's tensors and parameter count.
     ///

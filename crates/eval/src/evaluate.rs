@@ -805,15 +805,24 @@ pub fn thumbnail(objects: &Path, id: &ContentId, out: &Path, px: u32) -> Result<
         path: src.clone(),
         message,
     })?;
+    let buf = jpeg_thumbnail(&img, px, 85).map_err(|e| EvalError::Thumbnail {
+        path: out.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    write_file(out, &buf)
+}
+
+/// A decoded image fitted in a `px` square (shape kept) as JPEG of this quality: the gallery's
+/// thumbnails and the review page's.
+pub fn jpeg_thumbnail(
+    img: &image::DynamicImage,
+    px: u32,
+    quality: u8,
+) -> std::result::Result<Vec<u8>, image::ImageError> {
     let rgb = img.thumbnail(px, px).to_rgb8();
     let mut buf = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 85)
-        .encode_image(&rgb)
-        .map_err(|e| EvalError::Thumbnail {
-            path: out.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    write_file(out, &buf)
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality).encode_image(&rgb)?;
+    Ok(buf)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {

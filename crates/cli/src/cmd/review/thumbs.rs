@@ -66,12 +66,8 @@ fn make(path: &Path) -> Result<Vec<u8>, ThumbError> {
 /// An image file's bytes as a JPEG thumbnail.
 pub fn encode(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let img = decode_upright(bytes)?;
-    let small = img.thumbnail(THUMB_PX, THUMB_PX).to_rgb8();
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
-        .encode_image(&small)
-        .map_err(|e| format!("cannot encode the thumbnail: {e}"))?;
-    Ok(out)
+    lennonnet_eval::evaluate::jpeg_thumbnail(&img, THUMB_PX, 80)
+        .map_err(|e| format!("cannot encode the thumbnail: {e}"))
 }
 
 #[cfg(test)]

@@ -215,30 +215,16 @@ fn write_eval(run: &Path, rows: &[[String; 4]]) -> Vec<String> {
     std::fs::create_dir_all(&eval).unwrap();
     std::fs::write(eval.join("suspects.jsonl"), lines).unwrap();
     // Unit rows, one per snapshot image: row i leans on axis i.
-    let mut data = Vec::new();
+    let mut floats = Vec::new();
     for i in 0..rows.len() {
         let mut v = vec![0.01f32; FEATURE_DIM];
         v[i % FEATURE_DIM] = 1.0;
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        data.extend(v.iter().flat_map(|x| (x / n).to_le_bytes()));
+        floats.extend(v.iter().map(|x| x / n));
     }
-    let view = safetensors::tensor::TensorView::new(
-        safetensors::Dtype::F32,
-        vec![rows.len(), FEATURE_DIM],
-        &data,
-    )
-    .unwrap();
-    let row_ids: Vec<&String> = rows.iter().map(|r| &r[0]).collect();
-    let meta = std::collections::HashMap::from([(
-        "ids".to_string(),
-        serde_json::to_string(&row_ids).unwrap(),
-    )]);
-    safetensors::serialize_to_file(
-        [("features", view)],
-        Some(meta),
-        &eval.join("features.safetensors"),
-    )
-    .unwrap();
+    let row_ids: Vec<String> = rows.iter().map(|r| r[0].clone()).collect();
+    let file = lennonnet_eval::features_file::encode(&row_ids, FEATURE_DIM, &floats).unwrap();
+    std::fs::write(eval.join("features.safetensors"), file).unwrap();
     ids
 }
 

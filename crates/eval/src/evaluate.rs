@@ -877,24 +877,13 @@ fn suspect_recall(items: &[Item], order: &[usize]) -> Vec<SuspectRecall> {
 }
 
 /// features.safetensors: every scored image's pooled features as the suspect search
-/// normalised them (unit length, in `items` order), with the ids in the metadata.
+/// normalised them (unit length, in `items` order), with their ids.
 fn write_features(path: &Path, items: &[Item], x: &crate::noise::Features) -> Result<()> {
-    let bytes: Vec<u8> = x.rows.iter().flat_map(|v| v.to_le_bytes()).collect();
     let ids: Vec<String> = items.iter().map(|i| i.row.id.to_string()).collect();
-    let bad = |e: safetensors::SafeTensorError| EvalError::Data {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let view = safetensors::tensor::TensorView::new(
-        safetensors::Dtype::F32,
-        vec![items.len(), x.dim],
-        &bytes,
-    )
-    .map_err(bad)?;
-    let metadata = std::collections::HashMap::from([(
-        "ids".to_string(),
-        serde_json::to_string(&ids).expect("ids serialise"),
-    )]);
-    let out = safetensors::serialize([("features", view)], Some(metadata)).map_err(bad)?;
+    let out =
+        crate::features_file::encode(&ids, x.dim, &x.rows).map_err(|message| EvalError::Data {
+            path: path.to_path_buf(),
+            message,
+        })?;
     write_file(path, &out)
 }

@@ -10,6 +10,7 @@
 mod error;
 use lennonnet_records::eval as metrics;
 pub mod evaluate;
+pub mod features_file;
 pub mod noise;
 pub mod score;
 pub mod stats;

@@ -16,12 +16,7 @@ use serde::Serialize;
 const NEIGHBOURS: usize = 8;
 
 /// The pooled features of every scored image: `n × dim`, unit rows, with their ids.
-#[derive(Debug)]
-pub struct Features {
-    pub ids: Vec<String>,
-    pub dim: usize,
-    pub rows: Vec<f32>,
-}
+pub use lennonnet_eval::features_file::FeatureFile as Features;
 
 /// What the snapshot says of an image.
 #[derive(Debug, Clone, Serialize)]
@@ -184,42 +179,21 @@ pub fn nearest(
     scored
 }
 
-/// Reads `features.safetensors`: the tensor `features` (n × dim f32) and the metadata key `ids`.
+/// Reads `features.safetensors` (eval's [`lennonnet_eval::features_file`]).
 pub fn read_features(path: &Path) -> anyhow::Result<Features> {
     let buf = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     parse_features(&buf).with_context(|| format!("{} is not eval's features file", path.display()))
 }
 
 fn parse_features(buf: &[u8]) -> anyhow::Result<Features> {
-    use safetensors::{Dtype, SafeTensors};
-    let (_, meta) = SafeTensors::read_metadata(buf)?;
-    let ids_json = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("ids"))
-        .ok_or_else(|| anyhow!("no `ids` in its metadata"))?;
-    let ids: Vec<String> = serde_json::from_str(ids_json).context("`ids` is not a JSON array")?;
-    let st = SafeTensors::deserialize(buf)?;
-    let t = st.tensor("features")?;
-    let (n, dim) = match (t.dtype(), t.shape()) {
-        (Dtype::F32, &[n, dim]) => (n, dim),
-        (dtype, shape) => bail!("`features` is {dtype:?} {shape:?}, not an n × dim f32 matrix"),
-    };
-    if n != ids.len() {
-        bail!("{n} rows of features but {} ids", ids.len());
-    }
-    let rows = t
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Ok(Features { ids, dim, rows })
+    lennonnet_eval::features_file::decode(buf).map_err(|e| anyhow!(e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A features file written by hand, so that it can disagree with itself.
     fn write(ids: &[&str], rows: &[f32], dim: usize) -> Vec<u8> {
         let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
         let view = safetensors::tensor::TensorView::new(

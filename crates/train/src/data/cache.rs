@@ -400,10 +400,15 @@ mod tests {
             PixelCache::open_or_build(&alone, "bbbb", &ids[2..], &objects_dir, 16, "bicubic", p)
                 .unwrap();
         assert_eq!(all_pixels(&second), all_pixels(&decoded));
-        // Another side is never a donor.
+        // Another side is never a donor: with their objects gone, images 0 and 1 (in the 16 px
+        // caches) must be decoded at 20 px, and fail.
+        for id in &ids[..2] {
+            fs::remove_file(object_path(&objects_dir, id)).unwrap();
+        }
         let other =
             PixelCache::open_or_build(&cache, "cccc", &ids[..2], &objects_dir, 20, "bicubic", p)
                 .unwrap();
         assert_eq!(other.side(), 20);
+        assert_eq!(other.failed().len(), 2, "nothing copied from a 16 px cache");
     }
 }
